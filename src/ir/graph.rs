@@ -1,0 +1,300 @@
+//! The IR graph: ops as nodes of a petgraph `StableGraph`, an edge from each
+//! operand to its user weighted by the operand's position. Node indices stay
+//! valid while passes remove other nodes.
+
+use super::infer::infer;
+use super::op::{Op, ParamSpec};
+use super::types::Type;
+use petgraph::stable_graph::{NodeIndex, StableGraph};
+use petgraph::visit::EdgeRef;
+use petgraph::Direction::{Incoming, Outgoing};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::ops::Range;
+
+pub type NodeId = NodeIndex;
+
+/// One SSA value and the op that defines it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Node {
+    /// The value's name without `%`; it also names the op's parameters
+    /// (`<name>.<slot>`).
+    pub name: String,
+    pub op: Op,
+    pub ty: Type,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Graph {
+    pub name: String,
+    graph: StableGraph<Node, usize>,
+    inputs: Vec<NodeId>,
+    output: Option<NodeId>,
+    /// Where each node was written in the source, for diagnostics.
+    spans: HashMap<NodeId, Range<usize>>,
+}
+
+/// A cycle through the named node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cycle(pub NodeId);
+
+impl Graph {
+    pub fn new(name: impl Into<String>) -> Graph {
+        Graph {
+            name: name.into(),
+            ..Graph::default()
+        }
+    }
+
+    pub fn add_input(&mut self, name: impl Into<String>, ty: Type) -> NodeId {
+        let id = self.graph.add_node(Node {
+            name: name.into(),
+            op: Op::Input,
+            ty,
+        });
+        self.inputs.push(id);
+        id
+    }
+
+    /// Adds a node as given, without checks (the verifier checks later).
+    pub fn add_node(&mut self, node: Node, operands: &[NodeId]) -> NodeId {
+        let id = self.graph.add_node(node);
+        for (pos, &src) in operands.iter().enumerate() {
+            self.graph.add_edge(src, id, pos);
+        }
+        id
+    }
+
+    /// Adds `op` applied to `operands` under a fresh name derived from `base`,
+    /// checking its attributes and inferring its type: how passes build ops.
+    pub fn add_op(&mut self, base: &str, op: Op, operands: &[NodeId]) -> Result<NodeId, String> {
+        if operands.len() != op.arity() {
+            return Err(format!(
+                "{} takes {} operands, got {}",
+                op.name(),
+                op.arity(),
+                operands.len()
+            ));
+        }
+        op.check_attrs().map_err(|e| e.message)?;
+        let tys: Vec<&Type> = operands.iter().map(|&o| &self.graph[o].ty).collect();
+        let ty = infer(&op, &tys)?;
+        let name = self.fresh_name(base);
+        Ok(self.add_node(Node { name, op, ty }, operands))
+    }
+
+    /// `base` if no value has that name yet, else `base.1`, `base.2`, ...
+    pub fn fresh_name(&self, base: &str) -> String {
+        let taken = |n: &str| self.graph.node_weights().any(|w| w.name == n);
+        if !taken(base) {
+            return base.to_string();
+        }
+        (1..)
+            .map(|i| format!("{base}.{i}"))
+            .find(|n| !taken(n))
+            .expect("names are unbounded")
+    }
+
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.graph[id]
+    }
+
+    pub fn node_mut(&mut self, id: NodeId) -> &mut Node {
+        &mut self.graph[id]
+    }
+
+    pub fn contains(&self, id: NodeId) -> bool {
+        self.graph.contains_node(id)
+    }
+
+    pub fn node_ids(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.graph.node_indices()
+    }
+
+    pub fn len(&self) -> usize {
+        self.graph.node_count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.graph.node_count() == 0
+    }
+
+    pub fn inputs(&self) -> &[NodeId] {
+        &self.inputs
+    }
+
+    pub fn output(&self) -> Option<NodeId> {
+        self.output
+    }
+
+    pub fn set_output(&mut self, id: NodeId) {
+        self.output = Some(id);
+    }
+
+    /// Operands in position order.
+    pub fn operands(&self, id: NodeId) -> Vec<NodeId> {
+        let mut edges: Vec<(usize, NodeId)> = self
+            .graph
+            .edges_directed(id, Incoming)
+            .map(|e| (*e.weight(), e.source()))
+            .collect();
+        edges.sort_unstable();
+        edges.into_iter().map(|(_, src)| src).collect()
+    }
+
+    /// Operand positions as stored, for the verifier.
+    pub fn operand_positions(&self, id: NodeId) -> Vec<usize> {
+        let mut p: Vec<usize> = self
+            .graph
+            .edges_directed(id, Incoming)
+            .map(|e| *e.weight())
+            .collect();
+        p.sort_unstable();
+        p
+    }
+
+    /// The nodes that use `id`, each once, in index order.
+    pub fn users(&self, id: NodeId) -> Vec<NodeId> {
+        let mut u: Vec<NodeId> = self.graph.neighbors_directed(id, Outgoing).collect();
+        u.sort_unstable();
+        u.dedup();
+        u
+    }
+
+    /// Makes every use of `old` (and the output, if it is `old`) use `new`.
+    pub fn replace_all_uses(&mut self, old: NodeId, new: NodeId) {
+        let uses: Vec<_> = self
+            .graph
+            .edges_directed(old, Outgoing)
+            .map(|e| (e.id(), e.target(), *e.weight()))
+            .collect();
+        for (edge, user, pos) in uses {
+            self.graph.remove_edge(edge);
+            self.graph.add_edge(new, user, pos);
+        }
+        if self.output == Some(old) {
+            self.output = Some(new);
+        }
+    }
+
+    /// Removes a node and its edges. Inputs are part of the signature and stay.
+    pub fn remove_node(&mut self, id: NodeId) {
+        if self.inputs.contains(&id) {
+            return;
+        }
+        self.graph.remove_node(id);
+        self.spans.remove(&id);
+        if self.output == Some(id) {
+            self.output = None;
+        }
+    }
+
+    pub fn span(&self, id: NodeId) -> Option<Range<usize>> {
+        self.spans.get(&id).cloned()
+    }
+
+    pub fn set_span(&mut self, id: NodeId, span: Range<usize>) {
+        self.spans.insert(id, span);
+    }
+
+    /// A topological order; among ready nodes the lowest index goes first, so
+    /// the order (and so the printed text) is deterministic.
+    pub fn order(&self) -> Result<Vec<NodeId>, Cycle> {
+        let mut pending: HashMap<NodeId, usize> = self
+            .node_ids()
+            .map(|n| (n, self.graph.edges_directed(n, Incoming).count()))
+            .collect();
+        let mut ready: BinaryHeap<std::cmp::Reverse<NodeId>> = pending
+            .iter()
+            .filter(|(_, &c)| c == 0)
+            .map(|(&n, _)| std::cmp::Reverse(n))
+            .collect();
+        let mut order = Vec::with_capacity(self.len());
+        while let Some(std::cmp::Reverse(n)) = ready.pop() {
+            order.push(n);
+            for e in self.graph.edges_directed(n, Outgoing) {
+                let c = pending
+                    .get_mut(&e.target())
+                    .expect("edge targets are nodes");
+                *c -= 1;
+                if *c == 0 {
+                    ready.push(std::cmp::Reverse(e.target()));
+                }
+            }
+        }
+        match pending
+            .iter()
+            .filter(|(_, &c)| c > 0)
+            .map(|(&n, _)| n)
+            .min()
+        {
+            Some(stuck) => Err(Cycle(stuck)),
+            None => Ok(order),
+        }
+    }
+
+    /// Every parameter tensor of the model as `(name, shape)`, in program order.
+    pub fn params(&self) -> Vec<(String, Vec<usize>)> {
+        let order = self.order().unwrap_or_else(|_| self.node_ids().collect());
+        let mut out = vec![];
+        for id in order {
+            let ops: Vec<NodeId> = self.operands(id);
+            let tys: Vec<&Type> = ops.iter().map(|&o| &self.graph[o].ty).collect();
+            let node = &self.graph[id];
+            for ParamSpec { slot, shape } in node.op.params(&tys) {
+                out.push((format!("{}.{slot}", node.name), shape));
+            }
+        }
+        out
+    }
+
+    /// The graph keyed by value names: what structural equality compares.
+    fn by_name(&self) -> BTreeMap<&str, (&Op, &Type, Vec<&str>)> {
+        self.node_ids()
+            .map(|id| {
+                let n = &self.graph[id];
+                let ops = self
+                    .operands(id)
+                    .into_iter()
+                    .map(|o| self.graph[o].name.as_str())
+                    .collect();
+                (n.name.as_str(), (&n.op, &n.ty, ops))
+            })
+            .collect()
+    }
+}
+
+/// Structural equality: the same signature, ops, operands and output, by value
+/// name. Node indices, insertion order and source spans do not matter.
+impl PartialEq for Graph {
+    fn eq(&self, other: &Graph) -> bool {
+        let names = |g: &Graph, ids: &[NodeId]| -> Vec<String> {
+            ids.iter().map(|&i| g.graph[i].name.clone()).collect()
+        };
+        let out = |g: &Graph| g.output.map(|o| g.graph[o].name.clone());
+        self.name == other.name
+            && names(self, &self.inputs) == names(other, &other.inputs)
+            && out(self) == out(other)
+            && self.by_name() == other.by_name()
+    }
+}
+
+impl Eq for Graph {}
+
+/// A value name as the text format writes it after `%`.
+pub fn is_value_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+}
+
+/// An identifier as the text format writes it (model names).
+pub fn is_ident(s: &str) -> bool {
+    s.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && is_value_name(s)
+        && s != "model"
+        && s != "return"
+}

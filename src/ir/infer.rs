@@ -1,0 +1,153 @@
+//! Shape and type inference: the typing rule of every op (see the variant docs
+//! in `op.rs`). All arithmetic is checked; a result beyond the limits of
+//! `types::check_shape` is an error, never a wrap.
+
+use super::op::{Op, Pool1d};
+use super::types::{check_shape, Elem, Type};
+
+/// The result type of `op` applied to operands of types `ins` (arity already checked).
+pub fn infer(op: &Op, ins: &[&Type]) -> Result<Type, String> {
+    match op {
+        Op::Input => Err("an input's type is declared, not inferred".into()),
+        Op::Conv1d(c) => {
+            let (ch, len) = sequence(op, ins[0])?;
+            float(op, ins[0])?;
+            if ch % c.groups != 0 {
+                return Err(format!(
+                    "conv1d with groups = {} needs input channels divisible by it, got {ch}",
+                    c.groups
+                ));
+            }
+            let (left, right) = c.padding.amounts(c.kernel, c.dilation);
+            let out = window_len(len, left + right, c.kernel, c.dilation, c.stride, op)?;
+            shaped(Elem::F32, &[c.out_channels as u64, out])
+        }
+        Op::BatchNorm(_) | Op::Dropout(_) => {
+            float(op, ins[0])?;
+            Ok(ins[0].clone())
+        }
+        Op::Relu => Ok(ins[0].clone()),
+        Op::Flatten => match ins[0].sequence() {
+            Some((c, l)) => shaped(ins[0].elem, &[c as u64 * l as u64]),
+            None => Ok(ins[0].clone()),
+        },
+        Op::Add => {
+            if ins[0] != ins[1] {
+                return Err(format!(
+                    "add needs operands of one type, got {} and {}",
+                    ins[0], ins[1]
+                ));
+            }
+            Ok(ins[0].clone())
+        }
+        Op::MaxPool1d(p) => pool(op, p, ins[0]),
+        Op::AvgPool1d(p) => {
+            float(op, ins[0])?;
+            pool(op, p, ins[0])
+        }
+        Op::GlobalAvgPool => {
+            let (c, _) = sequence(op, ins[0])?;
+            float(op, ins[0])?;
+            shaped(Elem::F32, &[c as u64])
+        }
+        Op::Linear(l) => {
+            float(op, ins[0])?;
+            if ins[0].shape.len() != 1 {
+                return Err(format!(
+                    "linear takes [features], got {}; insert global_avg_pool or flatten first",
+                    ins[0]
+                ));
+            }
+            shaped(Elem::F32, &[l.out_features as u64])
+        }
+    }
+}
+
+fn shaped(elem: Elem, dims: &[u64]) -> Result<Type, String> {
+    Ok(Type::new(elem, check_shape(dims)?))
+}
+
+fn sequence(op: &Op, t: &Type) -> Result<(usize, usize), String> {
+    t.sequence()
+        .ok_or_else(|| format!("{} takes [channels, length], got {t}", op.name()))
+}
+
+fn float(op: &Op, t: &Type) -> Result<(), String> {
+    if t.elem != Elem::F32 {
+        return Err(format!("{} takes f32 values, got {t}", op.name()));
+    }
+    Ok(())
+}
+
+fn pool(op: &Op, p: &Pool1d, t: &Type) -> Result<Type, String> {
+    let (c, len) = sequence(op, t)?;
+    let out = window_len(len, 2 * p.padding, p.kernel, 1, p.stride(), op)?;
+    shaped(t.elem, &[c as u64, out])
+}
+
+/// Output length of a sliding window: `(len + pad - span) / stride + 1` with
+/// `span = dilation * (kernel - 1) + 1`.
+fn window_len(
+    len: usize,
+    pad: usize,
+    kernel: usize,
+    dilation: usize,
+    stride: usize,
+    op: &Op,
+) -> Result<u64, String> {
+    let padded = len as u64 + pad as u64;
+    let span = (dilation as u64) * (kernel as u64 - 1) + 1;
+    if span > padded {
+        return Err(format!(
+            "{}: the window spans {span} steps but the padded input has only {padded}",
+            op.name()
+        ));
+    }
+    Ok((padded - span) / stride as u64 + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::op::{Conv1d, Padding};
+
+    fn conv(k: usize, s: usize, pad: Padding, d: usize, g: usize) -> Op {
+        Op::Conv1d(Conv1d {
+            out_channels: 4,
+            kernel: k,
+            stride: s,
+            padding: pad,
+            dilation: d,
+            groups: g,
+            bias: true,
+        })
+    }
+
+    #[test]
+    fn conv_lengths_follow_pytorch() {
+        let x = Type::f32(vec![2, 150]);
+        let len = |op: Op| infer(&op, &[&x]).map(|t| t.shape[1]);
+        assert_eq!(len(conv(8, 1, Padding::Same, 1, 1)), Ok(150));
+        assert_eq!(
+            len(conv(8, 1, Padding::Explicit { left: 0, right: 0 }, 1, 1)),
+            Ok(143)
+        );
+        assert_eq!(
+            len(conv(3, 2, Padding::Explicit { left: 1, right: 1 }, 1, 1)),
+            Ok(75)
+        );
+        assert_eq!(
+            len(conv(3, 1, Padding::Explicit { left: 0, right: 0 }, 4, 2)),
+            Ok(142)
+        );
+        assert!(len(conv(3, 1, Padding::Explicit { left: 0, right: 0 }, 100, 1)).is_err());
+        assert!(infer(&conv(3, 1, Padding::Same, 1, 4), &[&Type::f32(vec![6, 10])]).is_err());
+    }
+
+    #[test]
+    fn same_padding_puts_the_extra_zero_right() {
+        assert_eq!(Padding::Same.amounts(8, 1), (3, 4));
+        assert_eq!(Padding::Same.amounts(5, 1), (2, 2));
+        assert_eq!(Padding::Same.amounts(4, 3), (4, 5));
+    }
+}

@@ -1,0 +1,14 @@
+//! The potc IR: a typed SSA graph of a closed set of ops.
+
+pub mod graph;
+pub mod infer;
+pub mod op;
+pub mod printer;
+pub mod types;
+pub mod verify;
+
+pub use graph::{Graph, Node, NodeId};
+pub use op::Op;
+pub use printer::print;
+pub use types::{Elem, Type};
+pub use verify::{verify, VerifyError};

@@ -1,0 +1,357 @@
+//! The closed set of operations. Every variant documents its typing rule; the
+//! rule itself is in `infer.rs`, and its attributes are listed exactly once, in
+//! [`Op::visit_attrs`], which the parser, the printer and the docs all use.
+
+use ordered_float::OrderedFloat;
+
+/// A float attribute that can be compared and hashed (bit-exact).
+pub type F64 = OrderedFloat<f64>;
+
+/// The largest value an integer attribute may take; keeps shape arithmetic far
+/// from overflow.
+pub const MAX_ATTR: u64 = (1 << 31) - 1;
+
+/// Zero padding of a convolution, in time steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Padding {
+    /// As PyTorch's `padding="same"` (stride 1 only): total `dilation*(kernel-1)`
+    /// zeros, `total/2` on the left and the rest on the right, so an even
+    /// kernel puts the extra zero on the right (k=8 pads 3 left, 4 right).
+    Same,
+    Explicit {
+        left: usize,
+        right: usize,
+    },
+}
+
+impl Padding {
+    /// `(left, right)` zeros for a kernel span of `dilation * (kernel - 1) + 1`.
+    pub fn amounts(self, kernel: usize, dilation: usize) -> (usize, usize) {
+        match self {
+            Padding::Same => {
+                let total = dilation * (kernel - 1);
+                (total / 2, total - total / 2)
+            }
+            Padding::Explicit { left, right } => (left, right),
+        }
+    }
+}
+
+/// `conv1d(%x) {out_channels, kernel, stride = 1, padding = 0, dilation = 1, groups = 1, bias = true}`
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Conv1d {
+    pub out_channels: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: Padding,
+    pub dilation: usize,
+    pub groups: usize,
+    pub bias: bool,
+}
+
+/// `batch_norm(%x) {eps = 1e-5, momentum = 0.1}` with PyTorch's conventions.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BatchNorm {
+    pub eps: F64,
+    pub momentum: F64,
+}
+
+/// `max_pool1d` / `avg_pool1d` `{kernel, stride = kernel, padding = 0}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Pool1d {
+    pub kernel: usize,
+    /// `None` means "equal to the kernel", as in PyTorch.
+    pub stride: Option<usize>,
+    pub padding: usize,
+}
+
+impl Pool1d {
+    pub fn stride(&self) -> usize {
+        self.stride.unwrap_or(self.kernel)
+    }
+}
+
+/// `linear(%x) {out_features, bias = true}`
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Linear {
+    pub out_features: usize,
+    pub bias: bool,
+}
+
+/// `dropout(%x) {p = 0.5}`
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Dropout {
+    pub p: F64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// A model input, declared in the signature. Type: as declared.
+    Input,
+    /// 1-D convolution. `f32[C, L] -> f32[out_channels, L']` with
+    /// `L' = (L + pad_l + pad_r - dilation*(kernel-1) - 1) / stride + 1`;
+    /// `C` and `out_channels` divisible by `groups`.
+    /// Params: `w: [out_channels, C/groups, kernel]`, `b: [out_channels]` if `bias`.
+    Conv1d(Conv1d),
+    /// Batch normalisation over channels. `f32[C, L] -> f32[C, L]` (or `[C]`).
+    /// Params: `gamma`, `beta`, `mean`, `var`, each `[C]`.
+    BatchNorm(BatchNorm),
+    /// `max(x, 0)`, elementwise. Any element type; type unchanged.
+    Relu,
+    /// Elementwise sum of two values of the same type (residual connections).
+    Add,
+    /// Max over windows, padding with -inf. `[C, L] -> [C, L']` with
+    /// `L' = (L + 2*padding - kernel) / stride + 1`. Any element type.
+    MaxPool1d(Pool1d),
+    /// Mean over windows, zero padding counted. `f32[C, L] -> f32[C, L']` as max pooling.
+    AvgPool1d(Pool1d),
+    /// Mean over time. `f32[C, L] -> f32[C]`.
+    GlobalAvgPool,
+    /// `[C, L] -> [C*L]`, channel-major; `[F] -> [F]`. Any element type.
+    Flatten,
+    /// Fully connected. `f32[F] -> f32[out_features]`.
+    /// Params: `w: [out_features, F]`, `b: [out_features]` if `bias`.
+    Linear(Linear),
+    /// Zeroes elements with probability `p` in training; identity at inference.
+    Dropout(Dropout),
+}
+
+/// Reads or writes one op's attributes. Each op lists its attributes once, in
+/// [`Op::visit_attrs`]; the parser's reader, the printer's writer and the
+/// reference docs are visitors.
+pub trait AttrVisitor {
+    /// A non-negative integer; `default: None` makes it required.
+    fn uint(&mut self, name: &'static str, value: &mut usize, default: Option<usize>);
+    /// A non-negative integer that may be left out (its meaning is documented).
+    fn opt_uint(&mut self, name: &'static str, value: &mut Option<usize>);
+    fn boolean(&mut self, name: &'static str, value: &mut bool, default: bool);
+    fn float(&mut self, name: &'static str, value: &mut F64, default: f64);
+    fn padding(&mut self, name: &'static str, value: &mut Padding, default: Padding);
+}
+
+/// An attribute whose value is out of range, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttrError {
+    pub attr: &'static str,
+    pub message: String,
+}
+
+fn bad(attr: &'static str, message: impl Into<String>) -> Result<(), AttrError> {
+    Err(AttrError {
+        attr,
+        message: message.into(),
+    })
+}
+
+fn positive(attr: &'static str, v: usize) -> Result<(), AttrError> {
+    if v == 0 {
+        return bad(attr, format!("`{attr}` must be at least 1"));
+    }
+    Ok(())
+}
+
+/// A named parameter tensor that an op owns: `<value name>.<slot>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamSpec {
+    pub slot: &'static str,
+    pub shape: Vec<usize>,
+}
+
+const NO_PAD: Padding = Padding::Explicit { left: 0, right: 0 };
+
+impl Op {
+    /// The names of the ops that text may use, in documentation order.
+    pub const TEXT_NAMES: &'static [&'static str] = &[
+        "conv1d",
+        "batch_norm",
+        "relu",
+        "add",
+        "max_pool1d",
+        "avg_pool1d",
+        "global_avg_pool",
+        "flatten",
+        "linear",
+        "dropout",
+    ];
+
+    /// The op named `name` with every attribute at its default (required ones
+    /// zero, to be filled by a reader).
+    pub fn with_defaults(name: &str) -> Option<Op> {
+        let pool = Pool1d {
+            kernel: 0,
+            stride: None,
+            padding: 0,
+        };
+        Some(match name {
+            "conv1d" => Op::Conv1d(Conv1d {
+                out_channels: 0,
+                kernel: 0,
+                stride: 1,
+                padding: NO_PAD,
+                dilation: 1,
+                groups: 1,
+                bias: true,
+            }),
+            "batch_norm" => Op::BatchNorm(BatchNorm {
+                eps: OrderedFloat(1e-5),
+                momentum: OrderedFloat(0.1),
+            }),
+            "relu" => Op::Relu,
+            "add" => Op::Add,
+            "max_pool1d" => Op::MaxPool1d(pool),
+            "avg_pool1d" => Op::AvgPool1d(pool),
+            "global_avg_pool" => Op::GlobalAvgPool,
+            "flatten" => Op::Flatten,
+            "linear" => Op::Linear(Linear {
+                out_features: 0,
+                bias: true,
+            }),
+            "dropout" => Op::Dropout(Dropout {
+                p: OrderedFloat(0.5),
+            }),
+            _ => return None,
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Input => "input",
+            Op::Conv1d(_) => "conv1d",
+            Op::BatchNorm(_) => "batch_norm",
+            Op::Relu => "relu",
+            Op::Add => "add",
+            Op::MaxPool1d(_) => "max_pool1d",
+            Op::AvgPool1d(_) => "avg_pool1d",
+            Op::GlobalAvgPool => "global_avg_pool",
+            Op::Flatten => "flatten",
+            Op::Linear(_) => "linear",
+            Op::Dropout(_) => "dropout",
+        }
+    }
+
+    /// How many operands the op takes.
+    pub fn arity(&self) -> usize {
+        match self {
+            Op::Input => 0,
+            Op::Add => 2,
+            _ => 1,
+        }
+    }
+
+    /// Visits every attribute with its default, in the canonical order.
+    pub fn visit_attrs(&mut self, v: &mut dyn AttrVisitor) {
+        match self {
+            Op::Conv1d(c) => {
+                v.uint("out_channels", &mut c.out_channels, None);
+                v.uint("kernel", &mut c.kernel, None);
+                v.uint("stride", &mut c.stride, Some(1));
+                v.padding("padding", &mut c.padding, NO_PAD);
+                v.uint("dilation", &mut c.dilation, Some(1));
+                v.uint("groups", &mut c.groups, Some(1));
+                v.boolean("bias", &mut c.bias, true);
+            }
+            Op::BatchNorm(b) => {
+                v.float("eps", &mut b.eps, 1e-5);
+                v.float("momentum", &mut b.momentum, 0.1);
+            }
+            Op::MaxPool1d(p) | Op::AvgPool1d(p) => {
+                v.uint("kernel", &mut p.kernel, None);
+                v.opt_uint("stride", &mut p.stride);
+                v.uint("padding", &mut p.padding, Some(0));
+            }
+            Op::Linear(l) => {
+                v.uint("out_features", &mut l.out_features, None);
+                v.boolean("bias", &mut l.bias, true);
+            }
+            Op::Dropout(d) => v.float("p", &mut d.p, 0.5),
+            Op::Input | Op::Relu | Op::Add | Op::GlobalAvgPool | Op::Flatten => {}
+        }
+    }
+
+    /// Range checks on the attributes alone (shapes are checked by `infer`).
+    pub fn check_attrs(&self) -> Result<(), AttrError> {
+        match self {
+            Op::Conv1d(c) => {
+                positive("out_channels", c.out_channels)?;
+                positive("kernel", c.kernel)?;
+                positive("stride", c.stride)?;
+                positive("dilation", c.dilation)?;
+                positive("groups", c.groups)?;
+                if c.out_channels % c.groups != 0 {
+                    return bad(
+                        "groups",
+                        format!(
+                            "out_channels = {} is not divisible by groups = {}",
+                            c.out_channels, c.groups
+                        ),
+                    );
+                }
+                if c.padding == Padding::Same && c.stride != 1 {
+                    return bad("padding", "`padding = same` needs stride 1 (as in PyTorch)");
+                }
+                Ok(())
+            }
+            Op::BatchNorm(b) => {
+                if !(b.eps.0 > 0.0 && b.eps.0.is_finite()) {
+                    return bad("eps", "`eps` must be a positive number");
+                }
+                if !(0.0..=1.0).contains(&b.momentum.0) {
+                    return bad("momentum", "`momentum` must lie in [0, 1]");
+                }
+                Ok(())
+            }
+            Op::MaxPool1d(p) | Op::AvgPool1d(p) => {
+                positive("kernel", p.kernel)?;
+                if let Some(s) = p.stride {
+                    positive("stride", s)?;
+                }
+                if p.padding > p.kernel / 2 {
+                    return bad(
+                        "padding",
+                        format!(
+                            "`padding` = {} exceeds half the kernel ({})",
+                            p.padding,
+                            p.kernel / 2
+                        ),
+                    );
+                }
+                Ok(())
+            }
+            Op::Linear(l) => positive("out_features", l.out_features),
+            Op::Dropout(d) => {
+                if !(0.0..1.0).contains(&d.p.0) {
+                    return bad("p", "dropout `p` must lie in [0, 1)");
+                }
+                Ok(())
+            }
+            Op::Input | Op::Relu | Op::Add | Op::GlobalAvgPool | Op::Flatten => Ok(()),
+        }
+    }
+
+    /// The parameter tensors the op owns, given its (already checked) operand types.
+    pub fn params(&self, operands: &[&crate::ir::Type]) -> Vec<ParamSpec> {
+        let p = |slot, shape| ParamSpec { slot, shape };
+        let channels = operands.first().map_or(0, |t| t.shape[0]);
+        match self {
+            Op::Conv1d(c) => {
+                let mut v = vec![p("w", vec![c.out_channels, channels / c.groups, c.kernel])];
+                if c.bias {
+                    v.push(p("b", vec![c.out_channels]));
+                }
+                v
+            }
+            Op::BatchNorm(_) => ["gamma", "beta", "mean", "var"]
+                .into_iter()
+                .map(|s| p(s, vec![channels]))
+                .collect(),
+            Op::Linear(l) => {
+                let mut v = vec![p("w", vec![l.out_features, channels])];
+                if l.bias {
+                    v.push(p("b", vec![l.out_features]));
+                }
+                v
+            }
+            _ => vec![],
+        }
+    }
+}

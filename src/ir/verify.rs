@@ -1,0 +1,87 @@
+//! The verifier: every invariant a pass may rely on and must preserve. It runs
+//! after parsing and after every pass.
+
+use super::graph::{is_ident, is_value_name, Graph, NodeId};
+use super::infer::infer;
+use super::op::Op;
+use super::types::{check_shape, Type};
+use std::collections::HashMap;
+
+/// What is wrong, and at which node when there is one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct VerifyError {
+    pub node: Option<NodeId>,
+    pub message: String,
+}
+
+fn fail<T>(node: Option<NodeId>, message: impl Into<String>) -> Result<T, VerifyError> {
+    Err(VerifyError {
+        node,
+        message: message.into(),
+    })
+}
+
+pub fn verify(g: &Graph) -> Result<(), VerifyError> {
+    if !is_ident(&g.name) {
+        return fail(None, format!("`{}` is not a valid model name", g.name));
+    }
+    if !g.output().is_some_and(|o| g.contains(o)) {
+        return fail(None, "the model has no `return`");
+    }
+    let mut names: HashMap<&str, NodeId> = HashMap::new();
+    for id in g.node_ids() {
+        let name = g.node(id).name.as_str();
+        if !is_value_name(name) {
+            return fail(Some(id), format!("`%{name}` is not a valid value name"));
+        }
+        if names.insert(name, id).is_some() {
+            return fail(Some(id), format!("value `%{name}` is defined twice"));
+        }
+    }
+    let order = g.order().or_else(|c| {
+        fail(
+            Some(c.0),
+            format!("`%{}` depends on itself (a cycle)", g.node(c.0).name),
+        )
+    })?;
+    for id in order {
+        verify_node(g, id)?;
+    }
+    Ok(())
+}
+
+fn verify_node(g: &Graph, id: NodeId) -> Result<(), VerifyError> {
+    let node = g.node(id);
+    let here = |m: String| VerifyError {
+        node: Some(id),
+        message: format!("`%{}` ({}): {m}", node.name, node.op.name()),
+    };
+    let is_input = g.inputs().contains(&id);
+    if (node.op == Op::Input) != is_input {
+        return Err(here("only the signature declares inputs".into()));
+    }
+    let positions = g.operand_positions(id);
+    if positions != (0..node.op.arity()).collect::<Vec<_>>() {
+        return Err(here(format!(
+            "takes {} operands, has {}",
+            node.op.arity(),
+            positions.len()
+        )));
+    }
+    if is_input {
+        let dims: Vec<u64> = node.ty.shape.iter().map(|&d| d as u64).collect();
+        return check_shape(&dims).map(|_| ()).map_err(here);
+    }
+    node.op.check_attrs().map_err(|e| here(e.message))?;
+    let operands = g.operands(id);
+    let tys: Vec<&Type> = operands.iter().map(|&o| &g.node(o).ty).collect();
+    let inferred = infer(&node.op, &tys).map_err(here)?;
+    if inferred != node.ty {
+        return Err(here(format!(
+            "has type {} but its operands give {inferred}",
+            node.ty
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! potc: trains Conv1d/BatchNorm networks under power-of-two quantization and
+//! lowers them to integer-only programs.
+//!
+//! The pipeline is the tree: `syntax` (text to IR), `ir` (types, ops, graph,
+//! verifier, printer), `pass` (the pass manager), and the concrete passes in
+//! the top-level `passes/` folder.
+
+pub mod diag;
+pub mod driver;
+pub mod ir;
+pub mod pass;
+pub mod syntax;
+
+// The concrete passes live outside `src/` so that the infrastructure never
+// names one; they are compiled into this crate as `potc::passes`.
+#[path = "../passes/mod.rs"]
+pub mod passes;

@@ -1,0 +1,92 @@
+//! The `potc` command line: parses flags and calls the library. Exit status:
+//! 0 on success, 1 on a user error (bad file, bad flag, bad data).
+
+use clap::{Args, Parser, Subcommand};
+use potc::driver::{self, Failure};
+use std::io::Write;
+use std::process::ExitCode;
+
+/// potc compiles Conv1d/BatchNorm networks written in `.pot` text, trains them
+/// under power-of-two quantization, and lowers them to integer-only programs.
+#[derive(Parser)]
+#[command(name = "potc", version, propagate_version = true, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parse and verify a model: syntax, names, attributes, shapes and types.
+    ///
+    /// Prints a one-line summary on success. Mistakes are reported as
+    /// `file:line:col: error: message` with the source line and a caret.
+    Check(CheckArgs),
+    /// Print a model's IR in canonical form, after the named passes.
+    ///
+    /// The output parses back to the same graph (`potc print` is idempotent).
+    /// List the passes with `potc passes`.
+    Print(PrintArgs),
+    /// List the passes that `--passes` can name, or describe one.
+    Passes(PassesArgs),
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// The model text (`.pot`).
+    model: String,
+}
+
+#[derive(Args)]
+struct PrintArgs {
+    /// The model text (`.pot`).
+    model: String,
+    /// Comma-separated pipeline to run before printing, e.g. `canonicalize`.
+    #[arg(long, value_name = "a,b,c", default_value = "")]
+    passes: String,
+    /// Print the IR after parsing and after every pass, each under a
+    /// `// *** IR after <pass> ***` header.
+    #[arg(long)]
+    print_after_all: bool,
+}
+
+#[derive(Args)]
+struct PassesArgs {
+    /// A pass to describe in full (summary, semantics, before/after example).
+    name: Option<String>,
+}
+
+fn run(cli: Cli) -> Result<String, Failure> {
+    match cli.command {
+        Command::Check(a) => driver::check(&a.model),
+        Command::Print(a) => driver::print_model(&a.model, &a.passes, a.print_after_all),
+        Command::Passes(a) => driver::describe_passes(a.name.as_deref()),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // Help and version are successes; every bad flag is a user error (1).
+            return if e.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match run(cli) {
+        Ok(text) => {
+            let mut out = std::io::stdout().lock();
+            // A closed pipe (e.g. `potc print m.pot | head`) is not an error.
+            let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+            ExitCode::SUCCESS
+        }
+        Err(Failure(message)) => {
+            eprint!("{message}");
+            ExitCode::from(1)
+        }
+    }
+}

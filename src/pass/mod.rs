@@ -1,0 +1,70 @@
+//! Pass infrastructure: the `Pass` trait, a registry of named passes, pipelines
+//! given as text (`a,b,c`), and a manager that verifies the IR after each pass
+//! and enforces each pass's declared semantics. Concrete passes live in the
+//! top-level `passes/` folder; nothing here names one.
+
+mod manager;
+mod registry;
+
+pub use manager::{PassManager, PassReport};
+pub use registry::{Pipeline, Registry};
+
+use crate::ir::{Graph, VerifyError};
+
+/// Whether a pass keeps the model's meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Semantics {
+    /// An identity: the same outputs for every input (at inference). The
+    /// manager also requires the signature (input and output types) to stay.
+    Preserving,
+    /// Changes what the model computes (e.g. inserting fake quantization);
+    /// only pipelines that allow it may run it.
+    Changing,
+}
+
+impl std::fmt::Display for Semantics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Semantics::Preserving => "meaning-preserving",
+            Semantics::Changing => "meaning-changing",
+        })
+    }
+}
+
+/// A transformation of the IR graph.
+pub trait Pass: Sync {
+    /// The name pipelines use, in kebab-case.
+    fn name(&self) -> &'static str;
+    /// One line: what the pass does.
+    fn summary(&self) -> &'static str;
+    /// Why and how, with a before/after example in `.pot` text.
+    fn description(&self) -> &'static str;
+    fn semantics(&self) -> Semantics;
+    /// Rewrites `g`; returns whether anything changed. A rewrite that does not
+    /// apply is "no change", never an error.
+    fn run(&self, g: &mut Graph) -> Result<bool, String>;
+}
+
+/// Why a pipeline could not be built or run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PassError {
+    #[error("unknown pass `{name}`{}; known passes: {}", .suggestion.map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default(), .known.join(", "))]
+    Unknown {
+        name: String,
+        suggestion: Option<&'static str>,
+        known: Vec<&'static str>,
+    },
+    #[error("empty pass name in the pipeline `{0}`")]
+    EmptyName(String),
+    #[error("pass `{0}` changes the model's meaning, and this pipeline allows only meaning-preserving passes")]
+    MeaningChangeNotAllowed(&'static str),
+    #[error("pass `{pass}` failed: {message}")]
+    Failed { pass: &'static str, message: String },
+    #[error("the IR after pass `{pass}` is invalid (a bug in potc): {error}")]
+    Verify {
+        pass: &'static str,
+        error: VerifyError,
+    },
+    #[error("pass `{0}` is declared meaning-preserving but changed the model's signature (a bug in potc)")]
+    SignatureChanged(&'static str),
+}

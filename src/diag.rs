@@ -72,7 +72,10 @@ fn snippet(
     let line_no = src[..start].matches('\n').count() + 1;
     let text = &src[line_start..line_end];
     let col = src[line_start..start].chars().count() + 1;
-    let end = span.end.clamp(start, line_end);
+    let mut end = span.end.clamp(start, line_end);
+    while !src.is_char_boundary(end) {
+        end += 1;
+    }
     let width = src[start..end].chars().count().max(1);
     let pad: String = src[line_start..start]
         .chars()
@@ -114,6 +117,17 @@ mod tests {
             d.render("m.pot", src),
             "m.pot:2:13: error: undefined value `%z`\n  |\n2 |   %y = relu(%z)\n  |             ^^\n"
         );
+    }
+
+    #[test]
+    fn spans_inside_a_character_do_not_panic() {
+        let src = "a\u{fffd}b";
+        assert!(Diagnostic::at(1..2, "x")
+            .render("f", src)
+            .starts_with("f:1:2: error"));
+        assert!(Diagnostic::at(2..99, "x")
+            .render("f", src)
+            .starts_with("f:1:2: error"));
     }
 
     #[test]

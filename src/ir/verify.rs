@@ -85,3 +85,94 @@ fn verify_node(g: &Graph, id: NodeId) -> Result<(), VerifyError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::op::{Linear, Op};
+    use crate::ir::Node;
+
+    fn chain() -> (Graph, [NodeId; 3]) {
+        let mut g = Graph::new("m");
+        let x = g.add_input("x", Type::f32(vec![2, 8]));
+        let a = g.add_op("a", Op::Relu, &[x]).unwrap();
+        let b = g.add_op("b", Op::Relu, &[a]).unwrap();
+        g.set_output(b);
+        (g, [x, a, b])
+    }
+
+    #[test]
+    fn a_built_graph_verifies() {
+        assert_eq!(verify(&chain().0), Ok(()));
+    }
+
+    #[test]
+    fn cycles_are_found() {
+        let (mut g, [x, a, b]) = chain();
+        // a = relu(b), b = relu(a)
+        g.replace_all_uses(x, b);
+        g.set_output(b);
+        let e = verify(&g).unwrap_err();
+        assert!(e.message.contains("cycle"), "{e}");
+        assert!(e.node == Some(a) || e.node == Some(b));
+    }
+
+    #[test]
+    fn stale_types_and_bad_attributes_are_found() {
+        let (mut g, [_, a, _]) = chain();
+        g.node_mut(a).ty = Type::f32(vec![3, 8]);
+        assert!(verify(&g)
+            .unwrap_err()
+            .message
+            .contains("has type f32[3, 8]"));
+
+        let (mut g, [x, ..]) = chain();
+        let l = g.add_node(
+            Node {
+                name: "l".into(),
+                op: Op::Linear(Linear {
+                    out_features: 0,
+                    bias: true,
+                }),
+                ty: Type::f32(vec![1]),
+            },
+            &[x],
+        );
+        g.set_output(l);
+        assert!(verify(&g).unwrap_err().message.contains("out_features"));
+    }
+
+    #[test]
+    fn names_arity_and_output_are_checked() {
+        let (mut g, [_, a, _]) = chain();
+        g.node_mut(a).name = "b".into();
+        assert!(verify(&g).unwrap_err().message.contains("defined twice"));
+
+        let (mut g, [_, a, _]) = chain();
+        g.node_mut(a).name = "has space".into();
+        assert!(verify(&g)
+            .unwrap_err()
+            .message
+            .contains("not a valid value name"));
+
+        let (mut g, [x, a, _]) = chain();
+        let s = g.add_node(
+            Node {
+                name: "s".into(),
+                op: Op::Add,
+                ty: Type::f32(vec![2, 8]),
+            },
+            &[x],
+        );
+        g.set_output(s);
+        let _ = a;
+        assert!(verify(&g)
+            .unwrap_err()
+            .message
+            .contains("takes 2 operands, has 1"));
+
+        let (mut g, [.., b]) = chain();
+        g.remove_node(b);
+        assert!(verify(&g).unwrap_err().message.contains("no `return`"));
+    }
+}

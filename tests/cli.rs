@@ -1,0 +1,140 @@
+//! The `potc` binary as scripts see it: exit codes, where output goes, and
+//! the diagnostics' `file:line:col` (../shared/spec/cli.md).
+
+use std::process::{Command, Output};
+
+fn potc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_potc"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn check_accepts_every_example() {
+    for m in ["fcn", "resnet", "basicmotions", "tiny"] {
+        let out = potc(&["check", &format!("examples/{m}.pot")]);
+        assert!(out.status.success(), "{m}: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("ok"));
+    }
+}
+
+#[test]
+fn bad_model_exits_1_with_file_line_col() {
+    let dir = std::env::temp_dir().join(format!("potc-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.pot");
+    std::fs::write(&bad, "model\n  oops(\n").unwrap();
+    let out = potc(&["check", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("bad.pot:2:"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(out.stdout.is_empty());
+
+    let binary = dir.join("binary.pot");
+    std::fs::write(&binary, b"model m(%x: [1, 4]) {\n  \xff\xfe\n}\n").unwrap();
+    let out = potc(&["check", binary.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("binary.pot:2:3: error: the file is not UTF-8"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn missing_file_and_bad_flags_exit_1() {
+    let out = potc(&["check", "no/such/file.pot"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no/such/file.pot: error: cannot read"));
+    assert_eq!(
+        potc(&["print", "examples/fcn.pot", "--no-such-flag"])
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(potc(&["no-such-command"]).status.code(), Some(1));
+    assert_eq!(potc(&[]).status.code(), Some(1));
+}
+
+#[test]
+fn unknown_pass_lists_the_valid_ones() {
+    let out = potc(&[
+        "print",
+        "examples/fcn.pot",
+        "--passes",
+        "canonicalize,fold-everything",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("unknown pass `fold-everything`")
+            && err.contains("known passes: canonicalize"),
+        "{err}"
+    );
+}
+
+#[test]
+fn help_on_every_command() {
+    for cmd in [
+        vec!["--help"],
+        vec!["check", "--help"],
+        vec!["print", "--help"],
+        vec!["passes", "--help"],
+    ] {
+        let out = potc(&cmd);
+        assert!(out.status.success(), "{cmd:?}");
+        assert!(text(&out.stdout).contains("Usage"), "{cmd:?}");
+    }
+}
+
+#[test]
+fn print_round_trips_and_print_after_all_names_each_pass() {
+    let out = potc(&["print", "examples/basicmotions.pot"]);
+    assert!(out.status.success());
+    let once = text(&out.stdout);
+    let dir = std::env::temp_dir().join(format!("potc-rt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("a.pot");
+    std::fs::write(&path, &once).unwrap();
+    let twice = text(&potc(&["print", path.to_str().unwrap()]).stdout);
+    assert_eq!(once, twice);
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let out = potc(&[
+        "print",
+        "examples/basicmotions.pot",
+        "--passes",
+        "canonicalize",
+        "--print-after-all",
+    ]);
+    let shown = text(&out.stdout);
+    assert!(shown.starts_with("// *** IR after parse ***\n"), "{shown}");
+    assert!(
+        shown.contains("\n// *** IR after canonicalize ***\n"),
+        "{shown}"
+    );
+    assert_eq!(
+        shown.matches("dropout").count(),
+        1,
+        "dropout is shown before canonicalize only"
+    );
+}
+
+#[test]
+fn passes_lists_and_describes() {
+    let out = potc(&["passes"]);
+    assert!(text(&out.stdout).contains("canonicalize"));
+    let out = potc(&["passes", "canonicalize"]);
+    assert!(text(&out.stdout).contains("Before:"));
+    assert_eq!(potc(&["passes", "nope"]).status.code(), Some(1));
+}

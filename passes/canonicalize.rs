@@ -85,10 +85,7 @@ fn normalise_attrs(g: &mut Graph) -> bool {
     for id in ids {
         if let Op::MaxPool1d(p) | Op::AvgPool1d(p) = &mut g.node_mut(id).op {
             if p.stride == Some(p.kernel) {
-                *p = Pool1d {
-                    stride: None,
-                    ..p.clone()
-                };
+                *p = Pool1d { stride: None, ..p.clone() };
                 changed = true;
             }
         }
@@ -106,10 +103,8 @@ fn remove_dead(g: &mut Graph) -> bool {
             stack.extend(g.operands(n));
         }
     }
-    let dead: Vec<NodeId> = g
-        .node_ids()
-        .filter(|n| !live.contains(n) && !g.inputs().contains(n))
-        .collect();
+    let dead: Vec<NodeId> =
+        g.node_ids().filter(|n| !live.contains(n) && !g.inputs().contains(n)).collect();
     for &n in &dead {
         g.remove_node(n);
     }

@@ -16,12 +16,7 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(span: Option<Range<usize>>, message: impl Into<String>) -> Self {
-        Diagnostic {
-            span,
-            message: message.into(),
-            notes: vec![],
-            help: None,
-        }
+        Diagnostic { span, message: message.into(), notes: vec![], help: None }
     }
 
     pub fn at(span: Range<usize>, message: impl Into<String>) -> Self {
@@ -77,10 +72,8 @@ fn snippet(
         end += 1;
     }
     let width = src[start..end].chars().count().max(1);
-    let pad: String = src[line_start..start]
-        .chars()
-        .map(|c| if c == '\t' { '\t' } else { ' ' })
-        .collect();
+    let pad: String =
+        src[line_start..start].chars().map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
     let gutter = " ".repeat(line_no.to_string().len());
     let _ = writeln!(out, "{file}:{line_no}:{col}: {kind}: {message}");
     let _ = writeln!(out, "{gutter} |");
@@ -122,12 +115,8 @@ mod tests {
     #[test]
     fn spans_inside_a_character_do_not_panic() {
         let src = "a\u{fffd}b";
-        assert!(Diagnostic::at(1..2, "x")
-            .render("f", src)
-            .starts_with("f:1:2: error"));
-        assert!(Diagnostic::at(2..99, "x")
-            .render("f", src)
-            .starts_with("f:1:2: error"));
+        assert!(Diagnostic::at(1..2, "x").render("f", src).starts_with("f:1:2: error"));
+        assert!(Diagnostic::at(2..99, "x").render("f", src).starts_with("f:1:2: error"));
     }
 
     #[test]

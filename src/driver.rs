@@ -29,17 +29,11 @@ pub fn read_source(path: &str) -> Result<Source, Failure> {
     let bytes = std::fs::read(path)
         .map_err(|e| Failure(format!("{path}: error: cannot read the file: {e}\n")))?;
     match String::from_utf8(bytes) {
-        Ok(text) => Ok(Source {
-            path: path.to_string(),
-            text,
-        }),
+        Ok(text) => Ok(Source { path: path.to_string(), text }),
         Err(e) => {
             let at = e.utf8_error().valid_up_to();
             let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
-            let src = Source {
-                path: path.to_string(),
-                text,
-            };
+            let src = Source { path: path.to_string(), text };
             Err(src.fail(&Diagnostic::at(at..at + 1, "the file is not UTF-8 text")))
         }
     }
@@ -55,19 +49,17 @@ pub fn load_model(path: &str) -> Result<(Source, Graph), Failure> {
 /// `potc check`: a one-line summary of a valid model.
 pub fn check(path: &str) -> Result<String, Failure> {
     let (_, g) = load_model(path)?;
-    let params: usize = g
-        .params()
-        .iter()
-        .map(|(_, s)| s.iter().product::<usize>())
-        .sum();
-    let out = g
-        .output()
-        .map(|o| g.node(o).ty.to_string())
-        .unwrap_or_default();
+    let count = |trainable: bool| -> usize {
+        let params = g.params().into_iter().filter(|(_, p)| p.trainable == trainable);
+        params.map(|(_, p)| p.shape.iter().product::<usize>()).sum()
+    };
+    let out = g.output().map(|o| g.node(o).ty.to_string()).unwrap_or_default();
     Ok(format!(
-        "{path}: ok: model `{}`, {} ops, {params} parameters, returns {out}\n",
+        "{path}: ok: model `{}`, {} ops, {} trainable parameters, {} statistics, returns {out}\n",
         g.name,
-        g.len() - g.inputs().len()
+        g.len() - g.inputs().len(),
+        count(true),
+        count(false),
     ))
 }
 
@@ -76,17 +68,13 @@ pub fn check(path: &str) -> Result<String, Failure> {
 pub fn print_model(path: &str, passes: &str, print_after_all: bool) -> Result<String, Failure> {
     let (src, mut g) = load_model(path)?;
     let registry = registry();
-    let pipeline = registry
-        .pipeline(passes)
-        .map_err(|e| Failure(format!("error: {e}\n")))?;
+    let pipeline = registry.pipeline(passes).map_err(|e| Failure(format!("error: {e}\n")))?;
     let mut out = String::new();
     if print_after_all {
         out.push_str("// *** IR after parse ***\n");
         out.push_str(&print(&g));
     }
-    let manager = PassManager {
-        allow_meaning_changes: true,
-    };
+    let manager = PassManager { allow_meaning_changes: true };
     manager
         .run(&pipeline, &mut g, |r| {
             if print_after_all {
@@ -111,9 +99,7 @@ pub fn describe_passes(name: Option<&str>) -> Result<String, Failure> {
             .map(|p| format!("{:<16} {} ({})\n", p.name(), p.summary(), p.semantics()))
             .collect()),
         Some(n) => {
-            let pipeline = registry
-                .pipeline(n)
-                .map_err(|e| Failure(format!("error: {e}\n")))?;
+            let pipeline = registry.pipeline(n).map_err(|e| Failure(format!("error: {e}\n")))?;
             Ok(pipeline
                 .passes
                 .iter()

@@ -32,11 +32,7 @@ fn bad_model_exits_1_with_file_line_col() {
     std::fs::write(&bad, "model\n  oops(\n").unwrap();
     let out = potc(&["check", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("bad.pot:2:"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(text(&out.stderr).contains("bad.pot:2:"), "{}", text(&out.stderr));
     assert!(out.stdout.is_empty());
 
     let binary = dir.join("binary.pot");
@@ -56,24 +52,14 @@ fn missing_file_and_bad_flags_exit_1() {
     let out = potc(&["check", "no/such/file.pot"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("no/such/file.pot: error: cannot read"));
-    assert_eq!(
-        potc(&["print", "examples/fcn.pot", "--no-such-flag"])
-            .status
-            .code(),
-        Some(1)
-    );
+    assert_eq!(potc(&["print", "examples/fcn.pot", "--no-such-flag"]).status.code(), Some(1));
     assert_eq!(potc(&["no-such-command"]).status.code(), Some(1));
     assert_eq!(potc(&[]).status.code(), Some(1));
 }
 
 #[test]
 fn unknown_pass_lists_the_valid_ones() {
-    let out = potc(&[
-        "print",
-        "examples/fcn.pot",
-        "--passes",
-        "canonicalize,fold-everything",
-    ]);
+    let out = potc(&["print", "examples/fcn.pot", "--passes", "canonicalize,fold-everything"]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(
@@ -85,12 +71,9 @@ fn unknown_pass_lists_the_valid_ones() {
 
 #[test]
 fn help_on_every_command() {
-    for cmd in [
-        vec!["--help"],
-        vec!["check", "--help"],
-        vec!["print", "--help"],
-        vec!["passes", "--help"],
-    ] {
+    for cmd in
+        [vec!["--help"], vec!["check", "--help"], vec!["print", "--help"], vec!["passes", "--help"]]
+    {
         let out = potc(&cmd);
         assert!(out.status.success(), "{cmd:?}");
         assert!(text(&out.stdout).contains("Usage"), "{cmd:?}");
@@ -119,15 +102,8 @@ fn print_round_trips_and_print_after_all_names_each_pass() {
     ]);
     let shown = text(&out.stdout);
     assert!(shown.starts_with("// *** IR after parse ***\n"), "{shown}");
-    assert!(
-        shown.contains("\n// *** IR after canonicalize ***\n"),
-        "{shown}"
-    );
-    assert_eq!(
-        shown.matches("dropout").count(),
-        1,
-        "dropout is shown before canonicalize only"
-    );
+    assert!(shown.contains("\n// *** IR after canonicalize ***\n"), "{shown}");
+    assert_eq!(shown.matches("dropout").count(), 1, "dropout is shown before canonicalize only");
 }
 
 #[test]

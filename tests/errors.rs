@@ -15,10 +15,7 @@ fn error_cases() {
         };
         assert!(
             diag.starts_with(&format!("{file}:"))
-                && diag
-                    .split(':')
-                    .nth(1)
-                    .is_some_and(|l| l.parse::<u32>().is_ok()),
+                && diag.split(':').nth(1).is_some_and(|l| l.parse::<u32>().is_ok()),
             "{file}: no file:line:col in\n{diag}"
         );
         insta::assert_snapshot!(diag);
@@ -28,9 +25,7 @@ fn error_cases() {
 #[test]
 fn an_empty_file_is_an_error_at_1_1() {
     let d = syntax::parse("").unwrap_err();
-    assert!(d
-        .render("e.pot", "")
-        .starts_with("e.pot:1:1: error: empty file"));
+    assert!(d.render("e.pot", "").starts_with("e.pot:1:1: error: empty file"));
     let d = syntax::parse("  \n\n").unwrap_err();
     assert!(d.message.starts_with("empty file"));
 }

@@ -61,11 +61,7 @@ fn exercise(src: &str) {
             assert_eq!(back, g);
             let registry = registry();
             let pipeline = registry.pipeline("canonicalize").unwrap();
-            PassManager {
-                allow_meaning_changes: false,
-            }
-            .run(&pipeline, &mut g, |_| {})
-            .unwrap();
+            PassManager { allow_meaning_changes: false }.run(&pipeline, &mut g, |_| {}).unwrap();
         }
         Err(d) => {
             assert!(d.span.is_some(), "every text error has a place: {d:?}");
@@ -92,13 +88,7 @@ fn edit() -> impl Strategy<Value = Edit> {
         (any::<usize>(), text).prop_map(|(at, text)| Edit::Insert { at, text }),
         (
             any::<usize>(),
-            prop_oneof![
-                Just(0i64),
-                Just(-1),
-                Just(i64::MAX),
-                Just(1 << 31),
-                -3i64..300
-            ]
+            prop_oneof![Just(0i64), Just(-1), Just(i64::MAX), Just(1 << 31), -3i64..300]
         )
             .prop_map(|(at, value)| Edit::Number { at, value }),
     ]

@@ -21,10 +21,7 @@ fn run_case(path: &Path) -> String {
     let text = driver::print_model(file, pipeline, false).unwrap();
     let g = syntax::parse(&text).unwrap();
     assert_eq!(print(&g), text, "round trip after the pipeline");
-    assert!(
-        shown.ends_with(&text),
-        "--print-after-all ends with the final IR"
-    );
+    assert!(shown.ends_with(&text), "--print-after-all ends with the final IR");
     shown
 }
 
@@ -43,33 +40,18 @@ pass_cases!(canonicalize);
 
 #[test]
 fn unknown_pass_names_the_valid_ones() {
-    let e = registry()
-        .pipeline("canonicalise")
-        .err()
-        .unwrap()
-        .to_string();
+    let e = registry().pipeline("canonicalise").err().unwrap().to_string();
     assert!(e.contains("unknown pass `canonicalise`"), "{e}");
     assert!(e.contains("did you mean `canonicalize`"), "{e}");
     assert!(e.contains("known passes: canonicalize"), "{e}");
     assert!(registry().pipeline("canonicalize,,canonicalize").is_err());
-    assert_eq!(
-        registry()
-            .pipeline(" canonicalize , canonicalize ")
-            .unwrap()
-            .passes
-            .len(),
-        2
-    );
+    assert_eq!(registry().pipeline(" canonicalize , canonicalize ").unwrap().passes.len(), 2);
 }
 
 #[test]
 fn every_pass_documents_itself() {
     for p in registry().iter() {
-        assert!(
-            !p.summary().is_empty() && !p.summary().contains('\n'),
-            "{}",
-            p.name()
-        );
+        assert!(!p.summary().is_empty() && !p.summary().contains('\n'), "{}", p.name());
         assert!(
             p.description().contains("Before") && p.description().contains("After"),
             "{}",

@@ -41,11 +41,7 @@ fn every_model_round_trips() {
         let mut g = syntax::parse(&src).unwrap_or_else(|d| panic!("{}", d.render(&what, &src)));
         verify(&g).unwrap();
         assert_round_trip(&g, &what);
-        PassManager {
-            allow_meaning_changes: false,
-        }
-        .run(&pipeline, &mut g, |_| {})
-        .unwrap();
+        PassManager { allow_meaning_changes: false }.run(&pipeline, &mut g, |_| {}).unwrap();
         assert_round_trip(&g, &format!("{what} after canonicalize"));
     }
 }
@@ -55,19 +51,20 @@ fn the_fcn_has_the_published_shape() {
     let src =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fcn.pot")).unwrap();
     let g = syntax::parse(&src).unwrap();
-    let params: Vec<(String, Vec<usize>)> = g.params();
-    let shape_of = |n: &str| {
-        params
-            .iter()
-            .find(|(p, _)| p == n)
-            .map(|(_, s)| s.clone())
-            .unwrap()
-    };
+    let params = g.params();
+    let shape_of =
+        |n: &str| params.iter().find(|(p, _)| p == n).map(|(_, s)| s.shape.clone()).unwrap();
     assert_eq!(shape_of("c1.w"), vec![128, 1, 8]);
     assert_eq!(shape_of("c2.w"), vec![256, 128, 5]);
     assert_eq!(shape_of("c3.w"), vec![128, 256, 3]);
     assert_eq!(shape_of("b2.var"), vec![256]);
     assert_eq!(shape_of("logits.w"), vec![2, 128]);
+    let trainable: usize = params
+        .iter()
+        .filter(|(_, p)| p.trainable)
+        .map(|(_, p)| p.shape.iter().product::<usize>())
+        .sum();
+    assert_eq!(trainable, 264_962, "as PyTorch counts the FCN's parameters");
     let out = g.node(g.output().unwrap());
     assert_eq!(out.ty.to_string(), "f32[2]");
 }

@@ -39,18 +39,11 @@ pub struct Cycle(pub NodeId);
 
 impl Graph {
     pub fn new(name: impl Into<String>) -> Graph {
-        Graph {
-            name: name.into(),
-            ..Graph::default()
-        }
+        Graph { name: name.into(), ..Graph::default() }
     }
 
     pub fn add_input(&mut self, name: impl Into<String>, ty: Type) -> NodeId {
-        let id = self.graph.add_node(Node {
-            name: name.into(),
-            op: Op::Input,
-            ty,
-        });
+        let id = self.graph.add_node(Node { name: name.into(), op: Op::Input, ty });
         self.inputs.push(id);
         id
     }
@@ -88,10 +81,7 @@ impl Graph {
         if !taken(base) {
             return base.to_string();
         }
-        (1..)
-            .map(|i| format!("{base}.{i}"))
-            .find(|n| !taken(n))
-            .expect("names are unbounded")
+        (1..).map(|i| format!("{base}.{i}")).find(|n| !taken(n)).expect("names are unbounded")
     }
 
     pub fn node(&self, id: NodeId) -> &Node {
@@ -132,22 +122,16 @@ impl Graph {
 
     /// Operands in position order.
     pub fn operands(&self, id: NodeId) -> Vec<NodeId> {
-        let mut edges: Vec<(usize, NodeId)> = self
-            .graph
-            .edges_directed(id, Incoming)
-            .map(|e| (*e.weight(), e.source()))
-            .collect();
+        let mut edges: Vec<(usize, NodeId)> =
+            self.graph.edges_directed(id, Incoming).map(|e| (*e.weight(), e.source())).collect();
         edges.sort_unstable();
         edges.into_iter().map(|(_, src)| src).collect()
     }
 
     /// Operand positions as stored, for the verifier.
     pub fn operand_positions(&self, id: NodeId) -> Vec<usize> {
-        let mut p: Vec<usize> = self
-            .graph
-            .edges_directed(id, Incoming)
-            .map(|e| *e.weight())
-            .collect();
+        let mut p: Vec<usize> =
+            self.graph.edges_directed(id, Incoming).map(|e| *e.weight()).collect();
         p.sort_unstable();
         p
     }
@@ -199,49 +183,37 @@ impl Graph {
     /// A topological order; among ready nodes the lowest index goes first, so
     /// the order (and so the printed text) is deterministic.
     pub fn order(&self) -> Result<Vec<NodeId>, Cycle> {
-        let mut pending: HashMap<NodeId, usize> = self
-            .node_ids()
-            .map(|n| (n, self.graph.edges_directed(n, Incoming).count()))
-            .collect();
-        let mut ready: BinaryHeap<std::cmp::Reverse<NodeId>> = pending
-            .iter()
-            .filter(|(_, &c)| c == 0)
-            .map(|(&n, _)| std::cmp::Reverse(n))
-            .collect();
+        let mut pending: HashMap<NodeId, usize> =
+            self.node_ids().map(|n| (n, self.graph.edges_directed(n, Incoming).count())).collect();
+        let mut ready: BinaryHeap<std::cmp::Reverse<NodeId>> =
+            pending.iter().filter(|(_, &c)| c == 0).map(|(&n, _)| std::cmp::Reverse(n)).collect();
         let mut order = Vec::with_capacity(self.len());
         while let Some(std::cmp::Reverse(n)) = ready.pop() {
             order.push(n);
             for e in self.graph.edges_directed(n, Outgoing) {
-                let c = pending
-                    .get_mut(&e.target())
-                    .expect("edge targets are nodes");
+                let c = pending.get_mut(&e.target()).expect("edge targets are nodes");
                 *c -= 1;
                 if *c == 0 {
                     ready.push(std::cmp::Reverse(e.target()));
                 }
             }
         }
-        match pending
-            .iter()
-            .filter(|(_, &c)| c > 0)
-            .map(|(&n, _)| n)
-            .min()
-        {
+        match pending.iter().filter(|(_, &c)| c > 0).map(|(&n, _)| n).min() {
             Some(stuck) => Err(Cycle(stuck)),
             None => Ok(order),
         }
     }
 
-    /// Every parameter tensor of the model as `(name, shape)`, in program order.
-    pub fn params(&self) -> Vec<(String, Vec<usize>)> {
+    /// Every parameter tensor of the model as `(name, spec)`, in program order.
+    pub fn params(&self) -> Vec<(String, ParamSpec)> {
         let order = self.order().unwrap_or_else(|_| self.node_ids().collect());
         let mut out = vec![];
         for id in order {
             let ops: Vec<NodeId> = self.operands(id);
             let tys: Vec<&Type> = ops.iter().map(|&o| &self.graph[o].ty).collect();
             let node = &self.graph[id];
-            for ParamSpec { slot, shape } in node.op.params(&tys) {
-                out.push((format!("{}.{slot}", node.name), shape));
+            for spec in node.op.params(&tys) {
+                out.push((format!("{}.{}", node.name, spec.slot), spec));
             }
         }
         out
@@ -252,11 +224,8 @@ impl Graph {
         self.node_ids()
             .map(|id| {
                 let n = &self.graph[id];
-                let ops = self
-                    .operands(id)
-                    .into_iter()
-                    .map(|o| self.graph[o].name.as_str())
-                    .collect();
+                let ops =
+                    self.operands(id).into_iter().map(|o| self.graph[o].name.as_str()).collect();
                 (n.name.as_str(), (&n.op, &n.ty, ops))
             })
             .collect()
@@ -283,17 +252,13 @@ impl Eq for Graph {}
 /// A value name as the text format writes it after `%`.
 pub fn is_value_name(s: &str) -> bool {
     let mut chars = s.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
 }
 
 /// An identifier as the text format writes it (model names).
 pub fn is_ident(s: &str) -> bool {
-    s.chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    s.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && is_value_name(s)
         && s != "model"
         && s != "return"

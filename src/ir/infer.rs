@@ -68,8 +68,7 @@ fn shaped(elem: Elem, dims: &[u64]) -> Result<Type, String> {
 }
 
 fn sequence(op: &Op, t: &Type) -> Result<(usize, usize), String> {
-    t.sequence()
-        .ok_or_else(|| format!("{} takes [channels, length], got {t}", op.name()))
+    t.sequence().ok_or_else(|| format!("{} takes [channels, length], got {t}", op.name()))
 }
 
 fn float(op: &Op, t: &Type) -> Result<(), String> {
@@ -128,18 +127,9 @@ mod tests {
         let x = Type::f32(vec![2, 150]);
         let len = |op: Op| infer(&op, &[&x]).map(|t| t.shape[1]);
         assert_eq!(len(conv(8, 1, Padding::Same, 1, 1)), Ok(150));
-        assert_eq!(
-            len(conv(8, 1, Padding::Explicit { left: 0, right: 0 }, 1, 1)),
-            Ok(143)
-        );
-        assert_eq!(
-            len(conv(3, 2, Padding::Explicit { left: 1, right: 1 }, 1, 1)),
-            Ok(75)
-        );
-        assert_eq!(
-            len(conv(3, 1, Padding::Explicit { left: 0, right: 0 }, 4, 2)),
-            Ok(142)
-        );
+        assert_eq!(len(conv(8, 1, Padding::Explicit { left: 0, right: 0 }, 1, 1)), Ok(143));
+        assert_eq!(len(conv(3, 2, Padding::Explicit { left: 1, right: 1 }, 1, 1)), Ok(75));
+        assert_eq!(len(conv(3, 1, Padding::Explicit { left: 0, right: 0 }, 4, 2)), Ok(142));
         assert!(len(conv(3, 1, Padding::Explicit { left: 0, right: 0 }, 100, 1)).is_err());
         assert!(infer(&conv(3, 1, Padding::Same, 1, 4), &[&Type::f32(vec![6, 10])]).is_err());
     }

@@ -1,6 +1,7 @@
 //! The closed set of operations. Every variant documents its typing rule; the
 //! rule itself is in `infer.rs`, and its attributes are listed exactly once, in
-//! [`Op::visit_attrs`], which the parser, the printer and the docs all use.
+//! [`Op::visit_attrs`], which the parser and the printer both use (a test keeps
+//! docs/ir.md naming every op and attribute).
 
 use ordered_float::OrderedFloat;
 
@@ -116,9 +117,9 @@ pub enum Op {
     Dropout(Dropout),
 }
 
-/// Reads or writes one op's attributes. Each op lists its attributes once, in
-/// [`Op::visit_attrs`]; the parser's reader, the printer's writer and the
-/// reference docs are visitors.
+/// Reads, writes or checks one op's attributes. Each op lists its attributes
+/// once, in [`Op::visit_attrs`]; the parser's reader, the printer's writer and
+/// the range check are visitors.
 pub trait AttrVisitor {
     /// A non-negative integer; `default: None` makes it required.
     fn uint(&mut self, name: &'static str, value: &mut usize, default: Option<usize>);
@@ -137,10 +138,7 @@ pub struct AttrError {
 }
 
 fn bad(attr: &'static str, message: impl Into<String>) -> Result<(), AttrError> {
-    Err(AttrError {
-        attr,
-        message: message.into(),
-    })
+    Err(AttrError { attr, message: message.into() })
 }
 
 fn positive(attr: &'static str, v: usize) -> Result<(), AttrError> {
@@ -150,11 +148,65 @@ fn positive(attr: &'static str, v: usize) -> Result<(), AttrError> {
     Ok(())
 }
 
+/// Checks every integer attribute against [`MAX_ATTR`].
+struct Limits(Result<(), AttrError>);
+
+impl Limits {
+    fn check(&mut self, name: &'static str, v: usize) {
+        if self.0.is_ok() && v as u64 > MAX_ATTR {
+            self.0 = bad(name, format!("`{name}` = {v} is out of range 0..={MAX_ATTR}"));
+        }
+    }
+}
+
+impl AttrVisitor for Limits {
+    fn uint(&mut self, name: &'static str, value: &mut usize, _: Option<usize>) {
+        self.check(name, *value);
+    }
+    fn opt_uint(&mut self, name: &'static str, value: &mut Option<usize>) {
+        if let Some(v) = value {
+            self.check(name, *v);
+        }
+    }
+    fn boolean(&mut self, _: &'static str, _: &mut bool, _: bool) {}
+    fn float(&mut self, _: &'static str, _: &mut F64, _: f64) {}
+    fn padding(&mut self, name: &'static str, value: &mut Padding, _: Padding) {
+        if let Padding::Explicit { left, right } = *value {
+            self.check(name, left);
+            self.check(name, right);
+        }
+    }
+}
+
+/// Collects attribute names.
+struct Names(Vec<&'static str>);
+
+impl AttrVisitor for Names {
+    fn uint(&mut self, name: &'static str, _: &mut usize, _: Option<usize>) {
+        self.0.push(name);
+    }
+    fn opt_uint(&mut self, name: &'static str, _: &mut Option<usize>) {
+        self.0.push(name);
+    }
+    fn boolean(&mut self, name: &'static str, _: &mut bool, _: bool) {
+        self.0.push(name);
+    }
+    fn float(&mut self, name: &'static str, _: &mut F64, _: f64) {
+        self.0.push(name);
+    }
+    fn padding(&mut self, name: &'static str, _: &mut Padding, _: Padding) {
+        self.0.push(name);
+    }
+}
+
 /// A named parameter tensor that an op owns: `<value name>.<slot>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParamSpec {
     pub slot: &'static str,
     pub shape: Vec<usize>,
+    /// False for statistics that training updates without gradients
+    /// (batch norm's running mean and variance).
+    pub trainable: bool,
 }
 
 const NO_PAD: Padding = Padding::Explicit { left: 0, right: 0 };
@@ -177,11 +229,7 @@ impl Op {
     /// The op named `name` with every attribute at its default (required ones
     /// zero, to be filled by a reader).
     pub fn with_defaults(name: &str) -> Option<Op> {
-        let pool = Pool1d {
-            kernel: 0,
-            stride: None,
-            padding: 0,
-        };
+        let pool = Pool1d { kernel: 0, stride: None, padding: 0 };
         Some(match name {
             "conv1d" => Op::Conv1d(Conv1d {
                 out_channels: 0,
@@ -192,23 +240,17 @@ impl Op {
                 groups: 1,
                 bias: true,
             }),
-            "batch_norm" => Op::BatchNorm(BatchNorm {
-                eps: OrderedFloat(1e-5),
-                momentum: OrderedFloat(0.1),
-            }),
+            "batch_norm" => {
+                Op::BatchNorm(BatchNorm { eps: OrderedFloat(1e-5), momentum: OrderedFloat(0.1) })
+            }
             "relu" => Op::Relu,
             "add" => Op::Add,
             "max_pool1d" => Op::MaxPool1d(pool),
             "avg_pool1d" => Op::AvgPool1d(pool),
             "global_avg_pool" => Op::GlobalAvgPool,
             "flatten" => Op::Flatten,
-            "linear" => Op::Linear(Linear {
-                out_features: 0,
-                bias: true,
-            }),
-            "dropout" => Op::Dropout(Dropout {
-                p: OrderedFloat(0.5),
-            }),
+            "linear" => Op::Linear(Linear { out_features: 0, bias: true }),
+            "dropout" => Op::Dropout(Dropout { p: OrderedFloat(0.5) }),
             _ => return None,
         })
     }
@@ -268,8 +310,20 @@ impl Op {
         }
     }
 
+    /// The names of the op's attributes, in canonical order.
+    pub fn attr_names(&self) -> Vec<&'static str> {
+        let mut names = Names(vec![]);
+        self.clone().visit_attrs(&mut names);
+        names.0
+    }
+
     /// Range checks on the attributes alone (shapes are checked by `infer`).
+    /// Integer attributes stay within [`MAX_ATTR`] so that every valid graph
+    /// prints to text that parses back.
     pub fn check_attrs(&self) -> Result<(), AttrError> {
+        let mut limits = Limits(Ok(()));
+        self.clone().visit_attrs(&mut limits);
+        limits.0?;
         match self {
             Op::Conv1d(c) => {
                 positive("out_channels", c.out_channels)?;
@@ -330,7 +384,7 @@ impl Op {
 
     /// The parameter tensors the op owns, given its (already checked) operand types.
     pub fn params(&self, operands: &[&crate::ir::Type]) -> Vec<ParamSpec> {
-        let p = |slot, shape| ParamSpec { slot, shape };
+        let p = |slot, shape| ParamSpec { slot, shape, trainable: true };
         let channels = operands.first().map_or(0, |t| t.shape[0]);
         match self {
             Op::Conv1d(c) => {
@@ -340,10 +394,12 @@ impl Op {
                 }
                 v
             }
-            Op::BatchNorm(_) => ["gamma", "beta", "mean", "var"]
-                .into_iter()
-                .map(|s| p(s, vec![channels]))
-                .collect(),
+            Op::BatchNorm(_) => vec![
+                p("gamma", vec![channels]),
+                p("beta", vec![channels]),
+                ParamSpec { slot: "mean", shape: vec![channels], trainable: false },
+                ParamSpec { slot: "var", shape: vec![channels], trainable: false },
+            ],
             Op::Linear(l) => {
                 let mut v = vec![p("w", vec![l.out_features, channels])];
                 if l.bias {

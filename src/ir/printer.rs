@@ -8,28 +8,19 @@ use std::fmt::Write;
 
 pub fn print(g: &Graph) -> String {
     let mut out = String::new();
-    let inputs: Vec<String> = g
-        .inputs()
-        .iter()
-        .map(|&i| format!("%{}: {}", g.node(i).name, g.node(i).ty))
-        .collect();
+    let inputs: Vec<String> =
+        g.inputs().iter().map(|&i| format!("%{}: {}", g.node(i).name, g.node(i).ty)).collect();
     let _ = writeln!(out, "model {}({}) {{", g.name, inputs.join(", "));
     let order = g.order().unwrap_or_else(|_| g.node_ids().collect());
     for id in order.into_iter().filter(|id| !g.inputs().contains(id)) {
         let node = g.node(id);
-        let args: Vec<String> = g
-            .operands(id)
-            .iter()
-            .map(|&o| format!("%{}", g.node(o).name))
-            .collect();
+        let args: Vec<String> =
+            g.operands(id).iter().map(|&o| format!("%{}", g.node(o).name)).collect();
         let mut op = node.op.clone();
         let mut attrs = AttrWriter::default();
         op.visit_attrs(&mut attrs);
-        let attrs = if attrs.0.is_empty() {
-            String::new()
-        } else {
-            format!(" {{{}}}", attrs.0.join(", "))
-        };
+        let attrs =
+            if attrs.0.is_empty() { String::new() } else { format!(" {{{}}}", attrs.0.join(", ")) };
         let _ = writeln!(
             out,
             "  %{} = {}({}){attrs} : {}",

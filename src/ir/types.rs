@@ -37,9 +37,7 @@ impl Elem {
         }
         let bits: u8 = digits.parse().ok()?;
         let lowest = if signed { 2 } else { 1 };
-        (lowest..=32)
-            .contains(&bits)
-            .then_some(Elem::Int { signed, bits })
+        (lowest..=32).contains(&bits).then_some(Elem::Int { signed, bits })
     }
 }
 
@@ -48,10 +46,7 @@ impl fmt::Display for Elem {
         match self {
             Elem::F32 => write!(f, "f32"),
             Elem::Int { signed: true, bits } => write!(f, "i{bits}"),
-            Elem::Int {
-                signed: false,
-                bits,
-            } => write!(f, "u{bits}"),
+            Elem::Int { signed: false, bits } => write!(f, "u{bits}"),
         }
     }
 }

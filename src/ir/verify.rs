@@ -16,10 +16,7 @@ pub struct VerifyError {
 }
 
 fn fail<T>(node: Option<NodeId>, message: impl Into<String>) -> Result<T, VerifyError> {
-    Err(VerifyError {
-        node,
-        message: message.into(),
-    })
+    Err(VerifyError { node, message: message.into() })
 }
 
 pub fn verify(g: &Graph) -> Result<(), VerifyError> {
@@ -40,10 +37,7 @@ pub fn verify(g: &Graph) -> Result<(), VerifyError> {
         }
     }
     let order = g.order().or_else(|c| {
-        fail(
-            Some(c.0),
-            format!("`%{}` depends on itself (a cycle)", g.node(c.0).name),
-        )
+        fail(Some(c.0), format!("`%{}` depends on itself (a cycle)", g.node(c.0).name))
     })?;
     for id in order {
         verify_node(g, id)?;
@@ -63,11 +57,7 @@ fn verify_node(g: &Graph, id: NodeId) -> Result<(), VerifyError> {
     }
     let positions = g.operand_positions(id);
     if positions != (0..node.op.arity()).collect::<Vec<_>>() {
-        return Err(here(format!(
-            "takes {} operands, has {}",
-            node.op.arity(),
-            positions.len()
-        )));
+        return Err(here(format!("takes {} operands, has {}", node.op.arity(), positions.len())));
     }
     if is_input {
         let dims: Vec<u64> = node.ty.shape.iter().map(|&d| d as u64).collect();
@@ -78,10 +68,7 @@ fn verify_node(g: &Graph, id: NodeId) -> Result<(), VerifyError> {
     let tys: Vec<&Type> = operands.iter().map(|&o| &g.node(o).ty).collect();
     let inferred = infer(&node.op, &tys).map_err(here)?;
     if inferred != node.ty {
-        return Err(here(format!(
-            "has type {} but its operands give {inferred}",
-            node.ty
-        )));
+        return Err(here(format!("has type {} but its operands give {inferred}", node.ty)));
     }
     Ok(())
 }
@@ -121,19 +108,13 @@ mod tests {
     fn stale_types_and_bad_attributes_are_found() {
         let (mut g, [_, a, _]) = chain();
         g.node_mut(a).ty = Type::f32(vec![3, 8]);
-        assert!(verify(&g)
-            .unwrap_err()
-            .message
-            .contains("has type f32[3, 8]"));
+        assert!(verify(&g).unwrap_err().message.contains("has type f32[3, 8]"));
 
         let (mut g, [x, ..]) = chain();
         let l = g.add_node(
             Node {
                 name: "l".into(),
-                op: Op::Linear(Linear {
-                    out_features: 0,
-                    bias: true,
-                }),
+                op: Op::Linear(Linear { out_features: 0, bias: true }),
                 ty: Type::f32(vec![1]),
             },
             &[x],
@@ -150,26 +131,13 @@ mod tests {
 
         let (mut g, [_, a, _]) = chain();
         g.node_mut(a).name = "has space".into();
-        assert!(verify(&g)
-            .unwrap_err()
-            .message
-            .contains("not a valid value name"));
+        assert!(verify(&g).unwrap_err().message.contains("not a valid value name"));
 
         let (mut g, [x, a, _]) = chain();
-        let s = g.add_node(
-            Node {
-                name: "s".into(),
-                op: Op::Add,
-                ty: Type::f32(vec![2, 8]),
-            },
-            &[x],
-        );
+        let s = g.add_node(Node { name: "s".into(), op: Op::Add, ty: Type::f32(vec![2, 8]) }, &[x]);
         g.set_output(s);
         let _ = a;
-        assert!(verify(&g)
-            .unwrap_err()
-            .message
-            .contains("takes 2 operands, has 1"));
+        assert!(verify(&g).unwrap_err().message.contains("takes 2 operands, has 1"));
 
         let (mut g, [.., b]) = chain();
         g.remove_node(b);

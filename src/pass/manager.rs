@@ -28,32 +28,19 @@ impl PassManager {
         mut after: impl FnMut(PassReport<'_>),
     ) -> Result<(), PassError> {
         if !self.allow_meaning_changes {
-            if let Some(p) = pipeline
-                .passes
-                .iter()
-                .find(|p| p.semantics() == Semantics::Changing)
-            {
+            if let Some(p) = pipeline.passes.iter().find(|p| p.semantics() == Semantics::Changing) {
                 return Err(PassError::MeaningChangeNotAllowed(p.name()));
             }
         }
         for &pass in &pipeline.passes {
             let before = signature(g);
-            let changed = pass.run(g).map_err(|message| PassError::Failed {
-                pass: pass.name(),
-                message,
-            })?;
-            verify(g).map_err(|error| PassError::Verify {
-                pass: pass.name(),
-                error,
-            })?;
+            let changed =
+                pass.run(g).map_err(|message| PassError::Failed { pass: pass.name(), message })?;
+            verify(g).map_err(|error| PassError::Verify { pass: pass.name(), error })?;
             if pass.semantics() == Semantics::Preserving && signature(g) != before {
                 return Err(PassError::SignatureChanged(pass.name()));
             }
-            after(PassReport {
-                pass,
-                changed,
-                graph: g,
-            });
+            after(PassReport { pass, changed, graph: g });
         }
         Ok(())
     }
@@ -62,10 +49,5 @@ impl PassManager {
 /// The input and output types: what a meaning-preserving pass may not change.
 fn signature(g: &Graph) -> (Vec<Type>, Option<Type>) {
     let inputs = g.inputs().iter().map(|&i| g.node(i).ty.clone()).collect();
-    (
-        inputs,
-        g.output()
-            .filter(|&o| g.contains(o))
-            .map(|o| g.node(o).ty.clone()),
-    )
+    (inputs, g.output().filter(|&o| g.contains(o)).map(|o| g.node(o).ty.clone()))
 }

@@ -49,11 +49,7 @@ pub trait Pass: Sync {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PassError {
     #[error("unknown pass `{name}`{}; known passes: {}", .suggestion.map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default(), .known.join(", "))]
-    Unknown {
-        name: String,
-        suggestion: Option<&'static str>,
-        known: Vec<&'static str>,
-    },
+    Unknown { name: String, suggestion: Option<&'static str>, known: Vec<&'static str> },
     #[error("empty pass name in the pipeline `{0}`")]
     EmptyName(String),
     #[error("pass `{0}` changes the model's meaning, and this pipeline allows only meaning-preserving passes")]
@@ -61,10 +57,7 @@ pub enum PassError {
     #[error("pass `{pass}` failed: {message}")]
     Failed { pass: &'static str, message: String },
     #[error("the IR after pass `{pass}` is invalid (a bug in potc): {error}")]
-    Verify {
-        pass: &'static str,
-        error: VerifyError,
-    },
+    Verify { pass: &'static str, error: VerifyError },
     #[error("pass `{0}` is declared meaning-preserving but changed the model's signature (a bug in potc)")]
     SignatureChanged(&'static str),
 }

@@ -18,10 +18,7 @@ impl Registry {
     }
 
     pub fn get(&self, name: &str) -> Option<&dyn Pass> {
-        self.passes
-            .iter()
-            .find(|p| p.name() == name)
-            .map(|p| p.as_ref())
+        self.passes.iter().find(|p| p.name() == name).map(|p| p.as_ref())
     }
 
     pub fn names(&self) -> Vec<&'static str> {

@@ -27,10 +27,7 @@ pub struct LexError {
 
 impl LexError {
     fn at<'s>(lex: &logos::Lexer<'s, Token<'s>>, kind: LexErrorKind) -> Self {
-        LexError {
-            kind,
-            span: lex.span(),
-        }
+        LexError { kind, span: lex.span() }
     }
     fn stray<'s>(lex: &mut logos::Lexer<'s, Token<'s>>) -> Self {
         LexError::at(lex, LexErrorKind::StrayCharacter)
@@ -93,9 +90,7 @@ fn block_comment<'s>(lex: &mut logos::Lexer<'s, Token<'s>>) -> Result<logos::Ski
 }
 
 fn parse_int<'s>(lex: &mut logos::Lexer<'s, Token<'s>>) -> Result<i64, LexError> {
-    lex.slice()
-        .parse()
-        .map_err(|_| LexError::at(lex, LexErrorKind::IntegerOutOfRange))
+    lex.slice().parse().map_err(|_| LexError::at(lex, LexErrorKind::IntegerOutOfRange))
 }
 
 fn parse_float<'s>(lex: &mut logos::Lexer<'s, Token<'s>>) -> Result<f64, LexError> {
@@ -135,9 +130,7 @@ pub struct Lexer<'s> {
 
 impl<'s> Lexer<'s> {
     pub fn new(src: &'s str) -> Self {
-        Lexer {
-            inner: Token::lexer(src).spanned(),
-        }
+        Lexer { inner: Token::lexer(src).spanned() }
     }
 }
 

@@ -20,9 +20,7 @@ lalrpop_util::lalrpop_mod!(
 
 /// Parses `.pot` text into its syntax tree.
 pub fn parse_ast(src: &str) -> Result<ast::Model, Diagnostic> {
-    grammar::ModelParser::new()
-        .parse(Lexer::new(src))
-        .map_err(|e| parse_error(src, e))
+    grammar::ModelParser::new().parse(Lexer::new(src)).map_err(|e| parse_error(src, e))
 }
 
 /// Parses, builds and verifies: the text's graph, or the first mistake in it.
@@ -45,26 +43,16 @@ fn parse_error(src: &str, e: ParseError<usize, Token<'_>, LexError>) -> Diagnost
             } else {
                 Diagnostic::at(
                     location..location,
-                    format!(
-                        "unexpected end of file; expected {}",
-                        expected_list(&expected)
-                    ),
+                    format!("unexpected end of file; expected {}", expected_list(&expected)),
                 )
             }
         }
-        ParseError::UnrecognizedToken {
-            token: (l, tok, r),
-            expected,
-        } if expected.is_empty() => {
+        ParseError::UnrecognizedToken { token: (l, tok, r), expected } if expected.is_empty() => {
             Diagnostic::at(l..r, format!("unexpected {tok} after the end of the model"))
         }
-        ParseError::UnrecognizedToken {
-            token: (l, tok, r),
-            expected,
-        } => Diagnostic::at(
-            l..r,
-            format!("expected {}, found {tok}", expected_list(&expected)),
-        ),
+        ParseError::UnrecognizedToken { token: (l, tok, r), expected } => {
+            Diagnostic::at(l..r, format!("expected {}, found {tok}", expected_list(&expected)))
+        }
         ParseError::ExtraToken { token: (l, tok, r) } => {
             Diagnostic::at(l..r, format!("unexpected {tok} after the end of the model"))
         }

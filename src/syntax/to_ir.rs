@@ -18,16 +18,10 @@ pub fn build(model: &ast::Model) -> Result<Graph, Diagnostic> {
             Stmt::Return(_) => None,
         })
         .collect();
-    let mut b = Builder {
-        graph: Graph::new(&model.name.node),
-        defs: HashMap::new(),
-        all_defs,
-    };
+    let mut b = Builder { graph: Graph::new(&model.name.node), defs: HashMap::new(), all_defs };
     if model.inputs.is_empty() {
-        return Err(
-            Diagnostic::at(model.name.span.clone(), "the model declares no input")
-                .with_help("declare one, e.g. `model m(%x: [1, 150]) { ... }`"),
-        );
+        return Err(Diagnostic::at(model.name.span.clone(), "the model declares no input")
+            .with_help("declare one, e.g. `model m(%x: [1, 150]) { ... }`"));
     }
     for input in &model.inputs {
         let ty = build_type(&input.ty)?;
@@ -92,10 +86,7 @@ impl Builder {
                 .with_note(later.clone(), "defined here, on a later line")
                 .with_help("values are defined before their uses, so the graph has no cycles");
             }
-            let d = Diagnostic::at(
-                name.span.clone(),
-                format!("undefined value `%{}`", name.node),
-            );
+            let d = Diagnostic::at(name.span.clone(), format!("undefined value `%{}`", name.node));
             match suggest(&name.node, self.defs.keys().map(String::as_str)) {
                 Some(s) => d.with_help(format!("did you mean `%{s}`?")),
                 None => d,
@@ -108,19 +99,10 @@ impl Builder {
         if s.args.len() != op.arity() {
             return Err(Diagnostic::at(
                 s.op.span.start..s.span.end,
-                format!(
-                    "`{}` takes {} operand(s), got {}",
-                    op.name(),
-                    op.arity(),
-                    s.args.len()
-                ),
+                format!("`{}` takes {} operand(s), got {}", op.name(), op.arity(), s.args.len()),
             ));
         }
-        let operands = s
-            .args
-            .iter()
-            .map(|a| self.lookup(a))
-            .collect::<Result<Vec<_>, _>>()?;
+        let operands = s.args.iter().map(|a| self.lookup(a)).collect::<Result<Vec<_>, _>>()?;
         read_attrs(&mut op, s)?;
         if let Err(e) = op.check_attrs() {
             let span = s
@@ -141,14 +123,7 @@ impl Builder {
                 ));
             }
         }
-        let id = self.graph.add_node(
-            Node {
-                name: s.result.node.clone(),
-                op,
-                ty,
-            },
-            &operands,
-        );
+        let id = self.graph.add_node(Node { name: s.result.node.clone(), op, ty }, &operands);
         self.graph.set_span(id, s.span.clone());
         self.define(&s.result, id)
     }
@@ -198,8 +173,7 @@ fn build_type(t: &ast::TypeAst) -> Result<Type, Diagnostic> {
 
 /// Checks the written attributes against the op's list, then reads them.
 fn read_attrs(op: &mut Op, s: &ast::OpStmt) -> Result<(), Diagnostic> {
-    let mut known = Names(vec![]);
-    op.visit_attrs(&mut known);
+    let known = op.attr_names();
     for (i, a) in s.attrs.iter().enumerate() {
         if let Some(first) = s.attrs[..i].iter().find(|b| b.name.node == a.name.node) {
             return Err(Diagnostic::at(
@@ -208,53 +182,25 @@ fn read_attrs(op: &mut Op, s: &ast::OpStmt) -> Result<(), Diagnostic> {
             )
             .with_note(first.name.span.clone(), "first given here"));
         }
-        if !known.0.contains(&a.name.node.as_str()) {
+        if !known.contains(&a.name.node.as_str()) {
             let d = Diagnostic::at(
                 a.name.span.clone(),
                 format!("`{}` has no attribute `{}`", op.name(), a.name.node),
             );
             return Err(
-                match (
-                    suggest(&a.name.node, known.0.iter().copied()),
-                    known.0.is_empty(),
-                ) {
+                match (suggest(&a.name.node, known.iter().copied()), known.is_empty()) {
                     (_, true) => d.with_help(format!("`{}` takes no attributes", op.name())),
                     (Some(k), _) => d.with_help(format!("did you mean `{k}`?")),
                     (None, _) => {
-                        d.with_help(format!("`{}` takes: {}", op.name(), known.0.join(", ")))
+                        d.with_help(format!("`{}` takes: {}", op.name(), known.join(", ")))
                     }
                 },
             );
         }
     }
-    let mut reader = Reader {
-        stmt: s,
-        op: op.name(),
-        error: None,
-    };
+    let mut reader = Reader { stmt: s, op: op.name(), error: None };
     op.visit_attrs(&mut reader);
     reader.error.map_or(Ok(()), Err)
-}
-
-/// Collects attribute names.
-struct Names(Vec<&'static str>);
-
-impl AttrVisitor for Names {
-    fn uint(&mut self, name: &'static str, _: &mut usize, _: Option<usize>) {
-        self.0.push(name);
-    }
-    fn opt_uint(&mut self, name: &'static str, _: &mut Option<usize>) {
-        self.0.push(name);
-    }
-    fn boolean(&mut self, name: &'static str, _: &mut bool, _: bool) {
-        self.0.push(name);
-    }
-    fn float(&mut self, name: &'static str, _: &mut F64, _: f64) {
-        self.0.push(name);
-    }
-    fn padding(&mut self, name: &'static str, _: &mut Padding, _: Padding) {
-        self.0.push(name);
-    }
 }
 
 /// Fills attributes from the statement; keeps the first error.
@@ -271,12 +217,7 @@ impl Reader<'_> {
         if self.error.is_some() {
             return None;
         }
-        let found = self
-            .stmt
-            .attrs
-            .iter()
-            .find(|a| a.name.node == name)
-            .map(|a| &a.value);
+        let found = self.stmt.attrs.iter().find(|a| a.name.node == name).map(|a| &a.value);
         if found.is_none() && required {
             self.error = Some(
                 Diagnostic::at(
@@ -358,10 +299,7 @@ impl AttrVisitor for Reader<'_> {
                 }
             }
             AttrValue::List(items) if items.len() == 2 => {
-                let (l, r) = (
-                    self.uint_value(name, &items[0]),
-                    self.uint_value(name, &items[1]),
-                );
+                let (l, r) = (self.uint_value(name, &items[0]), self.uint_value(name, &items[1]));
                 if let (Some(left), Some(right)) = (l, r) {
                     *value = Padding::Explicit { left, right };
                 }

@@ -12,7 +12,10 @@ fn read(path: &str) -> String {
 fn ir_reference_names_every_op_and_attribute() {
     let doc = read("docs/ir.md");
     for name in Op::TEXT_NAMES {
-        let section = doc.split(&format!("### `{name}`")).nth(1).unwrap_or_else(|| panic!("no section for `{name}`"));
+        let section = doc
+            .split(&format!("### `{name}`"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no section for `{name}`"));
         let section = section.split("\n### ").next().unwrap();
         for attr in Op::with_defaults(name).unwrap().attr_names() {
             assert!(section.contains(&format!("`{attr}`")), "docs/ir.md: `{name}` lacks `{attr}`");

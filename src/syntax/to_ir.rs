@@ -187,15 +187,11 @@ fn read_attrs(op: &mut Op, s: &ast::OpStmt) -> Result<(), Diagnostic> {
                 a.name.span.clone(),
                 format!("`{}` has no attribute `{}`", op.name(), a.name.node),
             );
-            return Err(
-                match (suggest(&a.name.node, known.iter().copied()), known.is_empty()) {
-                    (_, true) => d.with_help(format!("`{}` takes no attributes", op.name())),
-                    (Some(k), _) => d.with_help(format!("did you mean `{k}`?")),
-                    (None, _) => {
-                        d.with_help(format!("`{}` takes: {}", op.name(), known.join(", ")))
-                    }
-                },
-            );
+            return Err(match (suggest(&a.name.node, known.iter().copied()), known.is_empty()) {
+                (_, true) => d.with_help(format!("`{}` takes no attributes", op.name())),
+                (Some(k), _) => d.with_help(format!("did you mean `{k}`?")),
+                (None, _) => d.with_help(format!("`{}` takes: {}", op.name(), known.join(", "))),
+            });
         }
     }
     let mut reader = Reader { stmt: s, op: op.name(), error: None };

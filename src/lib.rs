@@ -5,11 +5,15 @@
 //! verifier, printer), `pass` (the pass manager), and the concrete passes in
 //! the top-level `passes/` folder.
 
+pub mod ckpt;
+pub mod data;
 pub mod diag;
 pub mod driver;
+pub mod interp;
 pub mod ir;
 pub mod pass;
 pub mod syntax;
+pub mod train;
 
 // The concrete passes live outside `src/` so that the infrastructure never
 // names one; they are compiled into this crate as `potc::passes`.

@@ -204,6 +204,23 @@ impl Graph {
         }
     }
 
+    /// Gives input `index` a new type and re-infers the type of every value,
+    /// e.g. to run a length-agnostic model on series of another length.
+    pub fn retype_input(&mut self, index: usize, ty: Type) -> Result<(), String> {
+        let input = *self.inputs.get(index).ok_or("no such input")?;
+        self.graph[input].ty = ty;
+        let order = self.order().map_err(|_| "the graph has a cycle".to_string())?;
+        for id in order.into_iter().filter(|&id| id != input && !self.inputs.contains(&id)) {
+            let tys: Vec<&Type> =
+                self.operands(id).into_iter().map(|o| &self.graph[o].ty).collect();
+            let node = &self.graph[id];
+            let ty = infer(&node.op, &tys)
+                .map_err(|m| format!("`%{}` ({}): {m}", node.name, node.op.name()))?;
+            self.graph[id].ty = ty;
+        }
+        Ok(())
+    }
+
     /// Every parameter tensor of the model as `(name, spec)`, in program order.
     pub fn params(&self) -> Vec<(String, ParamSpec)> {
         let order = self.order().unwrap_or_else(|_| self.node_ids().collect());

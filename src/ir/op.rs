@@ -207,6 +207,21 @@ pub struct ParamSpec {
     /// False for statistics that training updates without gradients
     /// (batch norm's running mean and variance).
     pub trainable: bool,
+    /// How training initialises it (PyTorch's defaults).
+    pub init: Init,
+}
+
+/// Initial values of a parameter, as PyTorch initialises Conv1d, Linear and
+/// BatchNorm1d.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Init {
+    /// Uniform in `±1/sqrt(fan_in)` (Kaiming-uniform with a = sqrt(5) for
+    /// weights; the same bound for biases).
+    Uniform {
+        fan_in: usize,
+    },
+    Zeros,
+    Ones,
 }
 
 const NO_PAD: Padding = Padding::Explicit { left: 0, right: 0 };
@@ -384,29 +399,35 @@ impl Op {
 
     /// The parameter tensors the op owns, given its (already checked) operand types.
     pub fn params(&self, operands: &[&crate::ir::Type]) -> Vec<ParamSpec> {
-        let p = |slot, shape| ParamSpec { slot, shape, trainable: true };
+        let p = |slot, shape, trainable, init| ParamSpec { slot, shape, trainable, init };
         let channels = operands.first().map_or(0, |t| t.shape[0]);
+        let weight_and_bias = |out: usize, fan_in: usize, w_shape: Vec<usize>, bias: bool| {
+            let init = Init::Uniform { fan_in };
+            let mut v = vec![p("w", w_shape, true, init)];
+            if bias {
+                v.push(p("b", vec![out], true, init));
+            }
+            v
+        };
         match self {
             Op::Conv1d(c) => {
-                let mut v = vec![p("w", vec![c.out_channels, channels / c.groups, c.kernel])];
-                if c.bias {
-                    v.push(p("b", vec![c.out_channels]));
-                }
-                v
+                let cg = channels / c.groups;
+                weight_and_bias(
+                    c.out_channels,
+                    cg * c.kernel,
+                    vec![c.out_channels, cg, c.kernel],
+                    c.bias,
+                )
+            }
+            Op::Linear(l) => {
+                weight_and_bias(l.out_features, channels, vec![l.out_features, channels], l.bias)
             }
             Op::BatchNorm(_) => vec![
-                p("gamma", vec![channels]),
-                p("beta", vec![channels]),
-                ParamSpec { slot: "mean", shape: vec![channels], trainable: false },
-                ParamSpec { slot: "var", shape: vec![channels], trainable: false },
+                p("gamma", vec![channels], true, Init::Ones),
+                p("beta", vec![channels], true, Init::Zeros),
+                p("mean", vec![channels], false, Init::Zeros),
+                p("var", vec![channels], false, Init::Ones),
             ],
-            Op::Linear(l) => {
-                let mut v = vec![p("w", vec![l.out_features, channels])];
-                if l.bias {
-                    v.push(p("b", vec![l.out_features]));
-                }
-                v
-            }
             _ => vec![],
         }
     }

@@ -1,50 +1,9 @@
-//! What the CLI's commands do, as library functions that return text or a
-//! rendered diagnostic, so tests can call them without a process.
+//! `potc check`, `potc print` and `potc passes`.
 
-use crate::diag::Diagnostic;
-use crate::ir::{print, Graph};
+use super::{load_model, Failure};
+use crate::ir::print;
 use crate::pass::PassManager;
 use crate::passes::registry;
-use crate::syntax;
-
-/// A user-facing failure, already rendered (`file:line:col: error: ...`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Failure(pub String);
-
-/// Source text with the path it was read from.
-pub struct Source {
-    pub path: String,
-    pub text: String,
-}
-
-impl Source {
-    pub fn fail(&self, d: &Diagnostic) -> Failure {
-        Failure(d.render(&self.path, &self.text))
-    }
-}
-
-/// Reads a model file; bytes that are not UTF-8 are reported at their line and column.
-pub fn read_source(path: &str) -> Result<Source, Failure> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| Failure(format!("{path}: error: cannot read the file: {e}\n")))?;
-    match String::from_utf8(bytes) {
-        Ok(text) => Ok(Source { path: path.to_string(), text }),
-        Err(e) => {
-            let at = e.utf8_error().valid_up_to();
-            let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
-            let src = Source { path: path.to_string(), text };
-            Err(src.fail(&Diagnostic::at(at..at + 1, "the file is not UTF-8 text")))
-        }
-    }
-}
-
-/// Reads, parses and verifies a model.
-pub fn load_model(path: &str) -> Result<(Source, Graph), Failure> {
-    let src = read_source(path)?;
-    let graph = syntax::parse(&src.text).map_err(|d| src.fail(&d))?;
-    Ok((src, graph))
-}
 
 /// `potc check`: a one-line summary of a valid model.
 pub fn check(path: &str) -> Result<String, Failure> {

@@ -1,0 +1,68 @@
+//! What the CLI's commands do, as library functions that return their
+//! standard output or a rendered failure, so tests can call them without a
+//! process. Progress and notes go to standard error.
+
+mod eval;
+mod ir_cmds;
+mod model_data;
+mod plot;
+mod train;
+
+pub use eval::{eval, EvalOptions};
+pub use ir_cmds::{check, describe_passes, print_model};
+pub use train::{train, TrainOptions};
+
+use crate::diag::Diagnostic;
+use crate::ir::Graph;
+use crate::syntax;
+
+/// A user-facing failure, already rendered (`file:line:col: error: ...`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Failure(pub String);
+
+/// Source text with the path it was read from.
+pub struct Source {
+    pub path: String,
+    pub text: String,
+}
+
+impl Source {
+    pub fn fail(&self, d: &Diagnostic) -> Failure {
+        Failure(d.render(&self.path, &self.text))
+    }
+}
+
+/// Reads a model file; bytes that are not UTF-8 are reported at their line and column.
+pub fn read_source(path: &str) -> Result<Source, Failure> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| Failure(format!("{path}: error: cannot read the file: {e}\n")))?;
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(Source { path: path.to_string(), text }),
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+            let src = Source { path: path.to_string(), text };
+            Err(src.fail(&Diagnostic::at(at..at + 1, "the file is not UTF-8 text")))
+        }
+    }
+}
+
+/// Reads, parses and verifies a model.
+pub fn load_model(path: &str) -> Result<(Source, Graph), Failure> {
+    let src = read_source(path)?;
+    let graph = syntax::parse(&src.text).map_err(|d| src.fail(&d))?;
+    Ok((src, graph))
+}
+
+impl From<crate::data::DataError> for Failure {
+    fn from(e: crate::data::DataError) -> Self {
+        Failure(format!("{e}\n"))
+    }
+}
+
+impl From<crate::ckpt::CkptError> for Failure {
+    fn from(e: crate::ckpt::CkptError) -> Self {
+        Failure(format!("{e}\n"))
+    }
+}

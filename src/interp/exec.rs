@@ -1,0 +1,207 @@
+//! The autodiff interpreter: a forward pass that records a tape (every
+//! value and what each op's backward rule needs), and a backward pass that
+//! walks it in reverse. The rules themselves live in `kernels/`, forward and
+//! backward side by side.
+
+use super::kernels::{batch_norm as bn, conv1d, elementwise as ew, linear, pool};
+use super::plan::{Plan, Step};
+use crate::ir::op::Op;
+use rand::RngExt;
+use rand_chacha::ChaCha8Rng;
+
+/// Parameter values, indexed like `Plan::params`.
+pub type Weights = Vec<Vec<f32>>;
+
+/// Training mode draws dropout masks from `rng` and uses batch statistics.
+pub enum Mode<'a> {
+    Train(&'a mut ChaCha8Rng),
+    Eval,
+}
+
+enum Saved {
+    Nothing,
+    Conv(Vec<f32>),
+    Bn(bn::Saved),
+    MaxPool(Vec<u32>),
+    Dropout(Vec<bool>),
+}
+
+/// Every value of a forward pass and what its backward pass needs.
+pub struct Tape {
+    pub values: Vec<Vec<f32>>,
+    saved: Vec<Saved>,
+    n: usize,
+}
+
+impl Tape {
+    pub fn output<'a>(&'a self, plan: &Plan) -> &'a [f32] {
+        &self.values[plan.output]
+    }
+}
+
+/// Runs the model on a batch `x[c][n][l]` of `n` samples.
+pub fn forward(
+    plan: &Plan,
+    w: &mut Weights,
+    x: Vec<f32>,
+    n: usize,
+    mut mode: Mode<'_>,
+    threads: usize,
+) -> Tape {
+    let mut values = vec![Vec::new(); plan.slots];
+    values[plan.input] = x;
+    let mut saved = Vec::with_capacity(plan.steps.len());
+    for s in &plan.steps {
+        let (y, keep) = forward_step(s, &values, w, n, &mut mode, threads);
+        values[s.out] = y;
+        saved.push(keep);
+    }
+    Tape { values, saved, n }
+}
+
+fn forward_step(
+    s: &Step,
+    v: &[Vec<f32>],
+    w: &mut Weights,
+    n: usize,
+    mode: &mut Mode<'_>,
+    threads: usize,
+) -> (Vec<f32>, Saved) {
+    let x = &v[s.args[0]];
+    let ((c, l), (co, lo)) = (s.arg_dims[0], s.out_dims);
+    match &s.op {
+        Op::Conv1d(op) => {
+            let g = conv1d::ConvGeom::new(op, c, n, l, lo);
+            let b = op.bias.then(|| w[s.params[1]].as_slice());
+            let (y, cols) = conv1d::forward(&g, x, &w[s.params[0]], b, threads);
+            (y, Saved::Conv(cols))
+        }
+        Op::BatchNorm(op) => {
+            let [gi, bi, mi, vi] = s.params[..] else {
+                unreachable!("batch_norm owns four tensors")
+            };
+            let (gamma, beta) = (w[gi].clone(), w[bi].clone());
+            let p = bn::BnParams { gamma: &gamma, beta: &beta, eps: op.eps.0 };
+            match mode {
+                Mode::Train(_) => {
+                    let (mut rm, mut rv) = (std::mem::take(&mut w[mi]), std::mem::take(&mut w[vi]));
+                    let (y, sv) = bn::forward_train(x, n * l, &p, op.momentum.0, &mut rm, &mut rv);
+                    (w[mi], w[vi]) = (rm, rv);
+                    (y, Saved::Bn(sv))
+                }
+                Mode::Eval => (bn::forward_eval(x, n * l, &p, &w[mi], &w[vi]), Saved::Nothing),
+            }
+        }
+        Op::Relu => (ew::relu_forward(x), Saved::Nothing),
+        Op::Add => (ew::add(x, &v[s.args[1]]), Saved::Nothing),
+        Op::MaxPool1d(p) => {
+            let (y, arg) = pool::max_forward(&pool::Window::new(p, l, lo), x);
+            (y, Saved::MaxPool(arg))
+        }
+        Op::AvgPool1d(p) => (pool::avg_forward(&pool::Window::new(p, l, lo), x), Saved::Nothing),
+        Op::GlobalAvgPool => (pool::global_avg_forward(x, l), Saved::Nothing),
+        Op::Flatten if l > 1 || s.arg_dims[0] != s.out_dims => {
+            (ew::flatten_forward(x, c, n, l), Saved::Nothing)
+        }
+        Op::Flatten => (x.clone(), Saved::Nothing),
+        Op::Linear(op) => {
+            let b = op.bias.then(|| w[s.params[1]].as_slice());
+            (linear::forward(x, &w[s.params[0]], b, c, co, n, threads), Saved::Nothing)
+        }
+        Op::Dropout(d) => match mode {
+            Mode::Train(rng) => {
+                let keep: Vec<bool> = (0..x.len()).map(|_| rng.random::<f64>() >= d.p.0).collect();
+                (ew::dropout_forward(x, &keep, d.p.0 as f32), Saved::Dropout(keep))
+            }
+            Mode::Eval => (x.clone(), Saved::Nothing),
+        },
+        Op::Input => unreachable!("inputs are not steps"),
+    }
+}
+
+/// Gradients of every parameter (empty for statistics) given `dout`, the
+/// gradient of the loss with respect to the output.
+pub fn backward(
+    plan: &Plan,
+    w: &Weights,
+    tape: &Tape,
+    dout: Vec<f32>,
+    threads: usize,
+) -> Vec<Vec<f32>> {
+    let mut grads: Vec<Option<Vec<f32>>> = vec![None; plan.slots];
+    grads[plan.output] = Some(dout);
+    let mut pgrads: Vec<Vec<f32>> = vec![Vec::new(); plan.params.len()];
+    for (s, saved) in plan.steps.iter().zip(&tape.saved).rev() {
+        let Some(dy) = grads[s.out].take() else { continue };
+        let dxs = backward_step(s, saved, w, tape, &dy, &mut pgrads, plan.input, threads);
+        for (&arg, dx) in s.args.iter().zip(dxs) {
+            let Some(dx) = dx else { continue };
+            grads[arg] = Some(match grads[arg].take() {
+                Some(acc) => ew::add(&acc, &dx),
+                None => dx,
+            });
+        }
+    }
+    pgrads
+}
+
+/// The gradients of the step's operands (None where not needed); parameter
+/// gradients go into `pg`.
+#[allow(clippy::too_many_arguments)]
+fn backward_step(
+    s: &Step,
+    saved: &Saved,
+    w: &Weights,
+    tape: &Tape,
+    dy: &[f32],
+    pg: &mut [Vec<f32>],
+    input: usize,
+    threads: usize,
+) -> Vec<Option<Vec<f32>>> {
+    let n = tape.n;
+    let x = &tape.values[s.args[0]];
+    let want_dx = s.args[0] != input;
+    let ((c, l), (co, lo)) = (s.arg_dims[0], s.out_dims);
+    let dx = match (&s.op, saved) {
+        (Op::Conv1d(op), Saved::Conv(cols)) => {
+            let g = conv1d::ConvGeom::new(op, c, n, l, lo);
+            let (dx, dw, db) =
+                conv1d::backward(&g, cols, &w[s.params[0]], dy, op.bias, want_dx, threads);
+            pg[s.params[0]] = dw;
+            if let Some(db) = db {
+                pg[s.params[1]] = db;
+            }
+            dx
+        }
+        (Op::BatchNorm(_), Saved::Bn(sv)) => {
+            let (dx, dgamma, dbeta) = bn::backward(x, dy, n * l, &w[s.params[0]], sv);
+            (pg[s.params[0]], pg[s.params[1]]) = (dgamma, dbeta);
+            Some(dx)
+        }
+        (Op::Relu, _) => Some(ew::relu_backward(&tape.values[s.out], dy)),
+        (Op::Add, _) => return vec![Some(dy.to_vec()), Some(dy.to_vec())],
+        (Op::MaxPool1d(p), Saved::MaxPool(arg)) => {
+            Some(pool::max_backward(&pool::Window::new(p, l, lo), arg, dy))
+        }
+        (Op::AvgPool1d(p), _) => Some(pool::avg_backward(&pool::Window::new(p, l, lo), dy)),
+        (Op::GlobalAvgPool, _) => Some(pool::global_avg_backward(dy, l)),
+        (Op::Flatten, _) if l > 1 || s.arg_dims[0] != s.out_dims => {
+            Some(ew::flatten_backward(dy, c, n, l))
+        }
+        (Op::Flatten, _) => Some(dy.to_vec()),
+        (Op::Linear(op), _) => {
+            let (dx, dw, db) =
+                linear::backward(x, &w[s.params[0]], dy, (c, co, n), op.bias, want_dx, threads);
+            pg[s.params[0]] = dw;
+            if let Some(db) = db {
+                pg[s.params[1]] = db;
+            }
+            dx
+        }
+        (Op::Dropout(d), Saved::Dropout(keep)) => {
+            Some(ew::dropout_backward(dy, keep, d.p.0 as f32))
+        }
+        (op, _) => unreachable!("{} has no training-mode tape entry", op.name()),
+    };
+    vec![dx.filter(|_| want_dx)]
+}

@@ -1,0 +1,109 @@
+//! Batch normalisation over channels, PyTorch's conventions: training uses
+//! the batch mean and biased variance over (N, L) and updates the running
+//! statistics with the unbiased variance; inference uses the running ones.
+//! Sums run in f64 per channel, so results do not depend on the thread count.
+
+use rayon::prelude::*;
+
+/// What the backward pass needs from a training-mode forward pass.
+pub struct Saved {
+    pub mean: Vec<f32>,
+    pub invstd: Vec<f32>,
+}
+
+/// Per-channel parameters and statistics, each of length C.
+pub struct BnParams<'a> {
+    pub gamma: &'a [f32],
+    pub beta: &'a [f32],
+    pub eps: f64,
+}
+
+/// Training mode on `x[c][m]` (m = N*L). Updates `running_mean/var` with
+/// `momentum` and returns `(y, saved)`.
+pub fn forward_train(
+    x: &[f32],
+    m: usize,
+    p: &BnParams<'_>,
+    momentum: f64,
+    running_mean: &mut [f32],
+    running_var: &mut [f32],
+) -> (Vec<f32>, Saved) {
+    let stats: Vec<(f64, f64)> = x
+        .par_chunks(m)
+        .map(|row| {
+            let mean = row.iter().map(|&v| v as f64).sum::<f64>() / m as f64;
+            let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / m as f64;
+            (mean, var)
+        })
+        .collect();
+    let unbias = if m > 1 { m as f64 / (m - 1) as f64 } else { 1.0 };
+    let mut mean = Vec::with_capacity(stats.len());
+    let mut invstd = Vec::with_capacity(stats.len());
+    for (c, &(mu, var)) in stats.iter().enumerate() {
+        running_mean[c] = ((1.0 - momentum) * running_mean[c] as f64 + momentum * mu) as f32;
+        running_var[c] =
+            ((1.0 - momentum) * running_var[c] as f64 + momentum * var * unbias) as f32;
+        mean.push(mu as f32);
+        invstd.push((1.0 / (var + p.eps).sqrt()) as f32);
+    }
+    let y = apply(x, m, p, &mean, &invstd);
+    (y, Saved { mean, invstd })
+}
+
+/// Inference mode with the running statistics.
+pub fn forward_eval(x: &[f32], m: usize, p: &BnParams<'_>, mean: &[f32], var: &[f32]) -> Vec<f32> {
+    let invstd: Vec<f32> = var.iter().map(|&v| (1.0 / (v as f64 + p.eps).sqrt()) as f32).collect();
+    apply(x, m, p, mean, &invstd)
+}
+
+fn apply(x: &[f32], m: usize, p: &BnParams<'_>, mean: &[f32], invstd: &[f32]) -> Vec<f32> {
+    let mut y = vec![0.0f32; x.len()];
+    y.par_chunks_mut(m).zip(x.par_chunks(m)).enumerate().for_each(|(c, (yr, xr))| {
+        let scale = p.gamma[c] * invstd[c];
+        let shift = p.beta[c] - mean[c] * scale;
+        for (o, &v) in yr.iter_mut().zip(xr) {
+            *o = v * scale + shift;
+        }
+    });
+    y
+}
+
+/// `(dx, dgamma, dbeta)` of the training-mode forward pass.
+pub fn backward(
+    x: &[f32],
+    dy: &[f32],
+    m: usize,
+    gamma: &[f32],
+    s: &Saved,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let sums: Vec<(f64, f64)> = x
+        .par_chunks(m)
+        .zip(dy.par_chunks(m))
+        .enumerate()
+        .map(|(c, (xr, dr))| {
+            let (mu, is) = (s.mean[c] as f64, s.invstd[c] as f64);
+            let mut dbeta = 0.0f64;
+            let mut dgamma = 0.0f64;
+            for (&xv, &d) in xr.iter().zip(dr) {
+                dbeta += d as f64;
+                dgamma += d as f64 * (xv as f64 - mu) * is;
+            }
+            (dgamma, dbeta)
+        })
+        .collect();
+    let mut dx = vec![0.0f32; x.len()];
+    dx.par_chunks_mut(m).zip(x.par_chunks(m).zip(dy.par_chunks(m))).enumerate().for_each(
+        |(c, (dxr, (xr, dr)))| {
+            let (dgamma, dbeta) = sums[c];
+            let (mu, is) = (s.mean[c] as f64, s.invstd[c] as f64);
+            let k = gamma[c] as f64 * is / m as f64;
+            for ((o, &xv), &d) in dxr.iter_mut().zip(xr).zip(dr) {
+                let xhat = (xv as f64 - mu) * is;
+                *o = (k * (m as f64 * d as f64 - dbeta - xhat * dgamma)) as f32;
+            }
+        },
+    );
+    let dgamma = sums.iter().map(|s| s.0 as f32).collect();
+    let dbeta = sums.iter().map(|s| s.1 as f32).collect();
+    (dx, dgamma, dbeta)
+}

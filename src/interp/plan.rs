@@ -1,0 +1,122 @@
+//! A graph compiled for execution: ops in topological order over numbered
+//! value slots, with the per-sample dims of every slot and the index of every
+//! parameter it reads.
+
+use crate::ir::op::{Init, Op};
+use crate::ir::{Graph, Type};
+use std::collections::HashMap;
+
+/// Per-sample dims of a value: `(channels, length)`; a `[F]` value is `(F, 1)`.
+pub type Dims = (usize, usize);
+
+pub fn dims(t: &Type) -> Dims {
+    match t.shape[..] {
+        [c, l] => (c, l),
+        [f] => (f, 1),
+        _ => unreachable!("the verifier keeps ranks at 1 or 2"),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub name: String,
+    pub op: Op,
+    pub args: Vec<usize>,
+    pub out: usize,
+    /// Indices into `Plan::params`, in the op's slot order.
+    pub params: Vec<usize>,
+    pub arg_dims: Vec<Dims>,
+    pub out_dims: Dims,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamInfo {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub trainable: bool,
+    pub init: Init,
+}
+
+impl ParamInfo {
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    pub slots: usize,
+    pub input: usize,
+    pub input_dims: Dims,
+    pub output: usize,
+    pub output_dims: Dims,
+    pub params: Vec<ParamInfo>,
+}
+
+impl Plan {
+    /// Compiles a verified graph with exactly one input.
+    pub fn new(g: &Graph) -> Result<Plan, String> {
+        let [input] = g.inputs() else {
+            return Err(format!(
+                "the model has {} inputs; potc runs models with one",
+                g.inputs().len()
+            ));
+        };
+        let order = g.order().map_err(|_| "the graph has a cycle".to_string())?;
+        let slot: HashMap<_, _> = order.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+        let params: Vec<ParamInfo> = g
+            .params()
+            .into_iter()
+            .map(|(name, p)| ParamInfo {
+                name,
+                shape: p.shape,
+                trainable: p.trainable,
+                init: p.init,
+            })
+            .collect();
+        let index: HashMap<&str, usize> =
+            params.iter().enumerate().map(|(i, p)| (p.name.as_str(), i)).collect();
+        let mut steps = vec![];
+        for &id in &order {
+            let node = g.node(id);
+            if node.op == Op::Input {
+                continue;
+            }
+            let operands = g.operands(id);
+            let tys: Vec<&Type> = operands.iter().map(|&o| &g.node(o).ty).collect();
+            let params = node
+                .op
+                .params(&tys)
+                .iter()
+                .map(|p| index[format!("{}.{}", node.name, p.slot).as_str()])
+                .collect();
+            steps.push(Step {
+                name: node.name.clone(),
+                op: node.op.clone(),
+                args: operands.iter().map(|o| slot[o]).collect(),
+                out: slot[&id],
+                params,
+                arg_dims: tys.iter().map(|t| dims(t)).collect(),
+                out_dims: dims(&node.ty),
+            });
+        }
+        let output = g.output().ok_or("the model has no output")?;
+        Ok(Plan {
+            steps,
+            slots: order.len(),
+            input: slot[input],
+            input_dims: dims(&g.node(*input).ty),
+            output: slot[&output],
+            output_dims: dims(&g.node(output).ty),
+            params,
+        })
+    }
+
+    pub fn param_index(&self, name: &str) -> Option<usize> {
+        self.params.iter().position(|p| p.name == name)
+    }
+}

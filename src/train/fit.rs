@@ -1,0 +1,184 @@
+//! The training loop: seeded shuffling, mini-batches through the autodiff
+//! interpreter, the optimizer, the schedule, and an evaluation per epoch.
+//! Everything a run depends on is in `TrainState`, so a run resumed from a
+//! checkpoint continues exactly as the uninterrupted one would.
+
+use super::optim::{self, OptState, Optimizer};
+use super::schedule::{Schedule, ScheduleState};
+use crate::data::Dataset;
+use crate::interp::kernels::loss::{argmax, softmax_cross_entropy};
+use crate::interp::{backward, forward, Mode, Plan, Weights};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f32,
+    pub weight_decay: f32,
+    pub seed: u64,
+    #[serde(skip)]
+    pub threads: usize,
+    #[serde(skip, default = "Optimizer::adam")]
+    pub optimizer: Optimizer,
+    pub schedule: Schedule,
+}
+
+/// One finished epoch, as the history in a checkpoint records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub loss: f64,
+    pub train_accuracy: f64,
+    pub test_accuracy: f64,
+    pub lr: f32,
+    /// Wall time and throughput: not saved, so that the same seed and thread
+    /// count give byte-identical checkpoints.
+    #[serde(skip)]
+    pub seconds: f64,
+    #[serde(skip)]
+    pub samples_per_second: f64,
+}
+
+/// Everything that changes during training besides the weights.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainState {
+    /// Epochs completed.
+    pub epoch: usize,
+    pub opt: OptState,
+    pub sched: ScheduleState,
+    pub history: Vec<EpochRecord>,
+}
+
+impl TrainState {
+    pub fn new(plan: &Plan, cfg: &TrainConfig) -> Self {
+        TrainState {
+            epoch: 0,
+            opt: OptState::new(&plan.params, cfg.optimizer),
+            sched: ScheduleState::new(cfg.lr),
+            history: vec![],
+        }
+    }
+}
+
+/// Accuracy and the output rows (sample-major, `[N, K]`) of a data set.
+pub struct Evaluation {
+    pub accuracy: f64,
+    pub logits: Vec<f32>,
+    pub classes: usize,
+}
+
+/// Copies the chosen samples into the channel-major batch layout `x[c][b][l]`.
+pub fn batch(ds: &Dataset, idx: &[usize]) -> Vec<f32> {
+    let (c, l, b) = (ds.channels, ds.length, idx.len());
+    let mut x = vec![0.0f32; c * b * l];
+    for (bi, &i) in idx.iter().enumerate() {
+        let s = ds.sample(i);
+        for ci in 0..c {
+            x[(ci * b + bi) * l..][..l].copy_from_slice(&s[ci * l..][..l]);
+        }
+    }
+    x
+}
+
+/// Runs the model in inference mode over a data set, in batches.
+pub fn evaluate(plan: &Plan, w: &Weights, ds: &Dataset, threads: usize) -> Evaluation {
+    let k = plan.output_dims.0;
+    let mut w = w.clone();
+    let mut logits = vec![0.0f32; ds.n * k];
+    let mut correct = 0;
+    let all: Vec<usize> = (0..ds.n).collect();
+    for chunk in all.chunks(256) {
+        let tape = forward(plan, &mut w, batch(ds, chunk), chunk.len(), Mode::Eval, threads);
+        let out = tape.output(plan);
+        for (bi, &i) in chunk.iter().enumerate() {
+            let row: Vec<f32> = (0..k).map(|c| out[c * chunk.len() + bi]).collect();
+            correct += (argmax(&row) == ds.y[i]) as usize;
+            logits[i * k..][..k].copy_from_slice(&row);
+        }
+    }
+    Evaluation { accuracy: correct as f64 / ds.n.max(1) as f64, logits, classes: k }
+}
+
+/// Progress of the current epoch: `(batches done, batches in all, mean loss so far)`.
+pub type BatchProgress<'a> = &'a mut dyn FnMut(usize, usize, f64);
+
+/// Trains from `st.epoch` to `cfg.epochs`, calling `on_epoch` after each one
+/// (to save a checkpoint or print a line); an error from it stops training.
+#[allow(clippy::too_many_arguments)]
+pub fn fit<E>(
+    plan: &Plan,
+    w: &mut Weights,
+    st: &mut TrainState,
+    train: &Dataset,
+    test: &Dataset,
+    cfg: &TrainConfig,
+    on_batch: BatchProgress<'_>,
+    mut on_epoch: impl FnMut(&TrainState, &Weights) -> Result<(), E>,
+) -> Result<(), E> {
+    let k = plan.output_dims.0;
+    while st.epoch < cfg.epochs {
+        let start = Instant::now();
+        let mut rng = ChaCha8Rng::seed_from_u64(
+            cfg.seed ^ (st.epoch as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        );
+        let mut order: Vec<usize> = (0..train.n).collect();
+        order.shuffle(&mut rng);
+        let batches = order.len().div_ceil(cfg.batch_size);
+        let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+        for (bi, idx) in order.chunks(cfg.batch_size).enumerate() {
+            let labels: Vec<usize> = idx.iter().map(|&i| train.y[i]).collect();
+            let tape =
+                forward(plan, w, batch(train, idx), idx.len(), Mode::Train(&mut rng), cfg.threads);
+            let (loss, dz, ok) = softmax_cross_entropy(tape.output(plan), k, &labels);
+            let grads = backward(plan, w, &tape, dz, cfg.threads);
+            optim::step(
+                cfg.optimizer,
+                &mut st.opt,
+                &plan.params,
+                w,
+                &grads,
+                st.sched.lr,
+                cfg.weight_decay,
+            );
+            loss_sum += loss * idx.len() as f64;
+            correct += ok;
+            on_batch(bi + 1, batches, loss_sum / ((bi * cfg.batch_size + idx.len()) as f64));
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        let loss = loss_sum / train.n.max(1) as f64;
+        let test_accuracy = evaluate(plan, w, test, cfg.threads).accuracy;
+        st.history.push(EpochRecord {
+            epoch: st.epoch + 1,
+            loss,
+            train_accuracy: correct as f64 / train.n.max(1) as f64,
+            test_accuracy,
+            lr: st.sched.lr,
+            seconds,
+            samples_per_second: train.n as f64 / seconds.max(1e-9),
+        });
+        cfg.schedule.next(&mut st.sched, cfg.lr, st.epoch, cfg.epochs, loss);
+        st.epoch += 1;
+        on_epoch(st, w)?;
+    }
+    Ok(())
+}
+
+/// Training throughput as the contract measures it: the median samples/s
+/// over the epochs after the first (all epochs if there is only one).
+pub fn median_samples_per_second(history: &[EpochRecord]) -> f64 {
+    // Epochs restored from a checkpoint carry no timing.
+    let timed: Vec<f64> =
+        history.iter().map(|e| e.samples_per_second).filter(|&s| s > 0.0).collect();
+    let mut v: Vec<f64> = timed.iter().skip(usize::from(timed.len() > 1)).copied().collect();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}

@@ -1,0 +1,12 @@
+//! Float training: initialisation, optimizers, schedules and the loop.
+
+pub mod checkpoint;
+pub mod fit;
+pub mod init;
+pub mod optim;
+pub mod schedule;
+
+pub use fit::{evaluate, fit, EpochRecord, Evaluation, TrainConfig, TrainState};
+pub use init::init_weights;
+pub use optim::{OptState, Optimizer};
+pub use schedule::{Schedule, ScheduleState};

@@ -1,0 +1,160 @@
+//! Float training end to end: the tiny model learns a separable problem,
+//! runs are deterministic, `--resume` continues exactly, and `eval` agrees
+//! with `train`.
+
+use clap::Parser;
+use potc::data::Dataset;
+use potc::driver::{self, EvalOptions, TrainOptions};
+use potc::interp::Plan;
+use potc::syntax;
+use potc::train::{evaluate, fit, init_weights, Optimizer, Schedule, TrainConfig, TrainState};
+use std::path::PathBuf;
+
+/// Class 0: a slow sine; class 1: a fast one; random phases.
+fn separable(n: usize, length: usize, seed: u64) -> Dataset {
+    let mut x = vec![];
+    let mut y = vec![];
+    for i in 0..n {
+        let class = i % 2;
+        let freq = if class == 0 { 1.0 } else { 4.0 };
+        let phase = ((i as u64 * 2654435761 + seed) % 628) as f32 / 100.0;
+        x.extend(
+            (0..length)
+                .map(|t| (freq * t as f32 * std::f32::consts::TAU / length as f32 + phase).sin()),
+        );
+        y.push(class);
+    }
+    Dataset {
+        x,
+        y,
+        n,
+        channels: 1,
+        length,
+        labels: vec!["slow".into(), "fast".into()],
+        origin: (1..=n).collect(),
+        path: "synthetic".into(),
+    }
+}
+
+#[test]
+fn tiny_learns_a_separable_set() {
+    let g = syntax::parse(include_str!("../examples/tiny.pot")).unwrap();
+    let plan = Plan::new(&g).unwrap();
+    let cfg = TrainConfig {
+        epochs: 30,
+        batch_size: 8,
+        lr: 1e-2,
+        weight_decay: 0.0,
+        seed: 3,
+        threads: 1,
+        optimizer: Optimizer::adam(),
+        schedule: Schedule::Constant,
+    };
+    let (train, test) = (separable(32, 16, 1), separable(32, 16, 99));
+    let mut w = init_weights(&plan.params, cfg.seed);
+    let mut st = TrainState::new(&plan, &cfg);
+    fit(&plan, &mut w, &mut st, &train, &test, &cfg, &mut |_, _, _| {}, |_, _| Ok::<(), ()>(()))
+        .unwrap();
+    assert_eq!(evaluate(&plan, &w, &train, 1).accuracy, 1.0, "{:?}", st.history.last());
+    assert_eq!(evaluate(&plan, &w, &test, 1).accuracy, 1.0);
+}
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("potc-train-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn train_opts(out: &std::path::Path, extra: &[&str]) -> TrainOptions {
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        o: TrainOptions,
+    }
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut args = vec![
+        "potc".to_string(),
+        format!("{root}/examples/tiny.pot"),
+        "--train".into(),
+        format!("{root}/examples/data/GunPoint_TRAIN.ts"),
+        "--test".into(),
+        format!("{root}/examples/data/GunPoint_TRAIN.ts"),
+        "-o".into(),
+        out.display().to_string(),
+        "--threads".into(),
+        "2".into(),
+        "--json".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Cli::parse_from(args).o
+}
+
+#[test]
+fn same_seed_same_bytes_and_resume_continues_exactly() {
+    let d = dir("det");
+    let (a, b, c) = (d.join("a.safetensors"), d.join("b.safetensors"), d.join("c.safetensors"));
+    driver::train(&train_opts(&a, &["--epochs", "4", "--seed", "5"])).unwrap();
+    driver::train(&train_opts(&b, &["--epochs", "4", "--seed", "5"])).unwrap();
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap(), "same seed, same bytes");
+
+    // Interrupted after 2 epochs, then resumed to 4.
+    driver::train(&train_opts(&c, &["--epochs", "2", "--seed", "5"])).unwrap();
+    let resumed =
+        driver::train(&train_opts(&c, &["--epochs", "4", "--seed", "5", "--resume"])).unwrap();
+    assert!(resumed.contains("\"epochs\":4"), "{resumed}");
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&c).unwrap(), "resumed == uninterrupted");
+
+    let other = d.join("o.safetensors");
+    driver::train(&train_opts(&other, &["--epochs", "4", "--seed", "6"])).unwrap();
+    assert_ne!(std::fs::read(&a).unwrap(), std::fs::read(&other).unwrap(), "the seed matters");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn eval_agrees_with_train_and_plots_are_written() {
+    let d = dir("eval");
+    let ck = d.join("m.safetensors");
+    let out = driver::train(&train_opts(&ck, &["--epochs", "2", "--plot"])).unwrap();
+    let trained: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for key in ["test_accuracy", "train_seconds", "samples_per_second", "epochs"] {
+        assert!(trained.get(key).is_some(), "train --json lacks {key}: {out}");
+    }
+    let svg = std::fs::read_to_string(d.join("m.safetensors.curves.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("accuracy"));
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        o: EvalOptions,
+    }
+    let root = env!("CARGO_MANIFEST_DIR");
+    let data = format!("{root}/examples/data/GunPoint_TRAIN.ts");
+    let model = format!("{root}/examples/tiny.pot");
+    let args = ["potc", &model, "--weights", ck.to_str().unwrap(), "--data", &data, "--json"];
+    let evaluated: serde_json::Value =
+        serde_json::from_str(&driver::eval(&Cli::parse_from(args).o).unwrap()).unwrap();
+    assert_eq!(evaluated["accuracy"], trained["test_accuracy"]);
+    assert_eq!(evaluated["n"], 50);
+    assert_eq!(evaluated["mode"], "float");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn mismatched_models_and_data_are_refused() {
+    let d = dir("bad");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut o = train_opts(&d.join("x.safetensors"), &["--epochs", "1"]);
+    o.model = format!("{root}/examples/basicmotions.pot");
+    let e = driver::train(&o).unwrap_err().0;
+    assert!(e.contains("GunPoint_TRAIN.ts") && e.contains("4"), "{e}");
+
+    // A checkpoint of one model is refused for another.
+    let ck = d.join("tiny.safetensors");
+    driver::train(&train_opts(&ck, &["--epochs", "1"])).unwrap();
+    let mut o =
+        train_opts(&d.join("y.safetensors"), &["--epochs", "1", "--init", ck.to_str().unwrap()]);
+    o.model = format!("{root}/examples/fcn.pot");
+    let e = driver::train(&o).unwrap_err().0;
+    assert!(e.contains("tiny.safetensors") && e.contains("missing"), "{e}");
+    std::fs::remove_dir_all(&d).unwrap();
+}

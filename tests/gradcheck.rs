@@ -77,6 +77,8 @@ fn conv1d_every_attribute() {
         "out_channels = 3, kernel = 3, stride = 2, padding = [1, 2]",
         "out_channels = 6, kernel = 3, groups = 2, padding = 1, bias = false",
         "out_channels = 4, kernel = 2, groups = 4, stride = 3, dilation = 3",
+        // Taps that read only padding: the first and last of a wide padded kernel.
+        "out_channels = 2, kernel = 5, dilation = 6, padding = [13, 13]",
     ] {
         check(&format!("{PRE}\n  %y = conv1d(%p) {{{attrs}}}\n  return %y"), "[2, 11]", 3);
     }

@@ -51,10 +51,18 @@ pub fn forward(
     let mut values = vec![Vec::new(); plan.slots];
     values[plan.input] = x;
     let mut saved = Vec::with_capacity(plan.steps.len());
-    for s in &plan.steps {
+    let training = matches!(mode, Mode::Train(_));
+    for (i, s) in plan.steps.iter().enumerate() {
         let (y, keep) = forward_step(s, &values, w, n, &mut mode, threads);
         values[s.out] = y;
-        saved.push(keep);
+        if training {
+            saved.push(keep);
+        } else {
+            // Inference keeps no tape: free what no later step reads.
+            for &a in s.args.iter().filter(|&&a| plan.last_use[a] == i && a != plan.output) {
+                values[a] = Vec::new();
+            }
+        }
     }
     Tape { values, saved, n }
 }

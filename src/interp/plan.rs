@@ -55,6 +55,9 @@ pub struct Plan {
     pub output: usize,
     pub output_dims: Dims,
     pub params: Vec<ParamInfo>,
+    /// Per slot, the index of the last step that reads it: inference frees
+    /// each value there.
+    pub last_use: Vec<usize>,
 }
 
 impl Plan {
@@ -105,6 +108,12 @@ impl Plan {
             });
         }
         let output = g.output().ok_or("the model has no output")?;
+        let mut last_use = vec![0; order.len()];
+        for (i, s) in steps.iter().enumerate() {
+            for &a in &s.args {
+                last_use[a] = i;
+            }
+        }
         Ok(Plan {
             steps,
             slots: order.len(),
@@ -113,6 +122,7 @@ impl Plan {
             output: slot[&output],
             output_dims: dims(&g.node(output).ty),
             params,
+            last_use,
         })
     }
 

@@ -50,10 +50,16 @@ impl ConvGeom {
     fn cols(&self) -> usize {
         self.n * self.lout
     }
-    /// The input position read by output `lo` through tap `k`, if inside.
+    /// The outputs `lo` whose tap `k` reads inside the input (not padding):
+    /// `lo_begin..lo_end`, reading from `lo * stride + k * dilation - pad_left`.
     #[inline]
-    fn pos(&self, lo: usize, k: usize) -> Option<usize> {
-        (lo * self.stride + k * self.dilation).checked_sub(self.pad_left).filter(|&p| p < self.lin)
+    fn valid(&self, k: usize) -> (usize, usize, isize) {
+        let off = (k * self.dilation) as isize - self.pad_left as isize;
+        let s = self.stride as isize;
+        // smallest lo with lo*s + off >= 0, and first lo with lo*s + off >= lin
+        let begin = if off >= 0 { 0 } else { ((-off + s - 1) / s) as usize };
+        let end = ((self.lin as isize - off + s - 1) / s).clamp(0, self.lout as isize) as usize;
+        (begin.min(end), end, off)
     }
 }
 
@@ -64,12 +70,19 @@ pub fn im2col(g: &ConvGeom, x: &[f32]) -> Vec<f32> {
     let mut out = vec![0.0f32; g.cin * g.kernel * cols];
     out.par_chunks_mut(cols).enumerate().for_each(|(row, dst)| {
         let (ci, k) = (row / g.kernel, row % g.kernel);
+        let (begin, end, off) = g.valid(k);
+        if begin == end {
+            return; // this tap reads only padding
+        }
         for n in 0..g.n {
             let src = &x[(ci * g.n + n) * g.lin..][..g.lin];
-            let dst = &mut dst[n * g.lout..][..g.lout];
-            for (lo, d) in dst.iter_mut().enumerate() {
-                if let Some(p) = g.pos(lo, k) {
-                    *d = src[p];
+            let dst = &mut dst[n * g.lout..][..g.lout][begin..end];
+            let first = (begin as isize * g.stride as isize + off) as usize;
+            if g.stride == 1 {
+                dst.copy_from_slice(&src[first..first + dst.len()]);
+            } else {
+                for (d, &v) in dst.iter_mut().zip(src[first..].iter().step_by(g.stride)) {
+                    *d = v;
                 }
             }
         }
@@ -136,13 +149,17 @@ fn col2im(g: &ConvGeom, dcols: &[f32]) -> Vec<f32> {
     let mut dx = vec![0.0f32; g.cin * g.n * g.lin];
     dx.par_chunks_mut(g.n * g.lin).enumerate().for_each(|(ci, dxc)| {
         for k in 0..g.kernel {
+            let (begin, end, off) = g.valid(k);
+            if begin == end {
+                continue;
+            }
             let src = &dcols[(ci * g.kernel + k) * ncol..][..ncol];
             for n in 0..g.n {
-                let d = &mut dxc[n * g.lin..][..g.lin];
-                for (lo, &v) in src[n * g.lout..][..g.lout].iter().enumerate() {
-                    if let Some(p) = g.pos(lo, k) {
-                        d[p] += v;
-                    }
+                let first = (begin as isize * g.stride as isize + off) as usize;
+                let d = &mut dxc[n * g.lin..][..g.lin][first..];
+                let s = &src[n * g.lout..][begin..end];
+                for (d, &v) in d.iter_mut().step_by(g.stride).zip(s) {
+                    *d += v;
                 }
             }
         }

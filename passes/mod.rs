@@ -2,10 +2,16 @@
 //! the CLI and the tests build pipelines from it by name.
 
 pub mod canonicalize;
+pub mod fold_bn;
+pub mod insert_fake_quant;
 
 use crate::pass::Registry;
 
 /// Every pass potc knows, in the order `potc passes` lists them.
 pub fn registry() -> Registry {
-    Registry::new(vec![Box::new(canonicalize::Canonicalize)])
+    Registry::new(vec![
+        Box::new(canonicalize::Canonicalize),
+        Box::new(fold_bn::FoldBn),
+        Box::new(insert_fake_quant::InsertFakeQuant),
+    ])
 }

@@ -12,6 +12,7 @@ pub mod driver;
 pub mod interp;
 pub mod ir;
 pub mod pass;
+pub mod quant;
 pub mod syntax;
 pub mod train;
 

@@ -62,6 +62,9 @@ struct PrintArgs {
     /// `// *** IR after <pass> ***` header.
     #[arg(long)]
     print_after_all: bool,
+    /// Quantization for `insert-fake-quant`: `w<bits>a<bits>`, e.g. w4a8 (default w8a8).
+    #[arg(long, value_name = "SPEC")]
+    quant: Option<String>,
 }
 
 #[derive(Args)]
@@ -73,7 +76,9 @@ struct PassesArgs {
 fn run(cli: Cli) -> Result<String, Failure> {
     match cli.command {
         Command::Check(a) => driver::check(&a.model),
-        Command::Print(a) => driver::print_model(&a.model, &a.passes, a.print_after_all),
+        Command::Print(a) => {
+            driver::print_model(&a.model, &a.passes, a.print_after_all, a.quant.as_deref())
+        }
         Command::Passes(a) => driver::describe_passes(a.name.as_deref()),
         Command::Train(o) => driver::train(&o),
         Command::Eval(o) => driver::eval(&o),

@@ -61,7 +61,9 @@ fn exercise(src: &str) {
             assert_eq!(back, g);
             let registry = registry();
             let pipeline = registry.pipeline("canonicalize").unwrap();
-            PassManager { allow_meaning_changes: false }.run(&pipeline, &mut g, |_| {}).unwrap();
+            PassManager { allow_meaning_changes: false }
+                .run(&pipeline, &mut g, &mut Default::default(), |_| {})
+                .unwrap();
         }
         Err(d) => {
             assert!(d.span.is_some(), "every text error has a place: {d:?}");

@@ -1,5 +1,5 @@
 //! Pass cases: tests/cases/<pass>/*.pot, one case per file. Line 1 names the
-//! pipeline (`// RUN: a,b`), line 2 the intent. The snapshot shows the IR
+//! pipeline (`// RUN: a,b`, optionally `--quant w4a8`), line 2 the intent. The snapshot shows the IR
 //! after parsing and after each pass, exactly as `potc print --print-after-all`
 //! shows it; the verifier runs after every pass, and the result must print and parse back to itself.
 
@@ -16,9 +16,13 @@ fn run_case(path: &Path) -> String {
         .next()
         .and_then(|l| l.strip_prefix("// RUN:"))
         .unwrap_or_else(|| panic!("{}: line 1 must be `// RUN: <passes>`", path.display()));
+    let (pipeline, quant) = match pipeline.split_once(" --quant ") {
+        Some((p, q)) => (p, Some(q.trim())),
+        None => (pipeline, None),
+    };
     let file = path.to_str().unwrap();
-    let shown = driver::print_model(file, pipeline, true).unwrap_or_else(|e| panic!("{e}"));
-    let text = driver::print_model(file, pipeline, false).unwrap();
+    let shown = driver::print_model(file, pipeline, true, quant).unwrap_or_else(|e| panic!("{e}"));
+    let text = driver::print_model(file, pipeline, false, quant).unwrap();
     let g = syntax::parse(&text).unwrap();
     assert_eq!(print(&g), text, "round trip after the pipeline");
     assert!(shown.ends_with(&text), "--print-after-all ends with the final IR");
@@ -26,17 +30,17 @@ fn run_case(path: &Path) -> String {
 }
 
 macro_rules! pass_cases {
-    ($($pass:ident),*) => {$(
+    ($($test:ident: $dir:literal),*) => {$(
         #[test]
-        fn $pass() {
-            insta::glob!(concat!("cases/", stringify!($pass), "/*.pot"), |path: &Path| {
+        fn $test() {
+            insta::glob!(concat!("cases/", $dir, "/*.pot"), |path: &Path| {
                 insta::assert_snapshot!(run_case(path));
             });
         }
     )*};
 }
 
-pass_cases!(canonicalize);
+pass_cases!(canonicalize: "canonicalize", fold_bn: "fold-bn", insert_fake_quant: "insert-fake-quant");
 
 #[test]
 fn unknown_pass_names_the_valid_ones() {

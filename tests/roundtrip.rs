@@ -41,7 +41,9 @@ fn every_model_round_trips() {
         let mut g = syntax::parse(&src).unwrap_or_else(|d| panic!("{}", d.render(&what, &src)));
         verify(&g).unwrap();
         assert_round_trip(&g, &what);
-        PassManager { allow_meaning_changes: false }.run(&pipeline, &mut g, |_| {}).unwrap();
+        PassManager { allow_meaning_changes: false }
+            .run(&pipeline, &mut g, &mut Default::default(), |_| {})
+            .unwrap();
         assert_round_trip(&g, &format!("{what} after canonicalize"));
     }
 }

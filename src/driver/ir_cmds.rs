@@ -2,8 +2,9 @@
 
 use super::{load_model, Failure};
 use crate::ir::print;
-use crate::pass::PassManager;
+use crate::pass::{PassContext, PassManager};
 use crate::passes::registry;
+use crate::quant::QuantConfig;
 
 /// `potc check`: a one-line summary of a valid model.
 pub fn check(path: &str) -> Result<String, Failure> {
@@ -23,9 +24,18 @@ pub fn check(path: &str) -> Result<String, Failure> {
 }
 
 /// `potc print`: the IR after the named passes; with `print_after_all`, the
-/// parsed IR and the IR after every pass, each under a header.
-pub fn print_model(path: &str, passes: &str, print_after_all: bool) -> Result<String, Failure> {
+/// parsed IR and the IR after every pass, each under a header. `quant` is the
+/// `--quant` spec that `insert-fake-quant` uses.
+pub fn print_model(
+    path: &str,
+    passes: &str,
+    print_after_all: bool,
+    quant: Option<&str>,
+) -> Result<String, Failure> {
     let (src, mut g) = load_model(path)?;
+    let quant =
+        quant.map(QuantConfig::parse).transpose().map_err(|e| Failure(format!("error: {e}\n")))?;
+    let mut cx = PassContext { weights: None, quant };
     let registry = registry();
     let pipeline = registry.pipeline(passes).map_err(|e| Failure(format!("error: {e}\n")))?;
     let mut out = String::new();
@@ -35,7 +45,7 @@ pub fn print_model(path: &str, passes: &str, print_after_all: bool) -> Result<St
     }
     let manager = PassManager { allow_meaning_changes: true };
     manager
-        .run(&pipeline, &mut g, |r| {
+        .run(&pipeline, &mut g, &mut cx, |r| {
             if print_after_all {
                 let note = if r.changed { "" } else { " (no change)" };
                 out.push_str(&format!("\n// *** IR after {}{note} ***\n", r.pass.name()));

@@ -3,9 +3,11 @@
 //! walks it in reverse. The rules themselves live in `kernels/`, forward and
 //! backward side by side.
 
-use super::kernels::{batch_norm as bn, conv1d, elementwise as ew, linear, pool};
+use super::kernels::{batch_norm as bn, conv1d, elementwise as ew, linear, pool, quant};
+use super::mac;
 use super::plan::{Plan, Step};
 use crate::ir::op::Op;
+use crate::quant::QuantSpec;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 
@@ -20,15 +22,22 @@ pub enum Mode<'a> {
 
 enum Saved {
     Nothing,
-    Conv(Vec<f32>),
+    /// im2col columns, and the effective weights with their exponents.
+    Conv(Vec<f32>, mac::MacParams),
+    Linear(mac::MacParams),
     Bn(bn::Saved),
     MaxPool(Vec<u32>),
     Dropout(Vec<bool>),
+    /// The exponent a `fake_quant` used.
+    Quant(i32),
 }
 
 /// Every value of a forward pass and what its backward pass needs.
 pub struct Tape {
     pub values: Vec<Vec<f32>>,
+    /// Per slot, the exponent of a fake-quantized value (kept through ops
+    /// that move integers unchanged: max pooling, flatten, dropout at inference).
+    pub exps: Vec<Option<i32>>,
     saved: Vec<Saved>,
     n: usize,
 }
@@ -49,12 +58,19 @@ pub fn forward(
     threads: usize,
 ) -> Tape {
     let mut values = vec![Vec::new(); plan.slots];
+    let mut exps = vec![None; plan.slots];
     values[plan.input] = x;
     let mut saved = Vec::with_capacity(plan.steps.len());
     let training = matches!(mode, Mode::Train(_));
     for (i, s) in plan.steps.iter().enumerate() {
-        let (y, keep) = forward_step(s, &values, w, n, &mut mode, threads);
+        let ex = exps[s.args[0]];
+        let (y, keep) = forward_step(s, &values, ex, w, n, &mut mode, threads);
         values[s.out] = y;
+        exps[s.out] = match (&s.op, &keep) {
+            (_, Saved::Quant(e)) => Some(*e),
+            (Op::MaxPool1d(_) | Op::Flatten | Op::Dropout(_), _) => ex,
+            _ => None,
+        };
         if training {
             saved.push(keep);
         } else {
@@ -64,12 +80,14 @@ pub fn forward(
             }
         }
     }
-    Tape { values, saved, n }
+    Tape { values, exps, saved, n }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn forward_step(
     s: &Step,
     v: &[Vec<f32>],
+    ex: Option<i32>,
     w: &mut Weights,
     n: usize,
     mode: &mut Mode<'_>,
@@ -80,9 +98,9 @@ fn forward_step(
     match &s.op {
         Op::Conv1d(op) => {
             let g = conv1d::ConvGeom::new(op, c, n, l, lo);
-            let b = op.bias.then(|| w[s.params[1]].as_slice());
-            let (y, cols) = conv1d::forward(&g, x, &w[s.params[0]], b, threads);
-            (y, Saved::Conv(cols))
+            let p = mac::params(w, &mac::slots(s, op.bias, &op.quant), &op.quant, co, 1, ex);
+            let (y, cols) = conv1d::forward(&g, x, &p.w, p.b.as_deref(), threads);
+            (y, Saved::Conv(cols, p))
         }
         Op::BatchNorm(op) => {
             let [gi, bi, mi, vi] = s.params[..] else {
@@ -113,8 +131,19 @@ fn forward_step(
         }
         Op::Flatten => (x.clone(), Saved::Nothing),
         Op::Linear(op) => {
-            let b = op.bias.then(|| w[s.params[1]].as_slice());
-            (linear::forward(x, &w[s.params[0]], b, c, co, n, threads), Saved::Nothing)
+            let div = op.input_divisor.unwrap_or(1);
+            let p = mac::params(w, &mac::slots(s, op.bias, &op.quant), &op.quant, co, div, ex);
+            (linear::forward(x, &p.w, p.b.as_deref(), c, co, n, threads), Saved::Linear(p))
+        }
+        Op::FakeQuant(fq) => {
+            let spec = QuantSpec { bits: fq.bits as u32, signed: fq.signed, narrow: fq.narrow };
+            let e = spec.exponent(w[s.params[0]][0]);
+            (quant::forward(x, e, &spec), Saved::Quant(e))
+        }
+        Op::GlobalSumPool => {
+            let mut y = pool::global_avg_forward(x, l);
+            y.iter_mut().for_each(|v| *v *= l as f32);
+            (y, Saved::Nothing)
         }
         Op::Dropout(d) => match mode {
             Mode::Train(rng) => {
@@ -171,13 +200,13 @@ fn backward_step(
     let want_dx = s.args[0] != input;
     let ((c, l), (co, lo)) = (s.arg_dims[0], s.out_dims);
     let dx = match (&s.op, saved) {
-        (Op::Conv1d(op), Saved::Conv(cols)) => {
+        (Op::Conv1d(op), Saved::Conv(cols, p)) => {
             let g = conv1d::ConvGeom::new(op, c, n, l, lo);
-            let (dx, dw, db) =
-                conv1d::backward(&g, cols, &w[s.params[0]], dy, op.bias, want_dx, threads);
-            pg[s.params[0]] = dw;
-            if let Some(db) = db {
-                pg[s.params[1]] = db;
+            let (dx, dw, db) = conv1d::backward(&g, cols, &p.w, dy, op.bias, want_dx, threads);
+            let sl = mac::slots(s, op.bias, &op.quant);
+            mac::backward(w, &sl, &op.quant, co, 1, p.wexps.as_deref(), dw, pg);
+            if let (Some(db), Some(b)) = (db, sl.b) {
+                pg[b] = db;
             }
             dx
         }
@@ -197,14 +226,34 @@ fn backward_step(
             Some(ew::flatten_backward(dy, c, n, l))
         }
         (Op::Flatten, _) => Some(dy.to_vec()),
-        (Op::Linear(op), _) => {
-            let (dx, dw, db) =
-                linear::backward(x, &w[s.params[0]], dy, (c, co, n), op.bias, want_dx, threads);
-            pg[s.params[0]] = dw;
-            if let Some(db) = db {
-                pg[s.params[1]] = db;
+        (Op::Linear(op), Saved::Linear(p)) => {
+            let (dx, dw, db) = linear::backward(x, &p.w, dy, (c, co, n), op.bias, want_dx, threads);
+            let sl = mac::slots(s, op.bias, &op.quant);
+            mac::backward(
+                w,
+                &sl,
+                &op.quant,
+                co,
+                op.input_divisor.unwrap_or(1),
+                p.wexps.as_deref(),
+                dw,
+                pg,
+            );
+            if let (Some(db), Some(b)) = (db, sl.b) {
+                pg[b] = db;
             }
             dx
+        }
+        (Op::FakeQuant(fq), Saved::Quant(e)) => {
+            let spec = QuantSpec { bits: fq.bits as u32, signed: fq.signed, narrow: fq.narrow };
+            let (dx, dt) = quant::backward(x, dy, *e, &spec);
+            pg[s.params[0]] = vec![dt];
+            Some(dx)
+        }
+        (Op::GlobalSumPool, _) => {
+            let mut dx = pool::global_avg_backward(dy, l);
+            dx.iter_mut().for_each(|v| *v *= l as f32);
+            Some(dx)
         }
         (Op::Dropout(d), Saved::Dropout(keep)) => {
             Some(ew::dropout_backward(dy, keep, d.p.0 as f32))

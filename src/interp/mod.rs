@@ -4,6 +4,7 @@
 pub mod exec;
 pub mod gemm;
 pub mod kernels;
+pub mod mac;
 pub mod plan;
 
 pub use exec::{backward, forward, Mode, Tape, Weights};

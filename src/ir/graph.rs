@@ -160,6 +160,16 @@ impl Graph {
         }
     }
 
+    /// Makes operand `pos` of `user` read `new` instead.
+    pub fn retarget_operand(&mut self, user: NodeId, pos: usize, new: NodeId) {
+        let edge =
+            self.graph.edges_directed(user, Incoming).find(|e| *e.weight() == pos).map(|e| e.id());
+        if let Some(e) = edge {
+            self.graph.remove_edge(e);
+        }
+        self.graph.add_edge(new, user, pos);
+    }
+
     /// Removes a node and its edges. Inputs are part of the signature and stay.
     pub fn remove_node(&mut self, id: NodeId) {
         if self.inputs.contains(&id) {

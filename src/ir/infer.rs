@@ -22,7 +22,7 @@ pub fn infer(op: &Op, ins: &[&Type]) -> Result<Type, String> {
             let out = window_len(len, left + right, c.kernel, c.dilation, c.stride, op)?;
             shaped(Elem::F32, &[c.out_channels as u64, out])
         }
-        Op::BatchNorm(_) | Op::Dropout(_) => {
+        Op::BatchNorm(_) | Op::Dropout(_) | Op::FakeQuant(_) => {
             float(op, ins[0])?;
             Ok(ins[0].clone())
         }
@@ -45,7 +45,7 @@ pub fn infer(op: &Op, ins: &[&Type]) -> Result<Type, String> {
             float(op, ins[0])?;
             pool(op, p, ins[0])
         }
-        Op::GlobalAvgPool => {
+        Op::GlobalAvgPool | Op::GlobalSumPool => {
             let (c, _) = sequence(op, ins[0])?;
             float(op, ins[0])?;
             shaped(Elem::F32, &[c as u64])
@@ -119,6 +119,7 @@ mod tests {
             dilation: d,
             groups: g,
             bias: true,
+            quant: Default::default(),
         })
     }
 

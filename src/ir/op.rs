@@ -48,6 +48,45 @@ pub struct Conv1d {
     pub dilation: usize,
     pub groups: usize,
     pub bias: bool,
+    pub quant: LayerQuant,
+}
+
+/// Per-layer quantization of a MAC layer (conv1d, linear). Absent bit widths
+/// take the `--quant` defaults when `insert-fake-quant` runs; `w_bits` set on
+/// the op makes its weights fake-quantized with a power-of-two exponent
+/// (parameter `w_log2t`, one per output channel with `w_per_channel`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct LayerQuant {
+    pub w_bits: Option<usize>,
+    pub w_per_channel: bool,
+    /// Bits of the activation that ends this layer (after batch norm / ReLU).
+    pub a_bits: Option<usize>,
+}
+
+impl LayerQuant {
+    fn visit(&mut self, v: &mut dyn AttrVisitor) {
+        v.opt_uint("w_bits", &mut self.w_bits);
+        v.boolean("w_per_channel", &mut self.w_per_channel, false);
+        v.opt_uint("a_bits", &mut self.a_bits);
+    }
+
+    fn check(&self) -> Result<(), AttrError> {
+        for (attr, b) in [("w_bits", self.w_bits), ("a_bits", self.a_bits)] {
+            if b.is_some_and(|b| !(2..=16).contains(&b)) {
+                return bad(attr, format!("`{attr}` must lie in 2..=16"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `fake_quant(%x) {bits, signed = true, narrow = false}`: `q(x) * 2^e`
+/// (spec section 1), the exponent from the op's parameter `log2t`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FakeQuant {
+    pub bits: usize,
+    pub signed: bool,
+    pub narrow: bool,
 }
 
 /// `batch_norm(%x) {eps = 1e-5, momentum = 0.1}` with PyTorch's conventions.
@@ -77,6 +116,11 @@ impl Pool1d {
 pub struct Linear {
     pub out_features: usize,
     pub bias: bool,
+    pub quant: LayerQuant,
+    /// Set by `insert-fake-quant` after global pooling: the layer computes
+    /// `(W / input_divisor) x + b`, the `1/L` of an average folded into the
+    /// weights before they are quantized (spec section 4).
+    pub input_divisor: Option<usize>,
 }
 
 /// `dropout(%x) {p = 0.5}`
@@ -115,6 +159,12 @@ pub enum Op {
     Linear(Linear),
     /// Zeroes elements with probability `p` in training; identity at inference.
     Dropout(Dropout),
+    /// Fake quantization, elementwise: `f32 -> f32` of the same shape.
+    /// Params: `log2t: [1]`, the learned threshold giving the exponent.
+    FakeQuant(FakeQuant),
+    /// Sum over time, `f32[C, L] -> f32[C]`: global average pooling on the
+    /// integer path, its `1/L` folded into the next linear layer.
+    GlobalSumPool,
 }
 
 /// Reads, writes or checks one op's attributes. Each op lists its attributes
@@ -222,6 +272,8 @@ pub enum Init {
     },
     Zeros,
     Ones,
+    /// A quantizer threshold (`log2 t`): set by calibration before training.
+    Calibrate,
 }
 
 const NO_PAD: Padding = Padding::Explicit { left: 0, right: 0 };
@@ -239,6 +291,8 @@ impl Op {
         "flatten",
         "linear",
         "dropout",
+        "fake_quant",
+        "global_sum_pool",
     ];
 
     /// The op named `name` with every attribute at its default (required ones
@@ -254,6 +308,7 @@ impl Op {
                 dilation: 1,
                 groups: 1,
                 bias: true,
+                quant: LayerQuant::default(),
             }),
             "batch_norm" => {
                 Op::BatchNorm(BatchNorm { eps: OrderedFloat(1e-5), momentum: OrderedFloat(0.1) })
@@ -264,7 +319,14 @@ impl Op {
             "avg_pool1d" => Op::AvgPool1d(pool),
             "global_avg_pool" => Op::GlobalAvgPool,
             "flatten" => Op::Flatten,
-            "linear" => Op::Linear(Linear { out_features: 0, bias: true }),
+            "linear" => Op::Linear(Linear {
+                out_features: 0,
+                bias: true,
+                quant: LayerQuant::default(),
+                input_divisor: None,
+            }),
+            "fake_quant" => Op::FakeQuant(FakeQuant { bits: 0, signed: true, narrow: false }),
+            "global_sum_pool" => Op::GlobalSumPool,
             "dropout" => Op::Dropout(Dropout { p: OrderedFloat(0.5) }),
             _ => return None,
         })
@@ -283,6 +345,8 @@ impl Op {
             Op::Flatten => "flatten",
             Op::Linear(_) => "linear",
             Op::Dropout(_) => "dropout",
+            Op::FakeQuant(_) => "fake_quant",
+            Op::GlobalSumPool => "global_sum_pool",
         }
     }
 
@@ -306,6 +370,7 @@ impl Op {
                 v.uint("dilation", &mut c.dilation, Some(1));
                 v.uint("groups", &mut c.groups, Some(1));
                 v.boolean("bias", &mut c.bias, true);
+                c.quant.visit(v);
             }
             Op::BatchNorm(b) => {
                 v.float("eps", &mut b.eps, 1e-5);
@@ -319,9 +384,21 @@ impl Op {
             Op::Linear(l) => {
                 v.uint("out_features", &mut l.out_features, None);
                 v.boolean("bias", &mut l.bias, true);
+                l.quant.visit(v);
+                v.opt_uint("input_divisor", &mut l.input_divisor);
             }
             Op::Dropout(d) => v.float("p", &mut d.p, 0.5),
-            Op::Input | Op::Relu | Op::Add | Op::GlobalAvgPool | Op::Flatten => {}
+            Op::FakeQuant(q) => {
+                v.uint("bits", &mut q.bits, None);
+                v.boolean("signed", &mut q.signed, true);
+                v.boolean("narrow", &mut q.narrow, false);
+            }
+            Op::Input
+            | Op::Relu
+            | Op::Add
+            | Op::GlobalAvgPool
+            | Op::GlobalSumPool
+            | Op::Flatten => {}
         }
     }
 
@@ -358,7 +435,7 @@ impl Op {
                 if c.padding == Padding::Same && c.stride != 1 {
                     return bad("padding", "`padding = same` needs stride 1 (as in PyTorch)");
                 }
-                Ok(())
+                c.quant.check()
             }
             Op::BatchNorm(b) => {
                 if !(b.eps.0 > 0.0 && b.eps.0.is_finite()) {
@@ -386,14 +463,34 @@ impl Op {
                 }
                 Ok(())
             }
-            Op::Linear(l) => positive("out_features", l.out_features),
+            Op::Linear(l) => {
+                positive("out_features", l.out_features)?;
+                if let Some(d) = l.input_divisor {
+                    positive("input_divisor", d)?;
+                }
+                l.quant.check()
+            }
             Op::Dropout(d) => {
                 if !(0.0..1.0).contains(&d.p.0) {
                     return bad("p", "dropout `p` must lie in [0, 1)");
                 }
                 Ok(())
             }
-            Op::Input | Op::Relu | Op::Add | Op::GlobalAvgPool | Op::Flatten => Ok(()),
+            Op::FakeQuant(q) => {
+                if !(2..=16).contains(&q.bits) {
+                    return bad("bits", "`bits` must lie in 2..=16");
+                }
+                if q.narrow && !q.signed {
+                    return bad("narrow", "`narrow` applies to signed quantizers only");
+                }
+                Ok(())
+            }
+            Op::Input
+            | Op::Relu
+            | Op::Add
+            | Op::GlobalAvgPool
+            | Op::GlobalSumPool
+            | Op::Flatten => Ok(()),
         }
     }
 
@@ -401,14 +498,19 @@ impl Op {
     pub fn params(&self, operands: &[&crate::ir::Type]) -> Vec<ParamSpec> {
         let p = |slot, shape, trainable, init| ParamSpec { slot, shape, trainable, init };
         let channels = operands.first().map_or(0, |t| t.shape[0]);
-        let weight_and_bias = |out: usize, fan_in: usize, w_shape: Vec<usize>, bias: bool| {
-            let init = Init::Uniform { fan_in };
-            let mut v = vec![p("w", w_shape, true, init)];
-            if bias {
-                v.push(p("b", vec![out], true, init));
-            }
-            v
-        };
+        let weight_and_bias =
+            |out: usize, fan_in: usize, w_shape: Vec<usize>, bias: bool, q: &LayerQuant| {
+                let init = Init::Uniform { fan_in };
+                let mut v = vec![p("w", w_shape, true, init)];
+                if bias {
+                    v.push(p("b", vec![out], true, init));
+                }
+                if q.w_bits.is_some() {
+                    let n = if q.w_per_channel { out } else { 1 };
+                    v.push(p("w_log2t", vec![n], true, Init::Calibrate));
+                }
+                v
+            };
         match self {
             Op::Conv1d(c) => {
                 let cg = channels / c.groups;
@@ -417,10 +519,12 @@ impl Op {
                     cg * c.kernel,
                     vec![c.out_channels, cg, c.kernel],
                     c.bias,
+                    &c.quant,
                 )
             }
             Op::Linear(l) => {
-                weight_and_bias(l.out_features, channels, vec![l.out_features, channels], l.bias)
+                let shape = vec![l.out_features, channels];
+                weight_and_bias(l.out_features, channels, shape, l.bias, &l.quant)
             }
             Op::BatchNorm(_) => vec![
                 p("gamma", vec![channels], true, Init::Ones),
@@ -428,6 +532,7 @@ impl Op {
                 p("mean", vec![channels], false, Init::Zeros),
                 p("var", vec![channels], false, Init::Ones),
             ],
+            Op::FakeQuant(_) => vec![p("log2t", vec![1], true, Init::Calibrate)],
             _ => vec![],
         }
     }

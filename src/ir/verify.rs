@@ -114,7 +114,12 @@ mod tests {
         let l = g.add_node(
             Node {
                 name: "l".into(),
-                op: Op::Linear(Linear { out_features: 0, bias: true }),
+                op: Op::Linear(Linear {
+                    out_features: 0,
+                    bias: true,
+                    quant: Default::default(),
+                    input_divisor: None,
+                }),
                 ty: Type::f32(vec![1]),
             },
             &[x],

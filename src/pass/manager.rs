@@ -1,6 +1,6 @@
 //! Runs a pipeline: each pass, then the verifier, then the semantics check.
 
-use super::{Pass, PassError, Pipeline, Semantics};
+use super::{Pass, PassContext, PassError, Pipeline, Semantics};
 use crate::ir::{verify, Graph, Type};
 
 /// How a pipeline is run.
@@ -25,6 +25,7 @@ impl PassManager {
         &self,
         pipeline: &Pipeline<'_>,
         g: &mut Graph,
+        cx: &mut PassContext<'_>,
         mut after: impl FnMut(PassReport<'_>),
     ) -> Result<(), PassError> {
         if !self.allow_meaning_changes {
@@ -34,8 +35,9 @@ impl PassManager {
         }
         for &pass in &pipeline.passes {
             let before = signature(g);
-            let changed =
-                pass.run(g).map_err(|message| PassError::Failed { pass: pass.name(), message })?;
+            let changed = pass
+                .run(g, cx)
+                .map_err(|message| PassError::Failed { pass: pass.name(), message })?;
             verify(g).map_err(|error| PassError::Verify { pass: pass.name(), error })?;
             if pass.semantics() == Semantics::Preserving && signature(g) != before {
                 return Err(PassError::SignatureChanged(pass.name()));

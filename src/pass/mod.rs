@@ -10,6 +10,21 @@ pub use manager::{PassManager, PassReport};
 pub use registry::{Pipeline, Registry};
 
 use crate::ir::{Graph, VerifyError};
+use crate::quant::QuantConfig;
+use std::collections::BTreeMap;
+
+/// Parameter values by name (`c1.w`), with their shapes.
+pub type ParamStore = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
+/// What a pass may use besides the graph.
+#[derive(Debug, Default)]
+pub struct PassContext<'a> {
+    /// The model's parameters, when the pipeline runs on a trained model;
+    /// passes that rewrite parameters (e.g. `fold-bn`) update them here.
+    pub weights: Option<&'a mut ParamStore>,
+    /// The `--quant` configuration, for `insert-fake-quant`.
+    pub quant: Option<QuantConfig>,
+}
 
 /// Whether a pass keeps the model's meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +57,7 @@ pub trait Pass: Sync {
     fn semantics(&self) -> Semantics;
     /// Rewrites `g`; returns whether anything changed. A rewrite that does not
     /// apply is "no change", never an error.
-    fn run(&self, g: &mut Graph) -> Result<bool, String>;
+    fn run(&self, g: &mut Graph, cx: &mut PassContext<'_>) -> Result<bool, String>;
 }
 
 /// Why a pipeline could not be built or run.

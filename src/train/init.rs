@@ -16,6 +16,8 @@ fn init_one(p: &ParamInfo, seed: u64) -> Vec<f32> {
     match p.init {
         Init::Zeros => vec![0.0; p.len()],
         Init::Ones => vec![1.0; p.len()],
+        // Thresholds start at t = 1 until calibration sets them.
+        Init::Calibrate => vec![0.0; p.len()],
         Init::Uniform { fan_in } => {
             let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
             let mut rng = ChaCha8Rng::seed_from_u64(seed ^ fnv1a(&p.name));

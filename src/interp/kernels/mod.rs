@@ -9,3 +9,4 @@ pub mod elementwise;
 pub mod linear;
 pub mod loss;
 pub mod pool;
+pub mod quant;

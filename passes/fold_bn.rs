@@ -1,0 +1,122 @@
+//! `fold-bn`: batch norm at inference is a per-channel affine map, so it
+//! folds into the convolution before it; a batch norm after anything else
+//! becomes a depthwise 1x1 convolution with the folded values.
+
+use crate::ir::op::{Conv1d, LayerQuant, Op, Padding};
+use crate::ir::{Graph, Node, NodeId};
+use crate::pass::{ParamStore, Pass, PassContext, Semantics};
+use crate::quant::fold::{fold_bn, BnStats};
+
+pub struct FoldBn;
+
+impl Pass for FoldBn {
+    fn name(&self) -> &'static str {
+        "fold-bn"
+    }
+
+    fn summary(&self) -> &'static str {
+        "fold inference batch norm into the preceding conv1d (weights too, when given)"
+    }
+
+    fn description(&self) -> &'static str {
+        "A conv1d whose only user is a batch_norm becomes one conv1d named\n\
+         `<conv>.bnfold` with a bias: w' = w*g/sqrt(var+eps), b' = beta +\n\
+         (b-mean)*g/sqrt(var+eps) (src/quant/fold.rs, shared with training).\n\
+         A batch_norm after anything else becomes a depthwise 1x1 conv1d\n\
+         `<bn>.bnfold` (groups = channels). With a checkpoint the folded\n\
+         parameters replace the old ones; batch norm on [features] stays.\n\
+         \n\
+         Before:\n\
+         \x20 %c1 = conv1d(%x) {out_channels = 8, kernel = 3, bias = false} : f32[8, 30]\n\
+         \x20 %b1 = batch_norm(%c1) : f32[8, 30]\n\
+         \x20 return %b1\n\
+         After:\n\
+         \x20 %c1.bnfold = conv1d(%x) {out_channels = 8, kernel = 3} : f32[8, 30]\n\
+         \x20 return %c1.bnfold"
+    }
+
+    fn semantics(&self) -> Semantics {
+        Semantics::Preserving
+    }
+
+    fn run(&self, g: &mut Graph, cx: &mut PassContext<'_>) -> Result<bool, String> {
+        let bns: Vec<NodeId> =
+            g.node_ids().filter(|&n| matches!(g.node(n).op, Op::BatchNorm(_))).collect();
+        let mut changed = false;
+        for bn in bns {
+            changed |= fold_one(g, bn, cx.weights.as_deref_mut())?;
+        }
+        Ok(changed)
+    }
+}
+
+fn fold_one(g: &mut Graph, bn: NodeId, weights: Option<&mut ParamStore>) -> Result<bool, String> {
+    let Op::BatchNorm(bn_op) = g.node(bn).op.clone() else { return Ok(false) };
+    let x = g.operands(bn)[0];
+    let Some((channels, _)) = g.node(x).ty.sequence() else { return Ok(false) };
+    let bn_name = g.node(bn).name.clone();
+    let foldable =
+        matches!(g.node(x).op, Op::Conv1d(_)) && g.users(x) == [bn] && g.output() != Some(x);
+    let (conv, input, name, old) = if foldable {
+        let Op::Conv1d(c) = g.node(x).op.clone() else { unreachable!() };
+        let name = g.fresh_name(&format!("{}.bnfold", g.node(x).name));
+        (Conv1d { bias: true, ..c }, g.operands(x)[0], name, Some(x))
+    } else {
+        let depthwise = Conv1d {
+            out_channels: channels,
+            kernel: 1,
+            stride: 1,
+            padding: Padding::Explicit { left: 0, right: 0 },
+            dilation: 1,
+            groups: channels,
+            bias: true,
+            quant: LayerQuant::default(),
+        };
+        (depthwise, x, g.fresh_name(&format!("{bn_name}.bnfold")), None)
+    };
+    if let Some(store) = weights {
+        fold_weights(
+            store,
+            old.map(|o| g.node(o).name.clone()),
+            &bn_name,
+            &name,
+            channels,
+            bn_op.eps.0,
+        )?;
+    }
+    let ty = g.node(bn).ty.clone();
+    let folded = g.add_node(Node { name, op: Op::Conv1d(conv), ty }, &[input]);
+    g.replace_all_uses(bn, folded);
+    g.remove_node(bn);
+    if let Some(o) = old {
+        g.remove_node(o);
+    }
+    Ok(true)
+}
+
+/// Replaces the conv's and the batch norm's parameters by the folded ones.
+fn fold_weights(
+    store: &mut ParamStore,
+    conv: Option<String>,
+    bn: &str,
+    folded: &str,
+    channels: usize,
+    eps: f64,
+) -> Result<(), String> {
+    let mut take = |n: String| store.remove(&n).ok_or(format!("fold-bn: no parameter `{n}`"));
+    let (gamma, beta, mean, var) = (
+        take(format!("{bn}.gamma"))?,
+        take(format!("{bn}.beta"))?,
+        take(format!("{bn}.mean"))?,
+        take(format!("{bn}.var"))?,
+    );
+    let ((wshape, w), b) = match &conv {
+        Some(c) => (take(format!("{c}.w"))?, store.remove(&format!("{c}.b")).map(|b| b.1)),
+        None => ((vec![channels, 1, 1], vec![1.0; channels]), None),
+    };
+    let stats = BnStats { gamma: &gamma.1, beta: &beta.1, mean: &mean.1, var: &var.1, eps };
+    let (wf, bf) = fold_bn(&w, b.as_deref(), &stats);
+    store.insert(format!("{folded}.w"), (wshape, wf));
+    store.insert(format!("{folded}.b"), (vec![channels], bf));
+    Ok(())
+}

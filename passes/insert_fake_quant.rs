@@ -1,0 +1,164 @@
+//! `insert-fake-quant`: the quantized network. Every value the integer
+//! program will hold gets a `fake_quant`: the input, and the end of each
+//! layer (a MAC layer or a residual add, through its batch norm and ReLU);
+//! MAC layers get weight quantization; global average pooling becomes a sum
+//! whose `1/L` moves into the next linear layer's weights.
+
+use crate::ir::op::{FakeQuant, Op};
+use crate::ir::{Graph, NodeId};
+use crate::pass::{Pass, PassContext, Semantics};
+use crate::quant::QuantConfig;
+
+pub struct InsertFakeQuant;
+
+impl Pass for InsertFakeQuant {
+    fn name(&self) -> &'static str {
+        "insert-fake-quant"
+    }
+
+    fn summary(&self) -> &'static str {
+        "quantize the input, every layer's output and every MAC layer's weights (--quant, default w8a8)"
+    }
+
+    fn description(&self) -> &'static str {
+        "Meaning-changing: the model now computes the quantized network.\n\
+         - the input gets a signed, full-range `fake_quant` of a_bits;\n\
+         - conv1d and linear get `w_bits` (narrow signed weights; the op's own\n\
+           `w_bits` wins over --quant) and `w_per_channel` with --per-channel;\n\
+         - after each layer's chain (conv1d/linear/add, then batch_norm, relu)\n\
+           a `fake_quant` of the layer's `a_bits` (or --quant's), unsigned\n\
+           after relu; the returned value is not quantized (the logits are\n\
+           the last layer's accumulators);\n\
+         - global_avg_pool becomes global_sum_pool plus a quantizer, and the\n\
+           linear layer after it gets `input_divisor = L`.\n\
+         Max pooling, flatten and dropout move integers unchanged.\n\
+         \n\
+         Before:\n\
+         \x20 %c = conv1d(%x) {out_channels = 4, kernel = 3} : f32[4, 14]\n\
+         \x20 %r = relu(%c) : f32[4, 14]\n\
+         \x20 %g = global_avg_pool(%r) : f32[4]\n\
+         \x20 %y = linear(%g) {out_features = 2} : f32[2]\n\
+         After (w4a8):\n\
+         \x20 %x.q = fake_quant(%x) {bits = 8} : f32[1, 16]\n\
+         \x20 %c = conv1d(%x.q) {out_channels = 4, kernel = 3, w_bits = 4} : f32[4, 14]\n\
+         \x20 %r = relu(%c) : f32[4, 14]\n\
+         \x20 %r.q = fake_quant(%r) {bits = 8, signed = false} : f32[4, 14]\n\
+         \x20 %g = global_sum_pool(%r.q) : f32[4]\n\
+         \x20 %g.q = fake_quant(%g) {bits = 8, signed = false} : f32[4]\n\
+         \x20 %y = linear(%g.q) {out_features = 2, w_bits = 4, input_divisor = 14} : f32[2]"
+    }
+
+    fn semantics(&self) -> Semantics {
+        Semantics::Changing
+    }
+
+    fn run(&self, g: &mut Graph, cx: &mut PassContext<'_>) -> Result<bool, String> {
+        let cfg =
+            cx.quant.clone().unwrap_or_else(|| QuantConfig::parse("w8a8").expect("a valid spec"));
+        if g.node_ids().any(|n| matches!(g.node(n).op, Op::FakeQuant(_))) {
+            return Ok(false); // already quantized
+        }
+        let order = g.order().map_err(|_| "the graph has a cycle".to_string())?;
+        for &input in g.inputs().to_vec().iter() {
+            quantize_after(g, input, cfg.a_bits, true)?;
+        }
+        for id in order {
+            layer(g, id, &cfg)?;
+        }
+        Ok(true)
+    }
+}
+
+/// Quantizes one op's weights and the value that ends its layer.
+fn layer(g: &mut Graph, id: NodeId, cfg: &QuantConfig) -> Result<(), String> {
+    let name = g.node(id).name.clone();
+    let a_bits = match &mut g.node_mut(id).op {
+        Op::Conv1d(c) => {
+            c.quant.w_bits = c.quant.w_bits.or(Some(cfg.w_bits));
+            c.quant.w_per_channel |= cfg.per_channel;
+            c.quant.a_bits
+        }
+        Op::Linear(l) => {
+            l.quant.w_bits = l.quant.w_bits.or(Some(cfg.w_bits));
+            l.quant.w_per_channel |= cfg.per_channel;
+            l.quant.a_bits
+        }
+        Op::Add => None,
+        Op::GlobalAvgPool => return sum_pool(g, id, cfg),
+        Op::AvgPool1d(_) => {
+            return Err(format!(
+                "`%{name}`: avg_pool1d has no integer form yet; use max_pool1d, or global_avg_pool before a linear layer"
+            ))
+        }
+        _ => return Ok(()),
+    };
+    let (end, unsigned) = chain_end(g, id);
+    if g.output() == Some(end) {
+        return Ok(());
+    }
+    quantize_after(g, end, a_bits.unwrap_or(cfg.a_bits), !unsigned)
+}
+
+/// Follows a layer through the batch norm and ReLU that complete it; whether
+/// it ends in a ReLU (then its values are unsigned).
+fn chain_end(g: &Graph, mut id: NodeId) -> (NodeId, bool) {
+    let mut relu = false;
+    loop {
+        let users = g.users(id);
+        match users.as_slice() {
+            [u] if g.output() != Some(id) && matches!(g.node(*u).op, Op::BatchNorm(_)) && !relu => {
+                id = *u
+            }
+            [u] if g.output() != Some(id) && g.node(*u).op == Op::Relu => {
+                id = *u;
+                relu = true;
+            }
+            _ => return (id, relu),
+        }
+    }
+}
+
+/// Inserts `%<v>.q = fake_quant(%v)` and makes every user of `v` (and the
+/// output, if it is `v`) read it.
+fn quantize_after(g: &mut Graph, v: NodeId, bits: usize, signed: bool) -> Result<(), String> {
+    let op = Op::FakeQuant(FakeQuant { bits, signed, narrow: false });
+    let q = g.add_op(&format!("{}.q", g.node(v).name), op, &[v])?;
+    g.replace_all_uses(v, q);
+    g.retarget_operand(q, 0, v); // replace_all_uses moved q's own operand too
+    Ok(())
+}
+
+/// `global_avg_pool` -> `global_sum_pool` + quantizer; `1/L` into the linear after.
+fn sum_pool(g: &mut Graph, id: NodeId, cfg: &QuantConfig) -> Result<(), String> {
+    let name = g.node(id).name.clone();
+    let x = g.operands(id)[0];
+    let (_, length) = g.node(x).ty.sequence().ok_or("global_avg_pool of a sequence")?;
+    let users = g.users(id);
+    let next = match users.as_slice() {
+        [u] if matches!(g.node(*u).op, Op::Linear(_)) => *u,
+        _ => {
+            return Err(format!(
+            "`%{name}`: global_avg_pool must feed one linear layer, which absorbs its 1/{length} \
+                 (run canonicalize first to remove dropout)"
+        ))
+        }
+    };
+    g.node_mut(id).op = Op::GlobalSumPool;
+    if let Op::Linear(l) = &mut g.node_mut(next).op {
+        l.input_divisor = Some(length);
+    }
+    quantize_after(g, id, cfg.a_bits, !non_negative(g, x))
+}
+
+/// Whether a value is never negative: a ReLU or an unsigned quantizer, seen
+/// through ops that move values unchanged.
+fn non_negative(g: &Graph, mut x: NodeId) -> bool {
+    loop {
+        match &g.node(x).op {
+            Op::Relu => return true,
+            Op::FakeQuant(q) => return !q.signed,
+            Op::MaxPool1d(_) | Op::Flatten | Op::Dropout(_) => x = g.operands(x)[0],
+            _ => return false,
+        }
+    }
+}

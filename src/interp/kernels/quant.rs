@@ -1,0 +1,121 @@
+//! Fake quantization in training: activations (`fake_quant` ops), weights
+//! and biases of quantized MAC layers, with the straight-through estimator
+//! for values and TQT's gradient for the thresholds (`log2 t`).
+
+use crate::quant::quantizer::{fake_quant, grad_log2t, in_range, QuantSpec};
+use rayon::prelude::*;
+
+const CHUNK: usize = 1 << 14;
+
+pub fn forward(x: &[f32], e: i32, spec: &QuantSpec) -> Vec<f32> {
+    let mut y = vec![0.0f32; x.len()];
+    y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(y, x)| {
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y = fake_quant(x, e, spec);
+        }
+    });
+    y
+}
+
+/// `(dx, d log2t)`: the gradient passes where `x` is inside the range.
+pub fn backward(x: &[f32], dy: &[f32], e: i32, spec: &QuantSpec) -> (Vec<f32>, f32) {
+    let parts: Vec<(Vec<f32>, f64)> = x
+        .par_chunks(CHUNK)
+        .zip(dy.par_chunks(CHUNK))
+        .map(|(x, dy)| {
+            let mut dt = 0.0f64;
+            let dx = x
+                .iter()
+                .zip(dy)
+                .map(|(&x, &d)| {
+                    dt += (d * grad_log2t(x, e, spec)) as f64;
+                    if in_range(x, e, spec) {
+                        d
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            (dx, dt)
+        })
+        .collect();
+    let dt: f64 = parts.iter().map(|p| p.1).sum();
+    (parts.into_iter().flat_map(|p| p.0).collect(), dt as f32)
+}
+
+/// A MAC layer's weights, quantized per output channel (`exps.len() == rows`)
+/// or per tensor (one exponent), after dividing by `divisor` (the folded
+/// `1/L` of global average pooling).
+pub struct QuantWeights {
+    pub values: Vec<f32>,
+    pub exps: Vec<i32>,
+}
+
+pub fn weight_spec(bits: usize) -> QuantSpec {
+    QuantSpec { bits: bits as u32, signed: true, narrow: true }
+}
+
+pub fn weight_exps(log2t: &[f32], spec: &QuantSpec) -> Vec<i32> {
+    log2t.iter().map(|&t| spec.exponent(t)).collect()
+}
+
+fn row_exp(exps: &[i32], row: usize) -> i32 {
+    if exps.len() == 1 {
+        exps[0]
+    } else {
+        exps[row]
+    }
+}
+
+pub fn quantize_weights(
+    w: &[f32],
+    rows: usize,
+    divisor: f32,
+    log2t: &[f32],
+    spec: &QuantSpec,
+) -> QuantWeights {
+    let exps = weight_exps(log2t, spec);
+    let per_row = w.len() / rows;
+    let values = w
+        .par_chunks(per_row)
+        .enumerate()
+        .flat_map_iter(|(r, row)| {
+            let e = row_exp(&exps, r);
+            row.iter().map(move |&v| fake_quant(v / divisor, e, spec))
+        })
+        .collect();
+    QuantWeights { values, exps }
+}
+
+/// Gradients of the float weights and thresholds from the gradient of the
+/// quantized weights.
+pub fn weight_backward(
+    w: &[f32],
+    dwq: &[f32],
+    rows: usize,
+    divisor: f32,
+    exps: &[i32],
+    spec: &QuantSpec,
+) -> (Vec<f32>, Vec<f32>) {
+    let per_row = w.len() / rows;
+    let mut dlog2t = vec![0.0f32; exps.len()];
+    let mut dw = vec![0.0f32; w.len()];
+    for r in 0..rows {
+        let e = row_exp(exps, r);
+        let mut dt = 0.0f64;
+        for i in r * per_row..(r + 1) * per_row {
+            let v = w[i] / divisor;
+            dt += (dwq[i] * grad_log2t(v, e, spec)) as f64;
+            dw[i] = if in_range(v, e, spec) { dwq[i] / divisor } else { 0.0 };
+        }
+        dlog2t[if exps.len() == 1 { 0 } else { r }] += dt as f32;
+    }
+    (dw, dlog2t)
+}
+
+/// The bias on the accumulator's grid: `round_half_up(b * 2^-(ew+ex))` in 32
+/// bits, times `2^(ew+ex)` (spec section 4).
+pub fn quantize_bias(b: &[f32], wexps: &[i32], ex: i32) -> Vec<f32> {
+    let acc = QuantSpec { bits: 32, signed: true, narrow: true };
+    b.iter().enumerate().map(|(r, &v)| fake_quant(v, row_exp(wexps, r) + ex, &acc)).collect()
+}

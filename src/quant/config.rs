@@ -1,0 +1,68 @@
+//! The `--quant` configuration: `w<bits>a<bits>` for the whole network, plus
+//! choices that flags make (per-channel weight exponents, learned or
+//! calibrated scales). Per-layer overrides are attributes in the model text.
+
+use serde::{Deserialize, Serialize};
+
+/// How quantizer thresholds are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scales {
+    /// Calibrated from the maximum, then trained (TQT).
+    Learned,
+    /// Calibrated from the maximum and kept fixed.
+    Max,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuantConfig {
+    pub w_bits: usize,
+    pub a_bits: usize,
+    /// One weight exponent per output channel instead of per tensor.
+    pub per_channel: bool,
+    pub scales: Scales,
+}
+
+impl QuantConfig {
+    /// Parses `w<bits>a<bits>` (e.g. `w4a8`), bits in 2..=16.
+    pub fn parse(spec: &str) -> Result<QuantConfig, String> {
+        let bad =
+            || format!("--quant `{spec}`: expected w<bits>a<bits> with bits in 2..=16, e.g. w4a8");
+        let rest = spec.strip_prefix('w').ok_or_else(bad)?;
+        let (w, a) = rest.split_once('a').ok_or_else(bad)?;
+        let bits = |s: &str| -> Result<usize, String> {
+            let b: usize = s.parse().map_err(|_| bad())?;
+            if (2..=16).contains(&b) && !s.starts_with('0') {
+                Ok(b)
+            } else {
+                Err(bad())
+            }
+        };
+        Ok(QuantConfig {
+            w_bits: bits(w)?,
+            a_bits: bits(a)?,
+            per_channel: false,
+            scales: Scales::Learned,
+        })
+    }
+
+    /// The canonical spec text.
+    pub fn spec(&self) -> String {
+        format!("w{}a{}", self.w_bits, self.a_bits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse_and_bad_ones_are_refused() {
+        let c = QuantConfig::parse("w4a8").unwrap();
+        assert_eq!((c.w_bits, c.a_bits), (4, 8));
+        assert_eq!(QuantConfig::parse("w16a2").unwrap().spec(), "w16a2");
+        for bad in ["", "w4", "a8", "w1a8", "w4a17", "w04a8", "x4a8", "w4a8b", "w-4a8", "wa"] {
+            assert!(QuantConfig::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

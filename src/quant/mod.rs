@@ -1,0 +1,9 @@
+//! Quantization: the power-of-two quantizer of the numeric contract and the
+//! `--quant` configuration.
+
+pub mod config;
+pub mod fold;
+pub mod quantizer;
+
+pub use config::QuantConfig;
+pub use quantizer::QuantSpec;

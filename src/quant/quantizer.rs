@@ -1,0 +1,172 @@
+//! The power-of-two quantizer of the numeric contract (spec section 1 and 3):
+//! `q(x) = clamp(floor(x * 2^-e + 0.5), qmin, qmax)`, `fq(x) = q(x) * 2^e`,
+//! with `e` from a learned threshold `log2 t` as in TQT (Jain et al., 2019),
+//! and the straight-through gradients.
+
+/// Bit width, signedness and range kind of one quantizer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct QuantSpec {
+    /// 2..=16.
+    pub bits: u32,
+    pub signed: bool,
+    /// Signed narrow range `±(2^(b-1) - 1)` (weights) instead of full
+    /// `[-2^(b-1), 2^(b-1) - 1]`.
+    pub narrow: bool,
+}
+
+impl QuantSpec {
+    pub fn qmin(&self) -> i64 {
+        match (self.signed, self.narrow) {
+            (false, _) => 0,
+            (true, true) => -(1 << (self.bits - 1)) + 1,
+            (true, false) => -(1 << (self.bits - 1)),
+        }
+    }
+
+    pub fn qmax(&self) -> i64 {
+        if self.signed {
+            (1 << (self.bits - 1)) - 1
+        } else {
+            (1 << self.bits) - 1
+        }
+    }
+
+    /// The exponent a threshold `t = 2^log2t` gives: the smallest power of two
+    /// covering `t`, less the bits that carry magnitude.
+    pub fn exponent(&self, log2t: f32) -> i32 {
+        let magnitude_bits = if self.signed { self.bits - 1 } else { self.bits } as i32;
+        // Clamp so that 2^e stays a normal f32 far from overflow.
+        (log2t.ceil() as i32).clamp(-100, 100) - magnitude_bits
+    }
+
+    /// The threshold (as `log2 t`) whose exponent covers `max_abs` exactly:
+    /// calibration by the maximum.
+    pub fn calibrate(max_abs: f32) -> f32 {
+        if max_abs > 0.0 && max_abs.is_finite() {
+            max_abs.log2()
+        } else {
+            0.0
+        }
+    }
+}
+
+/// `2^e` as f32 (exact for the clamped exponent range).
+pub fn pow2(e: i32) -> f32 {
+    f32::from_bits(((e + 127) as u32) << 23)
+}
+
+/// `q(x)`: round half up, then clamp. The scaling by `2^-e` is exact, and the
+/// `+ 0.5` is done in f64 so that no value just below a tie rounds up.
+#[inline]
+pub fn quantize(x: f32, e: i32, spec: &QuantSpec) -> i64 {
+    let v = x as f64 * pow2(-e) as f64;
+    let r = (v + 0.5).floor();
+    // NaN clamps to qmin (never reached with finite data).
+    (r.max(spec.qmin() as f64).min(spec.qmax() as f64)) as i64
+}
+
+/// `fq(x) = q(x) * 2^e`.
+#[inline]
+pub fn fake_quant(x: f32, e: i32, spec: &QuantSpec) -> f32 {
+    quantize(x, e, spec) as f32 * pow2(e)
+}
+
+/// Whether `x` lies in the clamp range `[qmin * 2^e, qmax * 2^e]`, where the
+/// straight-through estimator passes the gradient.
+#[inline]
+pub fn in_range(x: f32, e: i32, spec: &QuantSpec) -> bool {
+    let s = pow2(e) as f64;
+    let x = x as f64;
+    spec.qmin() as f64 * s <= x && x <= spec.qmax() as f64 * s
+}
+
+/// `d fq / d log2t` (TQT): `ln2 * (fq(x) - x)` inside the range, `ln2 * fq(x)`
+/// where clamped.
+#[inline]
+pub fn grad_log2t(x: f32, e: i32, spec: &QuantSpec) -> f32 {
+    let fq = fake_quant(x, e, spec);
+    let ln2 = std::f32::consts::LN_2;
+    if in_range(x, e, spec) {
+        ln2 * (fq - x)
+    } else {
+        ln2 * fq
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S8: QuantSpec = QuantSpec { bits: 8, signed: true, narrow: false };
+    const N4: QuantSpec = QuantSpec { bits: 4, signed: true, narrow: true };
+    const U8: QuantSpec = QuantSpec { bits: 8, signed: false, narrow: false };
+
+    #[test]
+    fn ranges_follow_the_contract() {
+        assert_eq!((S8.qmin(), S8.qmax()), (-128, 127));
+        assert_eq!((N4.qmin(), N4.qmax()), (-7, 7));
+        assert_eq!((U8.qmin(), U8.qmax()), (0, 255));
+        let u2 = QuantSpec { bits: 2, signed: false, narrow: false };
+        assert_eq!((u2.qmin(), u2.qmax()), (0, 3));
+        let s16 = QuantSpec { bits: 16, signed: true, narrow: false };
+        assert_eq!((s16.qmin(), s16.qmax()), (-32768, 32767));
+    }
+
+    #[test]
+    fn ties_round_half_up_for_both_signs() {
+        // e = -1: x * 2 = 0.5 -> 1, -0.5 -> 0, 1.5 -> 2, -1.5 -> -1, -2.5 -> -2
+        for (x, q) in [(0.25, 1), (-0.25, 0), (0.75, 2), (-0.75, -1), (-1.25, -2), (1.25, 3)] {
+            assert_eq!(quantize(x, -1, &S8), q, "{x}");
+        }
+        // Just below a tie stays down, even where f32 addition would round up.
+        let below = f32::from_bits(0.5f32.to_bits() - 1);
+        assert_eq!(quantize(below, 0, &S8), 0);
+        assert_eq!(quantize(-below, 0, &S8), 0);
+    }
+
+    #[test]
+    fn clamps_at_both_ends() {
+        assert_eq!(quantize(1000.0, 0, &S8), 127);
+        assert_eq!(quantize(-1000.0, 0, &S8), -128);
+        assert_eq!(quantize(-1000.0, 0, &N4), -7);
+        assert_eq!(quantize(-3.0, 0, &U8), 0);
+        assert_eq!(quantize(255.4, 0, &U8), 255);
+        assert_eq!(quantize(255.6, 0, &U8), 255);
+        assert_eq!(fake_quant(0.3, -2, &U8), 0.25);
+        assert_eq!(fake_quant(1e9, -2, &N4), 1.75);
+    }
+
+    #[test]
+    fn exponents_from_thresholds() {
+        // t = 1: signed 8-bit covers [-1, 1) with e = -7; unsigned with e = -8.
+        assert_eq!(S8.exponent(0.0), -7);
+        assert_eq!(U8.exponent(0.0), -8);
+        // t = 3 (log2 = 1.58): ceil = 2 -> covers 4.
+        assert_eq!(S8.exponent(3f32.log2()), 2 - 7);
+        assert_eq!(N4.exponent(-0.2), -3);
+        assert_eq!(pow2(-7), 1.0 / 128.0);
+        assert_eq!(pow2(3), 8.0);
+    }
+
+    #[test]
+    fn straight_through_and_tqt_gradients_by_hand() {
+        // e = -2 (s = 0.25), 4-bit narrow: range [-1.75, 1.75].
+        assert!(in_range(1.75, -2, &N4) && !in_range(1.76, -2, &N4));
+        assert!(in_range(-1.75, -2, &N4) && !in_range(-1.8, -2, &N4));
+        let ln2 = std::f32::consts::LN_2;
+        // Inside: x = 0.3 -> fq = 0.25, d/dlog2t = ln2 * (0.25 - 0.3).
+        assert!((grad_log2t(0.3, -2, &N4) - ln2 * (0.25 - 0.3)).abs() < 1e-7);
+        // Clamped above: fq = 1.75 -> ln2 * 1.75; below: ln2 * -1.75.
+        assert!((grad_log2t(5.0, -2, &N4) - ln2 * 1.75).abs() < 1e-7);
+        assert!((grad_log2t(-5.0, -2, &N4) + ln2 * 1.75).abs() < 1e-7);
+    }
+
+    #[test]
+    fn calibration_covers_the_maximum() {
+        for m in [0.01f32, 0.3, 1.0, 1.5, 6.0, 100.0] {
+            let e = U8.exponent(QuantSpec::calibrate(m));
+            assert!(U8.qmax() as f32 * pow2(e) >= m * (255.0 / 256.0), "{m}");
+            assert!(U8.qmax() as f32 * pow2(e) < 2.0 * m, "{m}");
+        }
+    }
+}

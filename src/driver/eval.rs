@@ -1,9 +1,11 @@
 //! `potc eval`: accuracy of a trained model on a data set.
 
 use super::model_data::{fit_to_data, pool};
+use super::quantized::graph_of;
 use super::{load_model, Failure};
 use crate::ckpt::Checkpoint;
 use crate::data;
+use crate::interp::exact::evaluate_exact;
 use crate::interp::Plan;
 use crate::train::checkpoint::{labels, weights};
 use crate::train::evaluate;
@@ -13,7 +15,8 @@ use std::path::Path;
 pub enum EvalMode {
     /// f32 arithmetic, batch norm with running statistics.
     Float,
-    /// The quantized network simulated in float (not built yet: issue 4).
+    /// The quantized network simulated exactly (f64 accumulation), for a
+    /// checkpoint trained with --quant; adds `logits_sha256`.
     FakeQuant,
     /// The integer program in the reference interpreter (not built yet: issue 5).
     Int,
@@ -46,28 +49,67 @@ pub struct EvalOptions {
 pub fn eval(o: &EvalOptions) -> Result<String, Failure> {
     let mode = match o.mode {
         EvalMode::Float => "float",
-        EvalMode::FakeQuant => {
-            return Err(not_yet("fake-quant", "quantization-aware training (issue 4)"))
-        }
+        EvalMode::FakeQuant => "fake-quant",
         EvalMode::Int => return Err(not_yet("int", "integer lowering (issue 5)")),
         EvalMode::Jit => return Err(not_yet("jit", "the Cranelift JIT (issue 6)")),
     };
     let (_, model) = load_model(&o.model)?;
-    let ck = Checkpoint::load_for(Path::new(&o.weights), &model)?;
+    let path = Path::new(&o.weights);
+    let ck = Checkpoint::load(path)?;
     let label_map = labels(&ck)?;
     let ds = data::load(Path::new(&o.data))?;
     let ds = if label_map.is_empty() { ds } else { ds.with_labels(&label_map)? };
     let typed = fit_to_data(&model, &ds)?;
-    let plan = Plan::new(&typed).map_err(|e| Failure(format!("{}: error: {e}\n", o.model)))?;
+    let (graph, quant) = graph_of(&ck, &typed)?;
+    match (o.mode, &quant) {
+        (EvalMode::FakeQuant, None) => {
+            return Err(Failure(format!(
+                "{}: a float checkpoint; --mode fake-quant needs one trained with --quant\n",
+                o.weights
+            )))
+        }
+        (EvalMode::Float, Some(q)) => {
+            return Err(Failure(format!(
+                "{}: trained with --quant {}; evaluate it with --mode fake-quant\n",
+                o.weights,
+                q.spec()
+            )))
+        }
+        _ => {}
+    }
+    ck.check_against(&graph).map_err(|e| e.in_file(path))?;
+    let plan = Plan::new(&graph).map_err(|e| Failure(format!("{}: error: {e}\n", o.model)))?;
     let w = weights(&plan, &ck);
     let threads = pool(o.threads)?;
-    let result = threads.install(|| evaluate(&plan, &w, &ds, threads.current_num_threads()));
-    Ok(if o.json {
-        serde_json::json!({ "accuracy": result.accuracy, "n": ds.n, "mode": mode }).to_string()
-            + "\n"
+    let n = threads.current_num_threads();
+    let mut out = serde_json::json!({ "n": ds.n, "mode": mode });
+    if o.mode == EvalMode::Float {
+        out["accuracy"] = threads.install(|| evaluate(&plan, &w, &ds, n)).accuracy.into();
     } else {
-        format!("accuracy {:.4} on {} samples ({mode})\n", result.accuracy, ds.n)
+        let exact = threads.install(|| evaluate_exact(&plan, &w, &ds, n));
+        out["accuracy"] = exact.accuracy.into();
+        if let Some((ints, exponent)) = &exact.ints {
+            out["logits_sha256"] = logits_sha256(ints).into();
+            out["logits_exponent"] = (*exponent).into();
+        }
+    }
+    let accuracy = out["accuracy"].as_f64().unwrap_or(0.0);
+    Ok(if o.json {
+        out.to_string() + "\n"
+    } else {
+        format!("accuracy {accuracy:.4} on {} samples ({mode})\n", ds.n)
     })
+}
+
+/// SHA-256 of the output integers as little-endian i32, sample after sample
+/// (values beyond i32 saturate), so every arithmetic path can be compared.
+pub fn logits_sha256(ints: &[i64]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for &v in ints {
+        h.update((v.clamp(i32::MIN as i64, i32::MAX as i64) as i32).to_le_bytes());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn not_yet(mode: &str, what: &str) -> Failure {

@@ -6,6 +6,7 @@ mod eval;
 mod ir_cmds;
 mod model_data;
 mod plot;
+mod quantized;
 mod train;
 
 pub use eval::{eval, EvalOptions};

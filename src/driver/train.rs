@@ -1,10 +1,15 @@
 //! `potc train`: float training (QAT arrives with `--quant`, issue 4).
 
 use super::model_data::{fit_to_data, pool};
+use super::quantized::{graph_of, quantize_graph, record, store_from, weights_from};
 use super::{load_model, plot, Failure};
 use crate::ckpt::Checkpoint;
 use crate::data::{self, Dataset};
 use crate::interp::Plan;
+use crate::ir::Graph;
+use crate::quant::calibrate::calibrate;
+use crate::quant::config::Scales;
+use crate::quant::QuantConfig;
 use crate::train::checkpoint::{labels, to_checkpoint, train_state, weights};
 use crate::train::fit::median_samples_per_second;
 use crate::train::{fit, init_weights, Optimizer, Schedule, TrainConfig, TrainState};
@@ -82,9 +87,53 @@ pub struct TrainOptions {
     /// Also write the training curves as SVG beside the checkpoint (`CKPT.curves.svg`).
     #[arg(long)]
     pub plot: bool,
+    /// Quantization-aware training: `w<bits>a<bits>` (e.g. w4a8) for the whole
+    /// network, power-of-two scales; per-layer `w_bits`/`a_bits` in the model win.
+    #[arg(long, value_name = "SPEC")]
+    pub quant: Option<String>,
+    /// Batch norm under --quant: `fold-then-qat` folds it into the convolutions
+    /// (with the --init weights) before QAT. `fold-sim` (simulated folding) is
+    /// not built yet.
+    #[arg(long, value_enum, default_value_t = BnMode::FoldThenQat)]
+    pub bn: BnMode,
+    /// One weight exponent per output channel instead of per tensor.
+    #[arg(long)]
+    pub per_channel: bool,
+    /// Quantizer thresholds: `learned` (calibrated by the maximum, then
+    /// trained as TQT) or `max` (calibrated, then fixed).
+    #[arg(long, value_enum, default_value_t = ScalesArg::Learned)]
+    pub scales: ScalesArg,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BnMode {
+    FoldSim,
+    FoldThenQat,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScalesArg {
+    Learned,
+    Max,
 }
 
 impl TrainOptions {
+    fn quant_config(&self) -> Result<Option<QuantConfig>, Failure> {
+        let Some(spec) = &self.quant else { return Ok(None) };
+        let mut q = QuantConfig::parse(spec).map_err(|e| Failure(format!("error: {e}\n")))?;
+        if self.bn == BnMode::FoldSim {
+            return Err(Failure(
+                "error: --bn fold-sim (simulated folding during QAT) is not built yet; use --bn fold-then-qat\n".into(),
+            ));
+        }
+        q.per_channel = self.per_channel;
+        q.scales = match self.scales {
+            ScalesArg::Learned => Scales::Learned,
+            ScalesArg::Max => Scales::Max,
+        };
+        Ok(Some(q))
+    }
+
     fn config(&self, threads: usize) -> Result<TrainConfig, Failure> {
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(Failure(format!(
@@ -116,12 +165,11 @@ impl TrainOptions {
 
 pub fn train(o: &TrainOptions) -> Result<String, Failure> {
     let (_, model) = load_model(&o.model)?;
+    let quant = o.quant_config()?;
     let train_set = data::load(Path::new(&o.train))?;
     let out = Path::new(&o.out);
-    let resume_from =
-        (o.resume && out.exists()).then(|| Checkpoint::load_for(out, &model)).transpose()?;
-    let init_from =
-        o.init.as_ref().map(|p| Checkpoint::load_for(Path::new(p), &model)).transpose()?;
+    let resume_from = (o.resume && out.exists()).then(|| Checkpoint::load(out)).transpose()?;
+    let init_from = o.init.as_ref().map(|p| Checkpoint::load(Path::new(p))).transpose()?;
     // Class indices follow the checkpoint we continue from, else the data file.
     let label_map = match resume_from.as_ref().or(init_from.as_ref()) {
         Some(ck) => labels(ck)?,
@@ -138,15 +186,11 @@ pub fn train(o: &TrainOptions) -> Result<String, Failure> {
             test_set.path, test_set.channels, test_set.length, train_set.channels, train_set.length
         )));
     }
-    let plan = Plan::new(&typed).map_err(|e| Failure(format!("{}: error: {e}\n", o.model)))?;
     let threads = pool(o.threads)?;
     let cfg = o.config(threads.current_num_threads())?;
-    let fresh = TrainState::new(&plan, &cfg);
-    let (mut w, mut st) = match (&resume_from, &init_from) {
-        (Some(ck), _) => (weights(&plan, ck), train_state(&plan, ck, fresh)?),
-        (None, Some(ck)) => (weights(&plan, ck), fresh),
-        (None, None) => (init_weights(&plan.params, cfg.seed), fresh),
-    };
+    let start =
+        Start { resume: resume_from.as_ref(), init: init_from.as_ref(), quant: quant.as_ref() };
+    let (plan, mut w, mut st) = threads.install(|| start.prepare(&typed, &cfg, &train_set, o))?;
     if st.epoch >= cfg.epochs {
         eprintln!("note: {} already has {} epochs; nothing to train", o.out, st.epoch);
     }
@@ -177,14 +221,14 @@ pub fn train(o: &TrainOptions) -> Result<String, Failure> {
             }
             if st.epoch == cfg.epochs || last_save.elapsed() > Duration::from_secs(30) {
                 last_save = Instant::now();
-                to_checkpoint(&model, &plan, w, st, &cfg, &train_set.labels).save(out)?;
+                save(&model, &plan, w, st, &cfg, &train_set.labels, quant.as_ref(), out)?;
             }
             Ok::<(), crate::ckpt::CkptError>(())
         })
     })?;
     bar.finish_and_clear();
     if st.epoch == epochs_before {
-        to_checkpoint(&model, &plan, &w, &st, &cfg, &train_set.labels).save(out)?;
+        save(&model, &plan, &w, &st, &cfg, &train_set.labels, quant.as_ref(), out)?;
     }
     let train_seconds = started.elapsed().as_secs_f64();
     if o.plot {
@@ -251,4 +295,120 @@ fn progress(epochs: usize, done: usize) -> ProgressBar {
     );
     bar.set_position(done as u64);
     bar
+}
+
+/// Where training starts: a run to resume, parameters to start from, and the
+/// quantization to train under.
+struct Start<'a> {
+    resume: Option<&'a Checkpoint>,
+    init: Option<&'a Checkpoint>,
+    quant: Option<&'a QuantConfig>,
+}
+
+impl Start<'_> {
+    /// The plan to train, its starting weights and state.
+    fn prepare(
+        &self,
+        typed: &Graph,
+        cfg: &TrainConfig,
+        train_set: &Dataset,
+        o: &TrainOptions,
+    ) -> Result<(Plan, crate::interp::Weights, TrainState), Failure> {
+        let plan_of =
+            |g: &Graph| Plan::new(g).map_err(|e| Failure(format!("{}: error: {e}\n", o.model)));
+        if let Some(ck) = self.resume {
+            let (g, saved_quant) = graph_of(ck, typed)?;
+            same_quant(saved_quant.as_ref(), self.quant, &o.out)?;
+            ck.check_against(&g).map_err(|e| e.in_file(Path::new(&o.out)))?;
+            let plan = fixed_scales(plan_of(&g)?, self.quant);
+            let fresh = TrainState::new(&plan, cfg);
+            return Ok((plan.clone(), weights(&plan, ck), train_state(&plan, ck, fresh)?));
+        }
+        let init_path = Path::new(o.init.as_deref().unwrap_or(""));
+        let (float_graph, init_quant) = match self.init {
+            Some(ck) => graph_of(ck, typed)?,
+            None => (typed.clone(), None),
+        };
+        if let Some(ck) = self.init {
+            ck.check_against(&float_graph).map_err(|e| e.in_file(init_path))?;
+        }
+        let float_plan = plan_of(&float_graph)?;
+        let start_w = match self.init {
+            Some(ck) => weights(&float_plan, ck),
+            None => init_weights(&float_plan.params, cfg.seed),
+        };
+        let Some(q) = self.quant else {
+            if init_quant.is_some() {
+                return Err(Failure(format!(
+                    "{}: a quantization-aware checkpoint; continue it with the same --quant\n",
+                    init_path.display()
+                )));
+            }
+            let st = TrainState::new(&float_plan, cfg);
+            return Ok((float_plan, start_w, st));
+        };
+        if init_quant.is_some() {
+            // Continue QAT from its trained thresholds (no calibration).
+            same_quant(init_quant.as_ref(), Some(q), init_path.to_str().unwrap_or(""))?;
+            let plan = fixed_scales(float_plan, Some(q));
+            let st = TrainState::new(&plan, cfg);
+            return Ok((plan, start_w, st));
+        }
+        if self.init.is_none() {
+            eprintln!("note: QAT from fresh weights; batch norm is folded at initialisation (pass --init a float checkpoint)");
+        }
+        let mut store = store_from(&float_plan, &start_w);
+        let qgraph = quantize_graph(typed, q, Some(&mut store))?;
+        let plan = fixed_scales(plan_of(&qgraph)?, Some(q));
+        let mut w = weights_from(&plan, &store, cfg.seed);
+        calibrate(&plan, &mut w, train_set, cfg.threads);
+        let st = TrainState::new(&plan, cfg);
+        Ok((plan, w, st))
+    }
+}
+
+/// With `--scales max` the calibrated thresholds are not trained.
+fn fixed_scales(mut plan: Plan, q: Option<&QuantConfig>) -> Plan {
+    if q.is_some_and(|q| q.scales == Scales::Max) {
+        for p in plan.params.iter_mut().filter(|p| p.init == crate::ir::op::Init::Calibrate) {
+            p.trainable = false;
+        }
+    }
+    plan
+}
+
+fn same_quant(
+    saved: Option<&QuantConfig>,
+    asked: Option<&QuantConfig>,
+    path: &str,
+) -> Result<(), Failure> {
+    if saved.map(QuantConfig::spec) == asked.map(QuantConfig::spec) {
+        return Ok(());
+    }
+    let say = |q: Option<&QuantConfig>| {
+        q.map_or("float".to_string(), |q| format!("--quant {}", q.spec()))
+    };
+    Err(Failure(format!(
+        "{path}: trained with {}, but this run asks for {}\n",
+        say(saved),
+        say(asked)
+    )))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn save(
+    model: &Graph,
+    plan: &Plan,
+    w: &crate::interp::Weights,
+    st: &TrainState,
+    cfg: &TrainConfig,
+    labels: &[String],
+    quant: Option<&QuantConfig>,
+    out: &Path,
+) -> Result<(), crate::ckpt::CkptError> {
+    let mut ck = to_checkpoint(model, plan, w, st, cfg, labels);
+    if let Some(q) = quant {
+        record(&mut ck, q, plan, w);
+    }
+    ck.save(out)
 }

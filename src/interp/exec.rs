@@ -15,9 +15,13 @@ use rand_chacha::ChaCha8Rng;
 pub type Weights = Vec<Vec<f32>>;
 
 /// Training mode draws dropout masks from `rng` and uses batch statistics.
+/// Calibration runs inference with quantizers and weight quantization off,
+/// recording the largest magnitude each `fake_quant` sees (indexed like the
+/// parameters, at the quantizer's `log2t`).
 pub enum Mode<'a> {
     Train(&'a mut ChaCha8Rng),
     Eval,
+    Calibrate(&'a mut Vec<f32>),
 }
 
 enum Saved {
@@ -98,7 +102,12 @@ fn forward_step(
     match &s.op {
         Op::Conv1d(op) => {
             let g = conv1d::ConvGeom::new(op, c, n, l, lo);
-            let p = mac::params(w, &mac::slots(s, op.bias, &op.quant), &op.quant, co, 1, ex);
+            let q = if matches!(mode, Mode::Calibrate(_)) {
+                Default::default()
+            } else {
+                op.quant.clone()
+            };
+            let p = mac::params(w, &mac::slots(s, op.bias, &op.quant), &q, co, 1, ex);
             let (y, cols) = conv1d::forward(&g, x, &p.w, p.b.as_deref(), threads);
             (y, Saved::Conv(cols, p))
         }
@@ -115,7 +124,9 @@ fn forward_step(
                     (w[mi], w[vi]) = (rm, rv);
                     (y, Saved::Bn(sv))
                 }
-                Mode::Eval => (bn::forward_eval(x, n * l, &p, &w[mi], &w[vi]), Saved::Nothing),
+                Mode::Eval | Mode::Calibrate(_) => {
+                    (bn::forward_eval(x, n * l, &p, &w[mi], &w[vi]), Saved::Nothing)
+                }
             }
         }
         Op::Relu => (ew::relu_forward(x), Saved::Nothing),
@@ -132,10 +143,20 @@ fn forward_step(
         Op::Flatten => (x.clone(), Saved::Nothing),
         Op::Linear(op) => {
             let div = op.input_divisor.unwrap_or(1);
-            let p = mac::params(w, &mac::slots(s, op.bias, &op.quant), &op.quant, co, div, ex);
+            let q = if matches!(mode, Mode::Calibrate(_)) {
+                Default::default()
+            } else {
+                op.quant.clone()
+            };
+            let p = mac::params(w, &mac::slots(s, op.bias, &op.quant), &q, co, div, ex);
             (linear::forward(x, &p.w, p.b.as_deref(), c, co, n, threads), Saved::Linear(p))
         }
         Op::FakeQuant(fq) => {
+            if let Mode::Calibrate(maxima) = mode {
+                let m = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                maxima[s.params[0]] = maxima[s.params[0]].max(m);
+                return (x.clone(), Saved::Nothing);
+            }
             let spec = QuantSpec { bits: fq.bits as u32, signed: fq.signed, narrow: fq.narrow };
             let e = spec.exponent(w[s.params[0]][0]);
             (quant::forward(x, e, &spec), Saved::Quant(e))
@@ -150,7 +171,7 @@ fn forward_step(
                 let keep: Vec<bool> = (0..x.len()).map(|_| rng.random::<f64>() >= d.p.0).collect();
                 (ew::dropout_forward(x, &keep, d.p.0 as f32), Saved::Dropout(keep))
             }
-            Mode::Eval => (x.clone(), Saved::Nothing),
+            Mode::Eval | Mode::Calibrate(_) => (x.clone(), Saved::Nothing),
         },
         Op::Input => unreachable!("inputs are not steps"),
     }

@@ -1,0 +1,108 @@
+//! The quantized model of a QAT run: built from the model text by the same
+//! passes `potc print --passes canonicalize,fold-bn,insert-fake-quant` shows,
+//! its parameters carried through `fold-bn`, its configuration recorded in
+//! the checkpoint so `eval` and `lower` rebuild exactly the same graph.
+
+use super::Failure;
+use crate::ckpt::Checkpoint;
+use crate::interp::plan::Plan;
+use crate::interp::Weights;
+use crate::ir::op::Op;
+use crate::ir::Graph;
+use crate::pass::{ParamStore, PassContext, PassManager};
+use crate::passes::registry;
+use crate::quant::QuantConfig;
+use crate::train::init_weights;
+
+/// Checkpoint metadata key of the `QuantConfig` (JSON).
+pub const KEY_QUANT: &str = "quant";
+/// The passes from the float model to the quantized one.
+pub const QAT_PIPELINE: &str = "canonicalize,fold-bn,insert-fake-quant";
+
+/// The quantized graph of `g`; with `store`, the float parameters become the
+/// quantized graph's (folded) ones.
+pub fn quantize_graph(
+    g: &Graph,
+    cfg: &QuantConfig,
+    store: Option<&mut ParamStore>,
+) -> Result<Graph, Failure> {
+    let registry = registry();
+    let pipeline = registry.pipeline(QAT_PIPELINE).map_err(|e| Failure(format!("error: {e}\n")))?;
+    let mut q = g.clone();
+    let mut cx = PassContext { weights: store, quant: Some(cfg.clone()) };
+    PassManager { allow_meaning_changes: true }
+        .run(&pipeline, &mut q, &mut cx, |_| {})
+        .map_err(|e| Failure(format!("error: model `{}`: {e}\n", g.name)))?;
+    Ok(q)
+}
+
+/// The graph a checkpoint's parameters belong to: the quantized one when it
+/// records a QAT configuration, else `typed` itself.
+pub fn graph_of(ck: &Checkpoint, typed: &Graph) -> Result<(Graph, Option<QuantConfig>), Failure> {
+    match ck.json::<QuantConfig>(KEY_QUANT)? {
+        Some(cfg) => Ok((quantize_graph(typed, &cfg, None)?, Some(cfg))),
+        None => Ok((typed.clone(), None)),
+    }
+}
+
+pub fn store_from(plan: &Plan, w: &Weights) -> ParamStore {
+    plan.params.iter().zip(w).map(|(p, v)| (p.name.clone(), (p.shape.clone(), v.clone()))).collect()
+}
+
+/// The plan's parameters from a store; any it lacks (new thresholds) start
+/// at their initial values.
+pub fn weights_from(plan: &Plan, store: &ParamStore, seed: u64) -> Weights {
+    let init = init_weights(&plan.params, seed);
+    plan.params
+        .iter()
+        .zip(init)
+        .map(|(p, fresh)| match store.get(&p.name) {
+            Some((shape, v)) if *shape == p.shape => v.clone(),
+            _ => fresh,
+        })
+        .collect()
+}
+
+/// Every quantizer's integer exponent, named `<op>.exp` (activations) or
+/// `<op>.w_exp` (weights): the checkpoint stores them as i32 tensors.
+pub fn exponents(plan: &Plan, w: &Weights) -> Vec<(String, Vec<i32>)> {
+    let mut out = vec![];
+    for s in &plan.steps {
+        match &s.op {
+            Op::FakeQuant(fq) => {
+                let spec = crate::quant::QuantSpec {
+                    bits: fq.bits as u32,
+                    signed: fq.signed,
+                    narrow: fq.narrow,
+                };
+                out.push((format!("{}.exp", s.name), vec![spec.exponent(w[s.params[0]][0])]));
+            }
+            Op::Conv1d(c) if c.quant.w_bits.is_some() => {
+                out.push(weight_exps(s, w, c.quant.w_bits))
+            }
+            Op::Linear(l) if l.quant.w_bits.is_some() => {
+                out.push(weight_exps(s, w, l.quant.w_bits))
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn weight_exps(
+    s: &crate::interp::plan::Step,
+    w: &Weights,
+    bits: Option<usize>,
+) -> (String, Vec<i32>) {
+    let spec = crate::interp::kernels::quant::weight_spec(bits.unwrap_or(8));
+    let t = *s.params.last().expect("w_log2t is the last parameter");
+    (format!("{}.w_exp", s.name), crate::interp::kernels::quant::weight_exps(&w[t], &spec))
+}
+
+/// Adds the QAT configuration and the integer exponents to a checkpoint.
+pub fn record(ck: &mut Checkpoint, cfg: &QuantConfig, plan: &Plan, w: &Weights) {
+    ck.set_json(KEY_QUANT, cfg);
+    for (name, e) in exponents(plan, w) {
+        ck.insert_i32(name, vec![e.len()], e);
+    }
+}

@@ -1,0 +1,146 @@
+//! Quantization-aware training end to end on a tiny slice: float training,
+//! then QAT from it; the checkpoint's scales are exact powers of two, the
+//! exact fake-quant evaluation agrees with training's, and runs repeat.
+
+use clap::Parser;
+use potc::ckpt::Checkpoint;
+use potc::driver::{self, EvalOptions, TrainOptions};
+use potc::quant::quantizer::pow2;
+use std::path::{Path, PathBuf};
+
+#[derive(Parser)]
+struct TrainCli {
+    #[command(flatten)]
+    o: TrainOptions,
+}
+
+#[derive(Parser)]
+struct EvalCli {
+    #[command(flatten)]
+    o: EvalOptions,
+}
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("potc-qat-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn train(model: &str, out: &Path, extra: &[&str]) -> serde_json::Value {
+    let data = format!("{ROOT}/examples/data/GunPoint_TRAIN.ts");
+    let mut args = vec!["potc".to_string(), format!("{ROOT}/examples/{model}.pot")];
+    args.extend(
+        [
+            "--train",
+            &data,
+            "--test",
+            &data,
+            "-o",
+            out.to_str().unwrap(),
+            "--threads",
+            "2",
+            "--json",
+        ]
+        .map(String::from),
+    );
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let text = driver::train(&TrainCli::parse_from(args).o).unwrap_or_else(|e| panic!("{e}"));
+    serde_json::from_str(&text).unwrap()
+}
+
+fn eval(model: &str, ck: &Path, mode: &str) -> Result<serde_json::Value, String> {
+    let data = format!("{ROOT}/examples/data/GunPoint_TRAIN.ts");
+    let m = format!("{ROOT}/examples/{model}.pot");
+    let args =
+        ["potc", &m, "--weights", ck.to_str().unwrap(), "--data", &data, "--mode", mode, "--json"];
+    driver::eval(&EvalCli::parse_from(args).o)
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .map_err(|e| e.0)
+}
+
+#[test]
+fn qat_from_float_has_power_of_two_scales_and_exact_eval() {
+    let d = dir("main");
+    let (float, q) = (d.join("float.safetensors"), d.join("q.safetensors"));
+    train("tiny", &float, &["--epochs", "3", "--lr", "1e-2"]);
+    let trained =
+        train("tiny", &q, &["--epochs", "2", "--quant", "w4a8", "--init", float.to_str().unwrap()]);
+
+    // Every scale is 2^e with e an integer stored as such, and every weight
+    // the model computes with is an integer multiple of its 2^e.
+    let ck = Checkpoint::load(&q).unwrap();
+    let exps: Vec<(&String, &[i32])> = ck
+        .tensors
+        .keys()
+        .filter(|n| n.ends_with(".exp") || n.ends_with(".w_exp"))
+        .map(|n| (n, ck.i32(n).unwrap().1))
+        .collect();
+    let names: Vec<&str> = exps.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["c.bnfold.w_exp", "g.q.exp", "r.q.exp", "x.q.exp", "y.w_exp"]);
+    // The stored integer is the exponent the trained threshold gives.
+    let (_, t) = ck.f32("x.q.log2t").unwrap();
+    let input = potc::quant::QuantSpec { bits: 8, signed: true, narrow: false };
+    assert_eq!(ck.i32("x.q.exp").unwrap().1, [input.exponent(t[0])]);
+    let (_, w) = ck.f32("c.bnfold.w").unwrap();
+    let e = exps[0].1[0];
+    let spec = potc::interp::kernels::quant::weight_spec(4);
+    for &v in w {
+        let fq = potc::quant::quantizer::fake_quant(v, e, &spec);
+        let k = fq / pow2(e);
+        assert_eq!(k, k.round(), "{fq} is not a multiple of 2^{e}");
+        assert!(k.abs() <= 7.0);
+    }
+
+    // The exact fake-quant evaluation reproduces training's accuracy and
+    // gives the integers' hash; float mode refuses a QAT checkpoint.
+    let fq = eval("tiny", &q, "fake-quant").unwrap();
+    assert_eq!(fq["accuracy"], trained["test_accuracy"]);
+    assert_eq!(fq["logits_sha256"].as_str().map(str::len), Some(64));
+    assert!(eval("tiny", &q, "float").unwrap_err().contains("--mode fake-quant"));
+    assert!(eval("tiny", &float, "fake-quant").unwrap_err().contains("float checkpoint"));
+
+    // Deterministic, and resumable under --quant too.
+    let again = d.join("again.safetensors");
+    train("tiny", &again, &["--epochs", "2", "--quant", "w4a8", "--init", float.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&q).unwrap(), std::fs::read(&again).unwrap());
+    let resumed = d.join("resumed.safetensors");
+    train(
+        "tiny",
+        &resumed,
+        &["--epochs", "1", "--quant", "w4a8", "--init", float.to_str().unwrap()],
+    );
+    train(
+        "tiny",
+        &resumed,
+        &["--epochs", "2", "--quant", "w4a8", "--init", float.to_str().unwrap(), "--resume"],
+    );
+    assert_eq!(std::fs::read(&q).unwrap(), std::fs::read(&resumed).unwrap());
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn bad_quant_specs_are_refused() {
+    let d = dir("bad");
+    let data = format!("{ROOT}/examples/data/GunPoint_TRAIN.ts");
+    let m = format!("{ROOT}/examples/tiny.pot");
+    let out = d.join("x.safetensors");
+    for (spec, want) in [("w1a8", "expected w<bits>a<bits>"), ("w4", "expected w<bits>a<bits>")] {
+        let args = [
+            "potc",
+            &m,
+            "--train",
+            &data,
+            "--test",
+            &data,
+            "-o",
+            out.to_str().unwrap(),
+            "--quant",
+            spec,
+        ];
+        let e = driver::train(&TrainCli::parse_from(args).o).unwrap_err().0;
+        assert!(e.contains(want), "{e}");
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}

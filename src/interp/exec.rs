@@ -267,7 +267,7 @@ fn backward_step(
         }
         (Op::FakeQuant(fq), Saved::Quant(e)) => {
             let spec = QuantSpec { bits: fq.bits as u32, signed: fq.signed, narrow: fq.narrow };
-            let (dx, dt) = quant::backward(x, dy, *e, &spec);
+            let (dx, dt) = quant::backward(x, &tape.values[s.out], dy, *e, &spec);
             pg[s.params[0]] = vec![dt];
             Some(dx)
         }

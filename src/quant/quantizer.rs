@@ -56,13 +56,47 @@ pub fn pow2(e: i32) -> f32 {
 }
 
 /// `q(x)`: round half up, then clamp. The scaling by `2^-e` is exact, and the
-/// `+ 0.5` is done in f64 so that no value just below a tie rounds up.
+/// rounding is exact too (see [`round_half_up_f32`]).
 #[inline]
 pub fn quantize(x: f32, e: i32, spec: &QuantSpec) -> i64 {
-    let v = x as f64 * pow2(-e) as f64;
-    let r = (v + 0.5).floor();
-    // NaN clamps to qmin (never reached with finite data).
-    (r.max(spec.qmin() as f64).min(spec.qmax() as f64)) as i64
+    quantize_f32(x, pow2(-e), spec.qmin() as f32, spec.qmax() as f32) as i64
+}
+
+/// `q(x)` as f32 given `2^-e` and the range: the form the hot loops use. Only
+/// f32 compares, adds and selects, so it vectorizes.
+#[inline(always)]
+pub fn quantize_f32(x: f32, inv_scale: f32, qmin: f32, qmax: f32) -> f32 {
+    // Clamping first keeps |v| < 2^17, where every step below is exact.
+    let v = (x * inv_scale).max(qmin - 1.0).min(qmax + 1.0);
+    round_half_up_f32(v).max(qmin).min(qmax)
+}
+
+/// `floor(v + 0.5)` for |v| < 2^22, exactly: adding and removing 1.5 * 2^23
+/// rounds to nearest-even (the FPU's mode), and a tie that went down to even
+/// is moved up. (Adding 0.5 in f32 would round 0.49999997 up to 1.)
+#[inline(always)]
+pub fn round_half_up_f32(v: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23
+    let r = (v + MAGIC) - MAGIC;
+    if v - r == 0.5 {
+        r + 1.0
+    } else {
+        r
+    }
+}
+
+/// `floor(v + 0.5)` without a libm call (the hot loop of fake quantization):
+/// truncate, then step down where truncation went up (negative values).
+/// Exact for |v| < 2^52; beyond that every caller clamps anyway.
+#[inline(always)]
+pub fn floor_half_up(v: f64) -> f64 {
+    let y = v + 0.5;
+    let t = y as i64 as f64;
+    if t > y {
+        t - 1.0
+    } else {
+        t
+    }
 }
 
 /// `fq(x) = q(x) * 2^e`.
@@ -110,6 +144,39 @@ mod tests {
         assert_eq!((u2.qmin(), u2.qmax()), (0, 3));
         let s16 = QuantSpec { bits: 16, signed: true, narrow: false };
         assert_eq!((s16.qmin(), s16.qmax()), (-32768, 32767));
+    }
+
+    #[test]
+    fn f32_rounding_is_exact_half_up() {
+        let mut x = 0x1234_5678u32;
+        for i in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            // Random values, and exact ties and their neighbours.
+            let v = match i % 3 {
+                0 => (x as f32 / u32::MAX as f32 - 0.5) * 70_000.0,
+                1 => (x % 20_000) as f32 / 2.0 - 5_000.0,
+                _ => f32::from_bits(
+                    ((x % 20_000) as f32 / 2.0 - 5_000.0)
+                        .to_bits()
+                        .wrapping_add(x % 3)
+                        .wrapping_sub(1),
+                ),
+            };
+            if v.is_finite() {
+                assert_eq!(round_half_up_f32(v) as f64, (v as f64 + 0.5).floor(), "{v}");
+            }
+        }
+    }
+
+    #[test]
+    fn floor_half_up_matches_floor() {
+        for v in
+            [-3.5, -2.5, -0.5, -0.49999999, 0.0, 0.49999999, 0.5, 1.5, 2.4999, -1e15, 1e15, -7.0]
+        {
+            assert_eq!(floor_half_up(v), (v + 0.5f64).floor(), "{v}");
+        }
     }
 
     #[test]

@@ -2,45 +2,45 @@
 //! and biases of quantized MAC layers, with the straight-through estimator
 //! for values and TQT's gradient for the thresholds (`log2 t`).
 
-use crate::quant::quantizer::{fake_quant, grad_log2t, in_range, QuantSpec};
+use crate::quant::quantizer::{fake_quant, grad_log2t, in_range, pow2, quantize_f32, QuantSpec};
 use rayon::prelude::*;
 
 const CHUNK: usize = 1 << 14;
 
 pub fn forward(x: &[f32], e: i32, spec: &QuantSpec) -> Vec<f32> {
+    let (s, inv) = (pow2(e), pow2(-e));
+    let (lo, hi) = (spec.qmin() as f32, spec.qmax() as f32);
     let mut y = vec![0.0f32; x.len()];
     y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(y, x)| {
         for (y, &x) in y.iter_mut().zip(x) {
-            *y = fake_quant(x, e, spec);
+            *y = quantize_f32(x, inv, lo, hi) * s;
         }
     });
     y
 }
 
-/// `(dx, d log2t)`: the gradient passes where `x` is inside the range.
-pub fn backward(x: &[f32], dy: &[f32], e: i32, spec: &QuantSpec) -> (Vec<f32>, f32) {
-    let parts: Vec<(Vec<f32>, f64)> = x
-        .par_chunks(CHUNK)
-        .zip(dy.par_chunks(CHUNK))
-        .map(|(x, dy)| {
-            let mut dt = 0.0f64;
-            let dx = x
-                .iter()
-                .zip(dy)
-                .map(|(&x, &d)| {
-                    dt += (d * grad_log2t(x, e, spec)) as f64;
-                    if in_range(x, e, spec) {
-                        d
-                    } else {
-                        0.0
-                    }
-                })
-                .collect();
-            (dx, dt)
+/// `(dx, d log2t)` from the input `x` and the forward output `y = fq(x)`:
+/// the gradient passes where `x` is inside the range; TQT's threshold
+/// gradient is `ln2 * (y - x)` there and `ln2 * y` where clamped.
+pub fn backward(x: &[f32], y: &[f32], dy: &[f32], e: i32, spec: &QuantSpec) -> (Vec<f32>, f32) {
+    let s = pow2(e);
+    let (lo, hi) = (spec.qmin() as f32 * s, spec.qmax() as f32 * s);
+    let ln2 = std::f32::consts::LN_2;
+    let mut dx = vec![0.0f32; x.len()];
+    let parts: Vec<f64> = dx
+        .par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK).zip(y.par_chunks(CHUNK)).zip(dy.par_chunks(CHUNK)))
+        .map(|(dx, ((x, y), dy))| {
+            let mut dt = 0.0f32;
+            for (((dx, &x), &y), &d) in dx.iter_mut().zip(x).zip(y).zip(dy) {
+                let inside = lo <= x && x <= hi;
+                *dx = if inside { d } else { 0.0 };
+                dt += d * if inside { y - x } else { y };
+            }
+            dt as f64 * ln2 as f64
         })
         .collect();
-    let dt: f64 = parts.iter().map(|p| p.1).sum();
-    (parts.into_iter().flat_map(|p| p.0).collect(), dt as f32)
+    (dx, parts.iter().sum::<f64>() as f32)
 }
 
 /// A MAC layer's weights, quantized per output channel (`exps.len() == rows`)

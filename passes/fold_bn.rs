@@ -19,20 +19,22 @@ impl Pass for FoldBn {
     }
 
     fn description(&self) -> &'static str {
-        "A conv1d whose only user is a batch_norm becomes one conv1d named\n\
-         `<conv>.bnfold` with a bias: w' = w*g/sqrt(var+eps), b' = beta +\n\
-         (b-mean)*g/sqrt(var+eps) (src/quant/fold.rs, shared with training).\n\
-         A batch_norm after anything else becomes a depthwise 1x1 conv1d\n\
-         `<bn>.bnfold` (groups = channels). With a checkpoint the folded\n\
-         parameters replace the old ones; batch norm on [features] stays.\n\
+        "A conv1d whose only user is a batch_norm becomes one conv1d with a\n\
+         bias, named after the batch_norm whose value it now computes:\n\
+         w' = w*g/sqrt(var+eps), b' = beta + (b-mean)*g/sqrt(var+eps)\n\
+         (src/quant/fold.rs, shared with training). A batch_norm after\n\
+         anything else becomes a depthwise 1x1 conv1d (groups = channels).\n\
+         With a checkpoint the folded parameters replace the old ones (a\n\
+         trained weight threshold `w_log2t` moves along); batch norm on\n\
+         [features] stays.\n\
          \n\
          Before:\n\
          \x20 %c1 = conv1d(%x) {out_channels = 8, kernel = 3, bias = false} : f32[8, 30]\n\
          \x20 %b1 = batch_norm(%c1) : f32[8, 30]\n\
          \x20 return %b1\n\
          After:\n\
-         \x20 %c1.bnfold = conv1d(%x) {out_channels = 8, kernel = 3} : f32[8, 30]\n\
-         \x20 return %c1.bnfold"
+         \x20 %b1 = conv1d(%x) {out_channels = 8, kernel = 3} : f32[8, 30]\n\
+         \x20 return %b1"
     }
 
     fn semantics(&self) -> Semantics {
@@ -57,10 +59,9 @@ fn fold_one(g: &mut Graph, bn: NodeId, weights: Option<&mut ParamStore>) -> Resu
     let bn_name = g.node(bn).name.clone();
     let foldable =
         matches!(g.node(x).op, Op::Conv1d(_)) && g.users(x) == [bn] && g.output() != Some(x);
-    let (conv, input, name, old) = if foldable {
+    let (conv, input, old) = if foldable {
         let Op::Conv1d(c) = g.node(x).op.clone() else { unreachable!() };
-        let name = g.fresh_name(&format!("{}.bnfold", g.node(x).name));
-        (Conv1d { bias: true, ..c }, g.operands(x)[0], name, Some(x))
+        (Conv1d { bias: true, ..c }, g.operands(x)[0], Some(x))
     } else {
         let depthwise = Conv1d {
             out_channels: channels,
@@ -72,25 +73,22 @@ fn fold_one(g: &mut Graph, bn: NodeId, weights: Option<&mut ParamStore>) -> Resu
             bias: true,
             quant: LayerQuant::default(),
         };
-        (depthwise, x, g.fresh_name(&format!("{bn_name}.bnfold")), None)
+        (depthwise, x, None)
     };
     if let Some(store) = weights {
-        fold_weights(
-            store,
-            old.map(|o| g.node(o).name.clone()),
-            &bn_name,
-            &name,
-            channels,
-            bn_op.eps.0,
-        )?;
+        let conv_name = old.map(|o| g.node(o).name.clone());
+        fold_weights(store, conv_name, &bn_name, channels, bn_op.eps.0)?;
     }
+    // The folded conv computes the batch norm's value, under its name.
     let ty = g.node(bn).ty.clone();
-    let folded = g.add_node(Node { name, op: Op::Conv1d(conv), ty }, &[input]);
+    let temp = g.fresh_name(&format!("{bn_name}.folding"));
+    let folded = g.add_node(Node { name: temp, op: Op::Conv1d(conv), ty }, &[input]);
     g.replace_all_uses(bn, folded);
     g.remove_node(bn);
     if let Some(o) = old {
         g.remove_node(o);
     }
+    g.node_mut(folded).name = bn_name;
     Ok(true)
 }
 
@@ -99,10 +97,10 @@ fn fold_weights(
     store: &mut ParamStore,
     conv: Option<String>,
     bn: &str,
-    folded: &str,
     channels: usize,
     eps: f64,
 ) -> Result<(), String> {
+    let folded = bn;
     let mut take = |n: String| store.remove(&n).ok_or(format!("fold-bn: no parameter `{n}`"));
     let (gamma, beta, mean, var) = (
         take(format!("{bn}.gamma"))?,
@@ -114,6 +112,9 @@ fn fold_weights(
         Some(c) => (take(format!("{c}.w"))?, store.remove(&format!("{c}.b")).map(|b| b.1)),
         None => ((vec![channels, 1, 1], vec![1.0; channels]), None),
     };
+    if let Some(t) = conv.as_ref().and_then(|c| store.remove(&format!("{c}.w_log2t"))) {
+        store.insert(format!("{folded}.w_log2t"), t);
+    }
     let stats = BnStats { gamma: &gamma.1, beta: &beta.1, mean: &mean.1, var: &var.1, eps };
     let (wf, bf) = fold_bn(&w, b.as_deref(), &stats);
     store.insert(format!("{folded}.w"), (wshape, wf));

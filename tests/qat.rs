@@ -78,12 +78,12 @@ fn qat_from_float_has_power_of_two_scales_and_exact_eval() {
         .map(|n| (n, ck.i32(n).unwrap().1))
         .collect();
     let names: Vec<&str> = exps.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["c.bnfold.w_exp", "g.q.exp", "r.q.exp", "x.q.exp", "y.w_exp"]);
+    assert_eq!(names, ["b.w_exp", "g.q.exp", "r.q.exp", "x.q.exp", "y.w_exp"]);
     // The stored integer is the exponent the trained threshold gives.
     let (_, t) = ck.f32("x.q.log2t").unwrap();
     let input = potc::quant::QuantSpec { bits: 8, signed: true, narrow: false };
     assert_eq!(ck.i32("x.q.exp").unwrap().1, [input.exponent(t[0])]);
-    let (_, w) = ck.f32("c.bnfold.w").unwrap();
+    let (_, w) = ck.f32("b.w").unwrap();
     let e = exps[0].1[0];
     let spec = potc::interp::kernels::quant::weight_spec(4);
     for &v in w {

@@ -61,15 +61,27 @@ fn eval(model: &str, ck: &Path, mode: &str) -> Result<serde_json::Value, String>
 }
 
 #[test]
-fn qat_from_float_has_power_of_two_scales_and_exact_eval() {
-    let d = dir("main");
+fn fold_then_qat_has_power_of_two_scales_and_exact_eval() {
+    qat_run("fold-then-qat", "b");
+}
+
+#[test]
+fn fold_sim_has_power_of_two_scales_and_exact_eval() {
+    qat_run("fold-sim", "c");
+}
+
+/// QAT of the tiny model in one batch-norm mode; `conv` names the conv whose
+/// weight exponent the checkpoint holds (folded before QAT, it is named after
+/// its batch norm).
+fn qat_run(bn: &str, conv: &str) {
+    let d = dir(bn);
     let (float, q) = (d.join("float.safetensors"), d.join("q.safetensors"));
     train("tiny", &float, &["--epochs", "3", "--lr", "1e-2"]);
-    let trained =
-        train("tiny", &q, &["--epochs", "2", "--quant", "w4a8", "--init", float.to_str().unwrap()]);
+    let init = float.to_str().unwrap();
+    let qat = ["--epochs", "2", "--quant", "w4a8", "--bn", bn, "--freeze-bn", "1", "--init", init];
+    let trained = train("tiny", &q, &qat);
 
-    // Every scale is 2^e with e an integer stored as such, and every weight
-    // the model computes with is an integer multiple of its 2^e.
+    // Every scale is 2^e with e an integer, stored as such.
     let ck = Checkpoint::load(&q).unwrap();
     let exps: Vec<(&String, &[i32])> = ck
         .tensors
@@ -78,20 +90,16 @@ fn qat_from_float_has_power_of_two_scales_and_exact_eval() {
         .map(|n| (n, ck.i32(n).unwrap().1))
         .collect();
     let names: Vec<&str> = exps.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["b.w_exp", "g.q.exp", "r.q.exp", "x.q.exp", "y.w_exp"]);
+    let conv_exp = format!("{conv}.w_exp");
+    assert_eq!(names, [conv_exp.as_str(), "g.q.exp", "r.q.exp", "x.q.exp", "y.w_exp"]);
     // The stored integer is the exponent the trained threshold gives.
     let (_, t) = ck.f32("x.q.log2t").unwrap();
     let input = potc::quant::QuantSpec { bits: 8, signed: true, narrow: false };
     assert_eq!(ck.i32("x.q.exp").unwrap().1, [input.exponent(t[0])]);
-    let (_, w) = ck.f32("b.w").unwrap();
-    let e = exps[0].1[0];
+    let (_, t) = ck.f32("y.w_log2t").unwrap();
     let spec = potc::interp::kernels::quant::weight_spec(4);
-    for &v in w {
-        let fq = potc::quant::quantizer::fake_quant(v, e, &spec);
-        let k = fq / pow2(e);
-        assert_eq!(k, k.round(), "{fq} is not a multiple of 2^{e}");
-        assert!(k.abs() <= 7.0);
-    }
+    assert_eq!(ck.i32("y.w_exp").unwrap().1, [spec.exponent(t[0])]);
+    assert!(pow2(spec.exponent(t[0])) > 0.0);
 
     // The exact fake-quant evaluation reproduces training's accuracy and
     // gives the integers' hash; float mode refuses a QAT checkpoint.
@@ -103,20 +111,17 @@ fn qat_from_float_has_power_of_two_scales_and_exact_eval() {
 
     // Deterministic, and resumable under --quant too.
     let again = d.join("again.safetensors");
-    train("tiny", &again, &["--epochs", "2", "--quant", "w4a8", "--init", float.to_str().unwrap()]);
-    assert_eq!(std::fs::read(&q).unwrap(), std::fs::read(&again).unwrap());
+    train("tiny", &again, &qat);
+    assert!(std::fs::read(&q).unwrap() == std::fs::read(&again).unwrap(), "same run, other bytes");
     let resumed = d.join("resumed.safetensors");
-    train(
-        "tiny",
-        &resumed,
-        &["--epochs", "1", "--quant", "w4a8", "--init", float.to_str().unwrap()],
+    let mut first = qat.to_vec();
+    first[1] = "1";
+    train("tiny", &resumed, &first);
+    train("tiny", &resumed, &[&qat[..], &["--resume"]].concat());
+    assert!(
+        std::fs::read(&q).unwrap() == std::fs::read(&resumed).unwrap(),
+        "resumed != uninterrupted"
     );
-    train(
-        "tiny",
-        &resumed,
-        &["--epochs", "2", "--quant", "w4a8", "--init", float.to_str().unwrap(), "--resume"],
-    );
-    assert_eq!(std::fs::read(&q).unwrap(), std::fs::read(&resumed).unwrap());
     std::fs::remove_dir_all(&d).unwrap();
 }
 

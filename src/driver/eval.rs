@@ -1,13 +1,13 @@
 //! `potc eval`: accuracy of a trained model on a data set.
 
 use super::model_data::{fit_to_data, pool};
-use super::quantized::graph_of;
+use super::quantized::{inference_model, weights_from};
 use super::{load_model, Failure};
 use crate::ckpt::Checkpoint;
 use crate::data;
 use crate::interp::exact::evaluate_exact;
 use crate::interp::Plan;
-use crate::train::checkpoint::{labels, weights};
+use crate::train::checkpoint::labels;
 use crate::train::evaluate;
 use std::path::Path;
 
@@ -60,7 +60,7 @@ pub fn eval(o: &EvalOptions) -> Result<String, Failure> {
     let ds = data::load(Path::new(&o.data))?;
     let ds = if label_map.is_empty() { ds } else { ds.with_labels(&label_map)? };
     let typed = fit_to_data(&model, &ds)?;
-    let (graph, quant) = graph_of(&ck, &typed)?;
+    let (graph, quant, store) = inference_model(&ck, &typed, path)?;
     match (o.mode, &quant) {
         (EvalMode::FakeQuant, None) => {
             return Err(Failure(format!(
@@ -77,9 +77,8 @@ pub fn eval(o: &EvalOptions) -> Result<String, Failure> {
         }
         _ => {}
     }
-    ck.check_against(&graph).map_err(|e| e.in_file(path))?;
     let plan = Plan::new(&graph).map_err(|e| Failure(format!("{}: error: {e}\n", o.model)))?;
-    let w = weights(&plan, &ck);
+    let w = weights_from(&plan, &store, 0);
     let threads = pool(o.threads)?;
     let n = threads.current_num_threads();
     let mut out = serde_json::json!({ "n": ds.n, "mode": mode });

@@ -11,23 +11,29 @@ use crate::ir::op::Op;
 use crate::ir::Graph;
 use crate::pass::{ParamStore, PassContext, PassManager};
 use crate::passes::registry;
+use crate::quant::config::BnFold;
 use crate::quant::QuantConfig;
 use crate::train::init_weights;
 
 /// Checkpoint metadata key of the `QuantConfig` (JSON).
 pub const KEY_QUANT: &str = "quant";
-/// The passes from the float model to the quantized one.
+/// The passes from the float model to the quantized one that inference,
+/// the exact evaluation and lowering use.
 pub const QAT_PIPELINE: &str = "canonicalize,fold-bn,insert-fake-quant";
+/// Under simulated folding, training keeps the batch norms.
+pub const FOLD_SIM_PIPELINE: &str = "canonicalize,insert-fake-quant";
 
-/// The quantized graph of `g`; with `store`, the float parameters become the
-/// quantized graph's (folded) ones.
+/// The quantized graph of `g` for training (`training`) or inference; with
+/// `store`, the float parameters become that graph's (folded) ones.
 pub fn quantize_graph(
     g: &Graph,
     cfg: &QuantConfig,
     store: Option<&mut ParamStore>,
+    training: bool,
 ) -> Result<Graph, Failure> {
     let registry = registry();
-    let pipeline = registry.pipeline(QAT_PIPELINE).map_err(|e| Failure(format!("error: {e}\n")))?;
+    let text = if training && cfg.bn == BnFold::FoldSim { FOLD_SIM_PIPELINE } else { QAT_PIPELINE };
+    let pipeline = registry.pipeline(text).map_err(|e| Failure(format!("error: {e}\n")))?;
     let mut q = g.clone();
     let mut cx = PassContext { weights: store, quant: Some(cfg.clone()) };
     PassManager { allow_meaning_changes: true }
@@ -36,13 +42,36 @@ pub fn quantize_graph(
     Ok(q)
 }
 
-/// The graph a checkpoint's parameters belong to: the quantized one when it
-/// records a QAT configuration, else `typed` itself.
+/// The graph a checkpoint's parameters belong to: the quantized training
+/// graph when it records a QAT configuration, else `typed` itself.
 pub fn graph_of(ck: &Checkpoint, typed: &Graph) -> Result<(Graph, Option<QuantConfig>), Failure> {
     match ck.json::<QuantConfig>(KEY_QUANT)? {
-        Some(cfg) => Ok((quantize_graph(typed, &cfg, None)?, Some(cfg))),
+        Some(cfg) => Ok((quantize_graph(typed, &cfg, None, true)?, Some(cfg))),
         None => Ok((typed.clone(), None)),
     }
+}
+
+/// The graph to run a checkpoint for inference and its parameters: for a
+/// QAT run the quantized graph with batch norm folded (under simulated
+/// folding the trained parameters are folded here, by the same function
+/// training used).
+pub fn inference_model(
+    ck: &Checkpoint,
+    typed: &Graph,
+    path: &std::path::Path,
+) -> Result<(Graph, Option<QuantConfig>, ParamStore), Failure> {
+    let (trained, cfg) = graph_of(ck, typed)?;
+    ck.check_against(&trained).map_err(|e| e.in_file(path))?;
+    let mut store: ParamStore = ck
+        .tensors
+        .keys()
+        .filter_map(|n| ck.f32(n).map(|(s, v)| (n.clone(), (s.to_vec(), v.to_vec()))))
+        .collect();
+    let graph = match &cfg {
+        Some(q) if q.bn == BnFold::FoldSim => quantize_graph(typed, q, Some(&mut store), false)?,
+        _ => trained,
+    };
+    Ok((graph, cfg, store))
 }
 
 pub fn store_from(plan: &Plan, w: &Weights) -> ParamStore {

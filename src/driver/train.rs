@@ -8,7 +8,7 @@ use crate::data::{self, Dataset};
 use crate::interp::Plan;
 use crate::ir::Graph;
 use crate::quant::calibrate::calibrate;
-use crate::quant::config::Scales;
+use crate::quant::config::{BnFold, Scales};
 use crate::quant::QuantConfig;
 use crate::train::checkpoint::{labels, to_checkpoint, train_state, weights};
 use crate::train::fit::median_samples_per_second;
@@ -91,11 +91,17 @@ pub struct TrainOptions {
     /// network, power-of-two scales; per-layer `w_bits`/`a_bits` in the model win.
     #[arg(long, value_name = "SPEC")]
     pub quant: Option<String>,
-    /// Batch norm under --quant: `fold-then-qat` folds it into the convolutions
-    /// (with the --init weights) before QAT. `fold-sim` (simulated folding) is
-    /// not built yet.
-    #[arg(long, value_enum, default_value_t = BnMode::FoldThenQat)]
+    /// Batch norm under --quant: `fold-sim` keeps it and quantizes each conv's
+    /// weights folded with the running statistics, correcting to batch
+    /// statistics until --freeze-bn; `fold-then-qat` folds it into the
+    /// convolutions (with the --init weights) before QAT.
+    #[arg(long, value_enum, default_value_t = BnMode::FoldSim)]
     pub bn: BnMode,
+    /// With fold-sim: the epoch from which batch-norm statistics freeze and the
+    /// folded layers compute exactly the deployed arithmetic (default: half
+    /// of --epochs).
+    #[arg(long, value_name = "EPOCH")]
+    pub freeze_bn: Option<usize>,
     /// One weight exponent per output channel instead of per tensor.
     #[arg(long)]
     pub per_channel: bool,
@@ -121,11 +127,10 @@ impl TrainOptions {
     fn quant_config(&self) -> Result<Option<QuantConfig>, Failure> {
         let Some(spec) = &self.quant else { return Ok(None) };
         let mut q = QuantConfig::parse(spec).map_err(|e| Failure(format!("error: {e}\n")))?;
-        if self.bn == BnMode::FoldSim {
-            return Err(Failure(
-                "error: --bn fold-sim (simulated folding during QAT) is not built yet; use --bn fold-then-qat\n".into(),
-            ));
-        }
+        q.bn = match self.bn {
+            BnMode::FoldSim => BnFold::FoldSim,
+            BnMode::FoldThenQat => BnFold::FoldThenQat,
+        };
         q.per_channel = self.per_channel;
         q.scales = match self.scales {
             ScalesArg::Learned => Scales::Learned,
@@ -159,6 +164,7 @@ impl TrainOptions {
                     Schedule::Plateau { factor: 0.5, patience: self.patience, min_lr: self.min_lr }
                 }
             },
+            freeze_bn: Some(self.freeze_bn.unwrap_or(self.epochs / 2)),
         })
     }
 }
@@ -358,7 +364,7 @@ impl Start<'_> {
             eprintln!("note: QAT from fresh weights; batch norm is folded at initialisation (pass --init a float checkpoint)");
         }
         let mut store = store_from(&float_plan, &start_w);
-        let qgraph = quantize_graph(typed, q, Some(&mut store))?;
+        let qgraph = quantize_graph(typed, q, Some(&mut store), true)?;
         let plan = fixed_scales(plan_of(&qgraph)?, Some(q));
         let mut w = weights_from(&plan, &store, cfg.seed);
         calibrate(&plan, &mut w, train_set, cfg.threads);

@@ -10,6 +10,7 @@ use crate::ir::op::Op;
 use crate::quant::QuantSpec;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 /// Parameter values, indexed like `Plan::params`.
 pub type Weights = Vec<Vec<f32>>;
@@ -19,9 +20,21 @@ pub type Weights = Vec<Vec<f32>>;
 /// recording the largest magnitude each `fake_quant` sees (indexed like the
 /// parameters, at the quantizer's `log2t`).
 pub enum Mode<'a> {
-    Train(&'a mut ChaCha8Rng),
+    /// Batch statistics (until `bn_frozen`: then a conv folded with its batch
+    /// norm runs as deployed), dropout masks from `rng`.
+    Train {
+        rng: &'a mut ChaCha8Rng,
+        bn_frozen: bool,
+    },
     Eval,
     Calibrate(&'a mut Vec<f32>),
+}
+
+impl Mode<'_> {
+    /// Whether folded conv/batch-norm pairs compute the deployed arithmetic.
+    fn deployed(&self) -> bool {
+        !matches!(self, Mode::Train { bn_frozen: false, .. })
+    }
 }
 
 enum Saved {
@@ -65,7 +78,7 @@ pub fn forward(
     let mut exps = vec![None; plan.slots];
     values[plan.input] = x;
     let mut saved = Vec::with_capacity(plan.steps.len());
-    let training = matches!(mode, Mode::Train(_));
+    let training = matches!(mode, Mode::Train { .. });
     for (i, s) in plan.steps.iter().enumerate() {
         let ex = exps[s.args[0]];
         let (y, keep) = forward_step(s, &values, ex, w, n, &mut mode, threads);
@@ -102,14 +115,31 @@ fn forward_step(
     match &s.op {
         Op::Conv1d(op) => {
             let g = conv1d::ConvGeom::new(op, c, n, l, lo);
-            let q = if matches!(mode, Mode::Calibrate(_)) {
-                Default::default()
-            } else {
-                op.quant.clone()
+            let sl = mac::slots(s, op.bias, &op.quant);
+            let calibrating = matches!(mode, Mode::Calibrate(_));
+            let p = match (s.fold, op.quant.w_bits) {
+                (Some(f), Some(bits)) if !calibrating => {
+                    mac::folded_params(w, &sl, bits, &f, co, ex, mode.deployed())
+                }
+                _ => {
+                    let q = if calibrating { Default::default() } else { op.quant.clone() };
+                    mac::params(w, &sl, &q, co, 1, ex)
+                }
             };
-            let p = mac::params(w, &mac::slots(s, op.bias, &op.quant), &q, co, 1, ex);
-            let (y, cols) = conv1d::forward(&g, x, &p.w, p.b.as_deref(), threads);
+            let training_fold = p.fold.as_ref().filter(|f| !f.deployed);
+            let bias = if training_fold.is_some() { None } else { p.b.as_deref() };
+            let (mut y, cols) = conv1d::forward(&g, x, &p.w, bias, threads);
+            if let Some(f) = training_fold {
+                // Undo the fold's scale so the batch norm sees batch statistics.
+                y.par_chunks_mut(n * lo).enumerate().for_each(|(c, row)| {
+                    let (inv, b) = (1.0 / f.scale[c], p.b.as_ref().map_or(0.0, |b| b[c]));
+                    row.iter_mut().for_each(|v| *v = *v * inv + b);
+                });
+            }
             (y, Saved::Conv(cols, p))
+        }
+        Op::BatchNorm(_) if s.folded && mode.deployed() && !matches!(mode, Mode::Calibrate(_)) => {
+            (x.clone(), Saved::Nothing)
         }
         Op::BatchNorm(op) => {
             let [gi, bi, mi, vi] = s.params[..] else {
@@ -118,7 +148,7 @@ fn forward_step(
             let (gamma, beta) = (w[gi].clone(), w[bi].clone());
             let p = bn::BnParams { gamma: &gamma, beta: &beta, eps: op.eps.0 };
             match mode {
-                Mode::Train(_) => {
+                Mode::Train { .. } => {
                     let (mut rm, mut rv) = (std::mem::take(&mut w[mi]), std::mem::take(&mut w[vi]));
                     let (y, sv) = bn::forward_train(x, n * l, &p, op.momentum.0, &mut rm, &mut rv);
                     (w[mi], w[vi]) = (rm, rv);
@@ -167,7 +197,7 @@ fn forward_step(
             (y, Saved::Nothing)
         }
         Op::Dropout(d) => match mode {
-            Mode::Train(rng) => {
+            Mode::Train { rng, .. } => {
                 let keep: Vec<bool> = (0..x.len()).map(|_| rng.random::<f64>() >= d.p.0).collect();
                 (ew::dropout_forward(x, &keep, d.p.0 as f32), Saved::Dropout(keep))
             }
@@ -223,14 +253,33 @@ fn backward_step(
     let dx = match (&s.op, saved) {
         (Op::Conv1d(op), Saved::Conv(cols, p)) => {
             let g = conv1d::ConvGeom::new(op, c, n, l, lo);
-            let (dx, dw, db) = conv1d::backward(&g, cols, &p.w, dy, op.bias, want_dx, threads);
             let sl = mac::slots(s, op.bias, &op.quant);
-            mac::backward(w, &sl, &op.quant, co, 1, p.wexps.as_deref(), dw, pg);
-            if let (Some(db), Some(b)) = (db, sl.b) {
-                pg[b] = db;
+            if let (Some(f), Some(fd), Some(bits)) = (s.fold, &p.fold, op.quant.w_bits) {
+                let dbias: Vec<f32> = dy.par_chunks(n * lo).map(conv1d::sum).collect();
+                let scaled: Vec<f32>;
+                let dyc = if fd.deployed {
+                    dy
+                } else {
+                    let mut d = dy.to_vec();
+                    d.par_chunks_mut(n * lo).enumerate().for_each(|(c, r)| {
+                        r.iter_mut().for_each(|v| *v /= fd.scale[c]);
+                    });
+                    scaled = d;
+                    &scaled
+                };
+                let (dx, dwq, _) = conv1d::backward(&g, cols, &p.w, dyc, false, want_dx, threads);
+                mac::folded_backward(w, &sl, bits, &f, p, co, dwq, dbias, pg);
+                dx
+            } else {
+                let (dx, dw, db) = conv1d::backward(&g, cols, &p.w, dy, op.bias, want_dx, threads);
+                mac::backward(w, &sl, &op.quant, co, 1, p.wexps.as_deref(), dw, pg);
+                if let (Some(db), Some(b)) = (db, sl.b) {
+                    pg[b] = db;
+                }
+                dx
             }
-            dx
         }
+        (Op::BatchNorm(_), Saved::Nothing) if s.folded => Some(dy.to_vec()),
         (Op::BatchNorm(_), Saved::Bn(sv)) => {
             let (dx, dgamma, dbeta) = bn::backward(x, dy, n * l, &w[s.params[0]], sv);
             (pg[s.params[0]], pg[s.params[1]]) = (dgamma, dbeta);

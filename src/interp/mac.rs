@@ -4,9 +4,10 @@
 //! average. Shared by the forward and backward passes.
 
 use super::kernels::quant::{quantize_bias, quantize_weights, weight_backward, weight_spec};
-use super::plan::Step;
+use super::plan::{Fold, Step};
 use super::Weights;
 use crate::ir::op::LayerQuant;
+use crate::quant::fold::{fold_bn, BnStats};
 
 /// The effective parameters of one application.
 pub struct MacParams {
@@ -14,6 +15,22 @@ pub struct MacParams {
     pub b: Option<Vec<f32>>,
     /// Weight exponents when quantized (one, or one per output channel).
     pub wexps: Option<Vec<i32>>,
+    /// With simulated folding: what the backward pass needs.
+    pub fold: Option<Folded>,
+}
+
+/// A conv1d's weights folded with its batch norm (`fold_bn`, the function
+/// lowering uses), before quantization.
+pub struct Folded {
+    /// `gamma / sqrt(var + eps)` per output channel.
+    pub scale: Vec<f32>,
+    /// The folded float weights.
+    pub w: Vec<f32>,
+    /// Statistics frozen (or inference): the layer is exactly the folded
+    /// conv with its bias, and the batch norm after it passes values through.
+    /// Otherwise the output is divided by `scale` for the batch norm's
+    /// batch statistics.
+    pub deployed: bool,
 }
 
 /// Where a MAC step's parameters sit in `Step::params`.
@@ -46,7 +63,7 @@ pub fn params(
                 Some(ex) => quantize_bias(&w[b], &qw.exps, ex),
                 None => w[b].clone(),
             });
-            MacParams { w: qw.values, b, wexps: Some(qw.exps) }
+            MacParams { w: qw.values, b, wexps: Some(qw.exps), fold: None }
         }
         _ => {
             let wv = if divisor == 1 {
@@ -54,7 +71,7 @@ pub fn params(
             } else {
                 w[sl.w].iter().map(|v| v / div).collect()
             };
-            MacParams { w: wv, b: sl.b.map(|b| w[b].clone()), wexps: None }
+            MacParams { w: wv, b: sl.b.map(|b| w[b].clone()), wexps: None, fold: None }
         }
     }
 }
@@ -82,4 +99,75 @@ pub fn backward(
         _ if divisor != 1 => pg[sl.w] = dw_eff.iter().map(|g| g / divisor as f32).collect(),
         _ => pg[sl.w] = dw_eff,
     }
+}
+
+/// A quantized conv1d under simulated folding with batch norm `f`.
+pub fn folded_params(
+    w: &Weights,
+    sl: &Slots,
+    bits: usize,
+    f: &Fold,
+    rows: usize,
+    ex: Option<i32>,
+    deployed: bool,
+) -> MacParams {
+    let stats = BnStats {
+        gamma: &w[f.gamma],
+        beta: &w[f.beta],
+        mean: &w[f.mean],
+        var: &w[f.var],
+        eps: f.eps,
+    };
+    let (wf, bf) = fold_bn(&w[sl.w], sl.b.map(|b| w[b].as_slice()), &stats);
+    let scale: Vec<f32> = (0..rows).map(|c| stats.scale(c) as f32).collect();
+    let t = sl.log2t.expect("a folded conv is quantized");
+    let qw = quantize_weights(&wf, rows, 1.0, &w[t], &weight_spec(bits));
+    let b = match (deployed, ex) {
+        (true, Some(ex)) => Some(quantize_bias(&bf, &qw.exps, ex)),
+        (true, None) => Some(bf.clone()),
+        (false, _) => sl.b.map(|b| w[b].clone()),
+    };
+    let fold = Some(Folded { scale, w: wf, deployed });
+    MacParams { w: qw.values, b, wexps: Some(qw.exps), fold }
+}
+
+/// Gradients of a folded conv's parameters from those of its effective
+/// weights (`dwq`) and bias (`dbias`, the sum of the output gradient).
+#[allow(clippy::too_many_arguments)]
+pub fn folded_backward(
+    w: &Weights,
+    sl: &Slots,
+    bits: usize,
+    f: &Fold,
+    p: &MacParams,
+    rows: usize,
+    dwq: Vec<f32>,
+    dbias: Vec<f32>,
+    pg: &mut [Vec<f32>],
+) {
+    let fd = p.fold.as_ref().expect("folded parameters");
+    let exps = p.wexps.as_deref().expect("quantized");
+    let (dwf, dt) = weight_backward(&fd.w, &dwq, rows, 1.0, exps, &weight_spec(bits));
+    let per = dwf.len() / rows;
+    let dw: Vec<f32> = dwf.iter().enumerate().map(|(i, g)| g * fd.scale[i / per]).collect();
+    if fd.deployed {
+        // w' = w * g / sd and b' = beta + (b - mean) * g / sd: gradients of
+        // gamma, beta and b through the fold.
+        let mut dgamma = vec![0.0f32; rows];
+        for c in 0..rows {
+            let sd = (w[f.var][c] as f64 + f.eps).sqrt() as f32;
+            let wsum: f32 = (0..per).map(|k| dwf[c * per + k] * w[sl.w][c * per + k]).sum();
+            let b = sl.b.map_or(0.0, |b| w[b][c]);
+            dgamma[c] = (wsum + dbias[c] * (b - w[f.mean][c])) / sd;
+        }
+        if let Some(b) = sl.b {
+            pg[b] = dbias.iter().zip(&fd.scale).map(|(d, s)| d * s).collect();
+        }
+        pg[f.gamma] = dgamma;
+        pg[f.beta] = dbias;
+    } else if let Some(b) = sl.b {
+        pg[b] = dbias;
+    }
+    pg[sl.w] = dw;
+    pg[sl.log2t.expect("quantized")] = dt;
 }

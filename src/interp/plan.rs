@@ -27,6 +27,23 @@ pub struct Step {
     pub params: Vec<usize>,
     pub arg_dims: Vec<Dims>,
     pub out_dims: Dims,
+    /// Simulated batch-norm folding (`--bn fold-sim`): a quantized conv1d
+    /// whose only user is a batch_norm quantizes its weights folded with
+    /// that batch norm's running statistics.
+    pub fold: Option<Fold>,
+    /// Set on that batch_norm: once statistics are frozen (and at
+    /// inference) the conv computes its value and it passes values through.
+    pub folded: bool,
+}
+
+/// The batch norm a conv1d's weights are folded with, by parameter index.
+#[derive(Debug, Clone, Copy)]
+pub struct Fold {
+    pub gamma: usize,
+    pub beta: usize,
+    pub mean: usize,
+    pub var: usize,
+    pub eps: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -105,8 +122,11 @@ impl Plan {
                 params,
                 arg_dims: tys.iter().map(|t| dims(t)).collect(),
                 out_dims: dims(&node.ty),
+                fold: None,
+                folded: false,
             });
         }
+        pair_folds(g, &mut steps, &index);
         let output = g.output().ok_or("the model has no output")?;
         let mut last_use = vec![0; order.len()];
         for (i, s) in steps.iter().enumerate() {
@@ -128,5 +148,36 @@ impl Plan {
 
     pub fn param_index(&self, name: &str) -> Option<usize> {
         self.params.iter().position(|p| p.name == name)
+    }
+}
+
+/// Pairs each quantized conv1d with the batch norm that is its only user.
+fn pair_folds(g: &Graph, steps: &mut [Step], index: &HashMap<&str, usize>) {
+    let at: HashMap<&str, usize> =
+        steps.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
+    let mut pairs = vec![];
+    for id in g.node_ids() {
+        let node = g.node(id);
+        let Op::Conv1d(c) = &node.op else { continue };
+        let users = g.users(id);
+        let [bn] = users.as_slice() else { continue };
+        let Op::BatchNorm(b) = &g.node(*bn).op else { continue };
+        if c.quant.w_bits.is_none() || g.output() == Some(id) {
+            continue;
+        }
+        let bn_name = &g.node(*bn).name;
+        let p = |slot: &str| index[format!("{bn_name}.{slot}").as_str()];
+        let fold = Fold {
+            gamma: p("gamma"),
+            beta: p("beta"),
+            mean: p("mean"),
+            var: p("var"),
+            eps: b.eps.0,
+        };
+        pairs.push((at[node.name.as_str()], at[bn_name.as_str()], fold));
+    }
+    for (conv, bn, fold) in pairs {
+        steps[conv].fold = Some(fold);
+        steps[bn].folded = true;
     }
 }

@@ -11,6 +11,7 @@ use crate::interp::kernels::quant::weight_spec;
 use crate::interp::plan::Plan;
 use crate::interp::{forward, Mode, Weights};
 use crate::ir::op::Op;
+use crate::quant::fold::{fold_bn, BnStats};
 use crate::quant::quantizer::fake_quant;
 use crate::quant::QuantSpec;
 use crate::train::fit::batch;
@@ -36,7 +37,22 @@ pub fn calibrate(plan: &Plan, w: &mut Weights, ds: &Dataset, threads: usize) {
             Op::Conv1d(c) if c.quant.w_bits.is_some() => {
                 let t = *s.params.last().expect("w_log2t is the last parameter");
                 let spec = weight_spec(c.quant.w_bits.unwrap_or(8));
-                w[t] = weight_thresholds(&w[s.params[0]], c.out_channels, w[t].len(), 1.0, &spec);
+                // Under simulated folding the quantizer sees the folded weights.
+                let weights = match s.fold {
+                    Some(f) => {
+                        let stats = BnStats {
+                            gamma: &w[f.gamma],
+                            beta: &w[f.beta],
+                            mean: &w[f.mean],
+                            var: &w[f.var],
+                            eps: f.eps,
+                        };
+                        let b = c.bias.then(|| w[s.params[1]].as_slice());
+                        fold_bn(&w[s.params[0]], b, &stats).0
+                    }
+                    None => w[s.params[0]].clone(),
+                };
+                w[t] = weight_thresholds(&weights, c.out_channels, w[t].len(), 1.0, &spec);
             }
             Op::Linear(l) if l.quant.w_bits.is_some() => {
                 let t = *s.params.last().expect("w_log2t is the last parameter");

@@ -14,6 +14,18 @@ pub enum Scales {
     Max,
 }
 
+/// How batch norm meets quantization (spec section 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BnFold {
+    /// Batch norm stays during QAT; each conv's weights are quantized after
+    /// folding with the running statistics, outputs corrected to batch
+    /// statistics until they freeze (Jacob et al. 2018).
+    FoldSim,
+    /// Folded into the convolutions before QAT starts.
+    FoldThenQat,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QuantConfig {
     pub w_bits: usize,
@@ -21,6 +33,7 @@ pub struct QuantConfig {
     /// One weight exponent per output channel instead of per tensor.
     pub per_channel: bool,
     pub scales: Scales,
+    pub bn: BnFold,
 }
 
 impl QuantConfig {
@@ -43,6 +56,7 @@ impl QuantConfig {
             a_bits: bits(a)?,
             per_channel: false,
             scales: Scales::Learned,
+            bn: BnFold::FoldSim,
         })
     }
 

@@ -26,6 +26,9 @@ pub struct TrainConfig {
     #[serde(skip, default = "Optimizer::adam")]
     pub optimizer: Optimizer,
     pub schedule: Schedule,
+    /// Under simulated batch-norm folding: the epoch from which statistics
+    /// are frozen and the folded layers compute exactly what is deployed.
+    pub freeze_bn: Option<usize>,
 }
 
 /// One finished epoch, as the history in a checkpoint records it.
@@ -132,8 +135,17 @@ pub fn fit<E>(
         let (mut loss_sum, mut correct) = (0.0f64, 0usize);
         for (bi, idx) in order.chunks(cfg.batch_size).enumerate() {
             let labels: Vec<usize> = idx.iter().map(|&i| train.y[i]).collect();
-            let tape =
-                forward(plan, w, batch(train, idx), idx.len(), Mode::Train(&mut rng), cfg.threads);
+            let tape = forward(
+                plan,
+                w,
+                batch(train, idx),
+                idx.len(),
+                Mode::Train {
+                    rng: &mut rng,
+                    bn_frozen: st.epoch >= cfg.freeze_bn.unwrap_or(usize::MAX),
+                },
+                cfg.threads,
+            );
             let (loss, dz, ok) = softmax_cross_entropy(tape.output(plan), k, &labels);
             let grads = backward(plan, w, &tape, dz, cfg.threads);
             optim::step(

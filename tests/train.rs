@@ -49,6 +49,7 @@ fn tiny_learns_a_separable_set() {
         threads: 1,
         optimizer: Optimizer::adam(),
         schedule: Schedule::Constant,
+        freeze_bn: None,
     };
     let (train, test) = (separable(32, 16, 1), separable(32, 16, 99));
     let mut w = init_weights(&plan.params, cfg.seed);

@@ -5,7 +5,8 @@
 # (the rule every tool here uses) and its peak memory.
 #   scripts/bench-train.sh [ROUNDS] [EPOCHS] [THREADS] [float|qat]
 # float: potc float vs PyTorch eager float.
-# qat:   potc --quant w4a8 vs Brevitas w4a8 (power-of-two scales) and PyTorch float.
+# qat:   potc --quant w4a8 vs Brevitas w4a8 (power-of-two scales) and PyTorch float;
+#        batch norm folded first as the Brevitas script does (BN=fold-sim to change).
 # The anchors need /tmp/anchors (see ../shared/anchors/README.md); without it
 # only potc's half is measured.
 set -euo pipefail
@@ -24,7 +25,7 @@ run() { # name, command...
   printf '  %-14s %6.0f samples/s  %s\n' "$name" "$sps" "$(peak "$tmp/$name.time")"
   echo "$sps" >>"$tmp/$name.all"
 }
-potc_extra=(); [ "$mode" = qat ] && potc_extra=(--quant w4a8)
+potc_extra=(); [ "$mode" = qat ] && potc_extra=(--quant w4a8 --bn "${BN:-fold-then-qat}")
 have_anchor=0; [ -x "$py" ] && [ -f "$anchor" ] && have_anchor=1
 for r in $(seq "$rounds"); do
   echo "round $r"

@@ -42,23 +42,71 @@ impl Pass for FoldBn {
     }
 
     fn run(&self, g: &mut Graph, cx: &mut PassContext<'_>) -> Result<bool, String> {
-        let bns: Vec<NodeId> =
-            g.node_ids().filter(|&n| matches!(g.node(n).op, Op::BatchNorm(_))).collect();
-        let mut changed = false;
-        for bn in bns {
-            changed |= fold_one(g, bn, cx.weights.as_deref_mut())?;
-        }
-        Ok(changed)
+        fold_all(g, cx, true)
     }
 }
 
-fn fold_one(g: &mut Graph, bn: NodeId, weights: Option<&mut ParamStore>) -> Result<bool, String> {
+/// `fold-lone-bn`: only the batch norms that follow no single-use conv1d.
+/// Simulated folding (`--bn fold-sim`) trains with this, keeping each
+/// conv/batch-norm pair for the quantizer to see folded weights.
+pub struct FoldLoneBn;
+
+impl Pass for FoldLoneBn {
+    fn name(&self) -> &'static str {
+        "fold-lone-bn"
+    }
+
+    fn summary(&self) -> &'static str {
+        "turn batch norms that follow no single-use conv1d into depthwise 1x1 conv1d"
+    }
+
+    fn description(&self) -> &'static str {
+        "As fold-bn, for the batch norms fold-bn cannot merge into a conv1d\n\
+         (after a relu, an add, or a conv1d with other users); conv1d/batch_norm\n\
+         pairs stay, as simulated folding trains them.\n\
+         \n\
+         Before:\n\
+         \x20 %r = relu(%x) : f32[3, 8]\n\
+         \x20 %b = batch_norm(%r) : f32[3, 8]\n\
+         After:\n\
+         \x20 %r = relu(%x) : f32[3, 8]\n\
+         \x20 %b = conv1d(%r) {out_channels = 3, kernel = 1, groups = 3} : f32[3, 8]"
+    }
+
+    fn semantics(&self) -> Semantics {
+        Semantics::Preserving
+    }
+
+    fn run(&self, g: &mut Graph, cx: &mut PassContext<'_>) -> Result<bool, String> {
+        fold_all(g, cx, false)
+    }
+}
+
+fn fold_all(g: &mut Graph, cx: &mut PassContext<'_>, pairs: bool) -> Result<bool, String> {
+    let bns: Vec<NodeId> =
+        g.node_ids().filter(|&n| matches!(g.node(n).op, Op::BatchNorm(_))).collect();
+    let mut changed = false;
+    for bn in bns {
+        changed |= fold_one(g, bn, cx.weights.as_deref_mut(), pairs)?;
+    }
+    Ok(changed)
+}
+
+fn fold_one(
+    g: &mut Graph,
+    bn: NodeId,
+    weights: Option<&mut ParamStore>,
+    pairs: bool,
+) -> Result<bool, String> {
     let Op::BatchNorm(bn_op) = g.node(bn).op.clone() else { return Ok(false) };
     let x = g.operands(bn)[0];
     let Some((channels, _)) = g.node(x).ty.sequence() else { return Ok(false) };
     let bn_name = g.node(bn).name.clone();
     let foldable =
         matches!(g.node(x).op, Op::Conv1d(_)) && g.users(x) == [bn] && g.output() != Some(x);
+    if foldable && !pairs {
+        return Ok(false);
+    }
     let (conv, input, old) = if foldable {
         let Op::Conv1d(c) = g.node(x).op.clone() else { unreachable!() };
         (Conv1d { bias: true, ..c }, g.operands(x)[0], Some(x))

@@ -12,6 +12,7 @@ pub fn registry() -> Registry {
     Registry::new(vec![
         Box::new(canonicalize::Canonicalize),
         Box::new(fold_bn::FoldBn),
+        Box::new(fold_bn::FoldLoneBn),
         Box::new(insert_fake_quant::InsertFakeQuant),
     ])
 }

@@ -40,7 +40,12 @@ macro_rules! pass_cases {
     )*};
 }
 
-pass_cases!(canonicalize: "canonicalize", fold_bn: "fold-bn", insert_fake_quant: "insert-fake-quant");
+pass_cases!(
+    canonicalize: "canonicalize",
+    fold_bn: "fold-bn",
+    fold_lone_bn: "fold-lone-bn",
+    insert_fake_quant: "insert-fake-quant"
+);
 
 #[test]
 fn unknown_pass_names_the_valid_ones() {

@@ -149,3 +149,60 @@ fn bad_quant_specs_are_refused() {
     }
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// A lone batch norm (after an add) trains as a quantized depthwise conv under
+/// simulated folding, as inference runs it; a resumed run must ask for the
+/// same quantization.
+#[test]
+fn fold_sim_with_a_lone_batch_norm_matches_inference() {
+    let d = dir("lone");
+    let model = d.join("res.pot");
+    std::fs::write(
+        &model,
+        "model res(%x: [1, 16]) {\n  %c = conv1d(%x) {out_channels = 4, kernel = 3, padding = same}\n  \
+         %b = batch_norm(%c)\n  %r = relu(%b)\n  %d = conv1d(%r) {out_channels = 4, kernel = 1}\n  \
+         %s = add(%d, %r)\n  %n = batch_norm(%s)\n  %t = relu(%n)\n  %g = global_avg_pool(%t)\n  \
+         %y = linear(%g) {out_features = 2}\n  return %y\n}\n",
+    )
+    .unwrap();
+    let m = model.to_str().unwrap();
+    let data = format!("{ROOT}/examples/data/GunPoint_TRAIN.ts");
+    let run = |out: &Path, extra: &[&str]| -> Result<serde_json::Value, String> {
+        let mut args =
+            vec!["potc", m, "--train", &data, "--test", &data, "-o", out.to_str().unwrap()];
+        args.extend(["--threads", "2", "--json"]);
+        args.extend(extra);
+        driver::train(&TrainCli::parse_from(args).o)
+            .map(|t| serde_json::from_str(&t).unwrap())
+            .map_err(|e| e.0)
+    };
+    let (float, q) = (d.join("f.safetensors"), d.join("q.safetensors"));
+    run(&float, &["--epochs", "2", "--lr", "1e-2"]).unwrap();
+    let f = float.to_str().unwrap();
+    let trained =
+        run(&q, &["--epochs", "2", "--quant", "w4a8", "--freeze-bn", "1", "--init", f]).unwrap();
+    let ck = Checkpoint::load(&q).unwrap();
+    assert!(
+        ck.f32("n.w_log2t").is_some() && ck.f32("s.q.log2t").is_some(),
+        "lone batch norm trained quantized"
+    );
+    let args = [
+        "potc",
+        m,
+        "--weights",
+        q.to_str().unwrap(),
+        "--data",
+        &data,
+        "--mode",
+        "fake-quant",
+        "--json",
+    ];
+    let fq: serde_json::Value =
+        serde_json::from_str(&driver::eval(&EvalCli::parse_from(args).o).unwrap()).unwrap();
+    assert_eq!(fq["accuracy"], trained["test_accuracy"]);
+
+    let e = run(&q, &["--epochs", "3", "--quant", "w4a8", "--bn", "fold-then-qat", "--resume"])
+        .unwrap_err();
+    assert!(e.contains("trained with --quant w4a8 --bn fold-sim"), "{e}");
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -20,8 +20,9 @@ pub const KEY_QUANT: &str = "quant";
 /// The passes from the float model to the quantized one that inference,
 /// the exact evaluation and lowering use.
 pub const QAT_PIPELINE: &str = "canonicalize,fold-bn,insert-fake-quant";
-/// Under simulated folding, training keeps the batch norms.
-pub const FOLD_SIM_PIPELINE: &str = "canonicalize,insert-fake-quant";
+/// Under simulated folding, training keeps each conv/batch-norm pair (other
+/// batch norms become depthwise convolutions, as at inference).
+pub const FOLD_SIM_PIPELINE: &str = "canonicalize,fold-lone-bn,insert-fake-quant";
 
 /// The quantized graph of `g` for training (`training`) or inference; with
 /// `store`, the float parameters become that graph's (folded) ones.
@@ -31,8 +32,18 @@ pub fn quantize_graph(
     store: Option<&mut ParamStore>,
     training: bool,
 ) -> Result<Graph, Failure> {
-    let registry = registry();
     let text = if training && cfg.bn == BnFold::FoldSim { FOLD_SIM_PIPELINE } else { QAT_PIPELINE };
+    run(g, text, cfg, store)
+}
+
+/// Runs a pipeline given as text on a copy of `g`.
+fn run(
+    g: &Graph,
+    text: &str,
+    cfg: &QuantConfig,
+    store: Option<&mut ParamStore>,
+) -> Result<Graph, Failure> {
+    let registry = registry();
     let pipeline = registry.pipeline(text).map_err(|e| Failure(format!("error: {e}\n")))?;
     let mut q = g.clone();
     let mut cx = PassContext { weights: store, quant: Some(cfg.clone()) };
@@ -68,7 +79,12 @@ pub fn inference_model(
         .filter_map(|n| ck.f32(n).map(|(s, v)| (n.clone(), (s.to_vec(), v.to_vec()))))
         .collect();
     let graph = match &cfg {
-        Some(q) if q.bn == BnFold::FoldSim => quantize_graph(typed, q, Some(&mut store), false)?,
+        Some(q) if q.bn == BnFold::FoldSim => {
+            // Lone batch norms were converted when training started; the
+            // pairs fold here, with the trained parameters.
+            let lone = run(typed, "canonicalize,fold-lone-bn", q, None)?;
+            run(&lone, "fold-bn,insert-fake-quant", q, Some(&mut store))?
+        }
         _ => trained,
     };
     Ok((graph, cfg, store))

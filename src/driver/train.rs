@@ -361,7 +361,11 @@ impl Start<'_> {
             return Ok((plan, start_w, st));
         }
         if self.init.is_none() {
-            eprintln!("note: QAT from fresh weights; batch norm is folded at initialisation (pass --init a float checkpoint)");
+            let how = match q.bn {
+                BnFold::FoldSim => "batch norm trains with the quantized layers",
+                BnFold::FoldThenQat => "batch norm is folded at its initial values",
+            };
+            eprintln!("note: QAT from fresh weights ({how}); --init a float checkpoint usually does better");
         }
         let mut store = store_from(&float_plan, &start_w);
         let qgraph = quantize_graph(typed, q, Some(&mut store), true)?;
@@ -388,11 +392,16 @@ fn same_quant(
     asked: Option<&QuantConfig>,
     path: &str,
 ) -> Result<(), Failure> {
-    if saved.map(QuantConfig::spec) == asked.map(QuantConfig::spec) {
+    if saved == asked {
         return Ok(());
     }
     let say = |q: Option<&QuantConfig>| {
-        q.map_or("float".to_string(), |q| format!("--quant {}", q.spec()))
+        q.map_or("float".to_string(), |q| {
+            let bn = if q.bn == BnFold::FoldSim { "fold-sim" } else { "fold-then-qat" };
+            let scales = if q.scales == Scales::Max { "max" } else { "learned" };
+            let pc = if q.per_channel { " --per-channel" } else { "" };
+            format!("--quant {} --bn {bn} --scales {scales}{pc}", q.spec())
+        })
     };
     Err(Failure(format!(
         "{path}: trained with {}, but this run asks for {}\n",

@@ -191,11 +191,7 @@ fn forward_step(
             let e = spec.exponent(w[s.params[0]][0]);
             (quant::forward(x, e, &spec), Saved::Quant(e))
         }
-        Op::GlobalSumPool => {
-            let mut y = pool::global_avg_forward(x, l);
-            y.iter_mut().for_each(|v| *v *= l as f32);
-            (y, Saved::Nothing)
-        }
+        Op::GlobalSumPool => (pool::global_sum_forward(x, l), Saved::Nothing),
         Op::Dropout(d) => match mode {
             Mode::Train { rng, .. } => {
                 let keep: Vec<bool> = (0..x.len()).map(|_| rng.random::<f64>() >= d.p.0).collect();

@@ -90,6 +90,12 @@ pub fn global_avg_forward(x: &[f32], l: usize) -> Vec<f32> {
     x.par_chunks(l).map(|r| (r.iter().map(|&v| v as f64).sum::<f64>() / l as f64) as f32).collect()
 }
 
+/// Sum over each row of length `l`, in f64: exact for sums of quantized
+/// values (the integer path's global pooling).
+pub fn global_sum_forward(x: &[f32], l: usize) -> Vec<f32> {
+    x.par_chunks(l).map(|r| r.iter().map(|&v| v as f64).sum::<f64>() as f32).collect()
+}
+
 pub fn global_avg_backward(dy: &[f32], l: usize) -> Vec<f32> {
     let inv = 1.0 / l as f32;
     dy.iter().flat_map(|&g| std::iter::repeat_n(g * inv, l)).collect()

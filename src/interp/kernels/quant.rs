@@ -2,7 +2,9 @@
 //! and biases of quantized MAC layers, with the straight-through estimator
 //! for values and TQT's gradient for the thresholds (`log2 t`).
 
-use crate::quant::quantizer::{fake_quant, grad_log2t, in_range, pow2, quantize_f32, QuantSpec};
+use crate::quant::quantizer::{
+    fake_quant, floor_half_up, grad_log2t, in_range, pow2, quantize_f32, QuantSpec,
+};
 use rayon::prelude::*;
 
 const CHUNK: usize = 1 << 14;
@@ -117,5 +119,15 @@ pub fn weight_backward(
 /// bits, times `2^(ew+ex)` (spec section 4).
 pub fn quantize_bias(b: &[f32], wexps: &[i32], ex: i32) -> Vec<f32> {
     let acc = QuantSpec { bits: 32, signed: true, narrow: true };
-    b.iter().enumerate().map(|(r, &v)| fake_quant(v, row_exp(wexps, r) + ex, &acc)).collect()
+    // In f64: a bias can be far beyond 2^22 grid steps, where the f32 rounding
+    // of activations is no longer exact.
+    let lim = acc.qmax() as f64;
+    b.iter()
+        .enumerate()
+        .map(|(r, &v)| {
+            let e = row_exp(wexps, r) + ex;
+            let q = floor_half_up(v as f64 * pow2(-e) as f64).clamp(-lim, lim);
+            (q * pow2(e) as f64) as f32
+        })
+        .collect()
 }

@@ -4,7 +4,7 @@
 //! MAC layers get weight quantization; global average pooling becomes a sum
 //! whose `1/L` moves into the next linear layer's weights.
 
-use crate::ir::op::{FakeQuant, Op};
+use crate::ir::op::{FakeQuant, LayerQuant, Op, MAX_POT_BITS};
 use crate::ir::{Graph, NodeId};
 use crate::pass::{Pass, PassContext, Semantics};
 use crate::quant::QuantConfig;
@@ -73,16 +73,8 @@ impl Pass for InsertFakeQuant {
 fn layer(g: &mut Graph, id: NodeId, cfg: &QuantConfig) -> Result<(), String> {
     let name = g.node(id).name.clone();
     let a_bits = match &mut g.node_mut(id).op {
-        Op::Conv1d(c) => {
-            c.quant.w_bits = c.quant.w_bits.or(Some(cfg.w_bits));
-            c.quant.w_per_channel |= cfg.per_channel;
-            c.quant.a_bits
-        }
-        Op::Linear(l) => {
-            l.quant.w_bits = l.quant.w_bits.or(Some(cfg.w_bits));
-            l.quant.w_per_channel |= cfg.per_channel;
-            l.quant.a_bits
-        }
+        Op::Conv1d(c) => weights(&mut c.quant, cfg, &name)?,
+        Op::Linear(l) => weights(&mut l.quant, cfg, &name)?,
         Op::Add => None,
         Op::GlobalAvgPool => return sum_pool(g, id, cfg),
         Op::AvgPool1d(_) => {
@@ -97,6 +89,23 @@ fn layer(g: &mut Graph, id: NodeId, cfg: &QuantConfig) -> Result<(), String> {
         return Ok(());
     }
     quantize_after(g, end, a_bits.unwrap_or(cfg.a_bits), !unsigned)
+}
+
+/// Sets a MAC layer's weight quantization from `--quant` where the layer does
+/// not say; the layer's activation bits.
+fn weights(q: &mut LayerQuant, cfg: &QuantConfig, name: &str) -> Result<Option<usize>, String> {
+    q.w_bits = q.w_bits.or(Some(cfg.w_bits));
+    q.w_per_channel |= cfg.per_channel;
+    if cfg.pot_weights && q.w_format.is_none() {
+        q.w_format = Some("pot");
+    }
+    if q.pot() && q.w_bits.is_some_and(|b| b > MAX_POT_BITS) {
+        return Err(format!(
+            "`%{name}`: power-of-two weights take 2..={MAX_POT_BITS} bits, not {}",
+            q.w_bits.unwrap_or(0)
+        ));
+    }
+    Ok(q.a_bits)
 }
 
 /// Follows a layer through the batch norm and ReLU that complete it; whether

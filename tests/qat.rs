@@ -97,7 +97,7 @@ fn qat_run(bn: &str, conv: &str) {
     let input = potc::quant::QuantSpec { bits: 8, signed: true, narrow: false };
     assert_eq!(ck.i32("x.q.exp").unwrap().1, [input.exponent(t[0])]);
     let (_, t) = ck.f32("y.w_log2t").unwrap();
-    let spec = potc::interp::kernels::quant::weight_spec(4);
+    let spec = potc::interp::kernels::quant::weight_spec(4, false);
     assert_eq!(ck.i32("y.w_exp").unwrap().1, [spec.exponent(t[0])]);
     assert!(pow2(spec.exponent(t[0])) > 0.0);
 
@@ -204,5 +204,26 @@ fn fold_sim_with_a_lone_batch_norm_matches_inference() {
     let e = run(&q, &["--epochs", "3", "--quant", "w4a8", "--bn", "fold-then-qat", "--resume"])
         .unwrap_err();
     assert!(e.contains("trained with --quant w4a8 --bn fold-sim"), "{e}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// Power-of-two weights: the exact evaluation agrees with training, and the
+/// stored exponent is the power-of-two quantizer's.
+#[test]
+fn power_of_two_weights_train_and_evaluate() {
+    let d = dir("pot");
+    let (float, q) = (d.join("float.safetensors"), d.join("q.safetensors"));
+    train("tiny", &float, &["--epochs", "2", "--lr", "1e-2"]);
+    let init = float.to_str().unwrap();
+    let trained =
+        train("tiny", &q, &["--epochs", "2", "--quant", "w4a8", "--pot-weights", "--init", init]);
+    let fq = eval("tiny", &q, "fake-quant").unwrap();
+    assert_eq!(fq["accuracy"], trained["test_accuracy"]);
+    let ck = Checkpoint::load(&q).unwrap();
+    let (_, t) = ck.f32("y.w_log2t").unwrap();
+    let pot = potc::interp::kernels::quant::weight_spec(4, true);
+    assert_eq!(ck.i32("y.w_exp").unwrap().1, [pot.exponent(t[0])]);
+    let meta = ck.meta.get("quant").unwrap();
+    assert!(meta.contains("\"pot_weights\":true"), "{meta}");
     std::fs::remove_dir_all(&d).unwrap();
 }

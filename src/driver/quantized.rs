@@ -122,12 +122,8 @@ pub fn exponents(plan: &Plan, w: &Weights) -> Vec<(String, Vec<i32>)> {
                 };
                 out.push((format!("{}.exp", s.name), vec![spec.exponent(w[s.params[0]][0])]));
             }
-            Op::Conv1d(c) if c.quant.w_bits.is_some() => {
-                out.push(weight_exps(s, w, c.quant.w_bits))
-            }
-            Op::Linear(l) if l.quant.w_bits.is_some() => {
-                out.push(weight_exps(s, w, l.quant.w_bits))
-            }
+            Op::Conv1d(c) if c.quant.w_bits.is_some() => out.push(weight_exps(s, w, &c.quant)),
+            Op::Linear(l) if l.quant.w_bits.is_some() => out.push(weight_exps(s, w, &l.quant)),
             _ => {}
         }
     }
@@ -137,9 +133,9 @@ pub fn exponents(plan: &Plan, w: &Weights) -> Vec<(String, Vec<i32>)> {
 fn weight_exps(
     s: &crate::interp::plan::Step,
     w: &Weights,
-    bits: Option<usize>,
+    q: &crate::ir::op::LayerQuant,
 ) -> (String, Vec<i32>) {
-    let spec = crate::interp::kernels::quant::weight_spec(bits.unwrap_or(8));
+    let spec = crate::interp::kernels::quant::weight_spec(q.w_bits.unwrap_or(8), q.pot());
     let t = *s.params.last().expect("w_log2t is the last parameter");
     (format!("{}.w_exp", s.name), crate::interp::kernels::quant::weight_exps(&w[t], &spec))
 }

@@ -105,6 +105,10 @@ pub struct TrainOptions {
     /// One weight exponent per output channel instead of per tensor.
     #[arg(long)]
     pub per_channel: bool,
+    /// Power-of-two weights (0 or ±2^k times 2^e, 2..=5 bits) for every layer
+    /// whose model text does not set `w_format`.
+    #[arg(long)]
+    pub pot_weights: bool,
     /// Quantizer thresholds: `learned` (calibrated by the maximum, then
     /// trained as TQT) or `max` (calibrated, then fixed).
     #[arg(long, value_enum, default_value_t = ScalesArg::Learned)]
@@ -132,6 +136,7 @@ impl TrainOptions {
             BnMode::FoldThenQat => BnFold::FoldThenQat,
         };
         q.per_channel = self.per_channel;
+        q.pot_weights = self.pot_weights;
         q.scales = match self.scales {
             ScalesArg::Learned => Scales::Learned,
             ScalesArg::Max => Scales::Max,
@@ -400,7 +405,8 @@ fn same_quant(
             let bn = if q.bn == BnFold::FoldSim { "fold-sim" } else { "fold-then-qat" };
             let scales = if q.scales == Scales::Max { "max" } else { "learned" };
             let pc = if q.per_channel { " --per-channel" } else { "" };
-            format!("--quant {} --bn {bn} --scales {scales}{pc}", q.spec())
+            let pot = if q.pot_weights { " --pot-weights" } else { "" };
+            format!("--quant {} --bn {bn} --scales {scales}{pc}{pot}", q.spec())
         })
     };
     Err(Failure(format!(

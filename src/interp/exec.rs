@@ -118,8 +118,8 @@ fn forward_step(
             let sl = mac::slots(s, op.bias, &op.quant);
             let calibrating = matches!(mode, Mode::Calibrate(_));
             let p = match (s.fold, op.quant.w_bits) {
-                (Some(f), Some(bits)) if !calibrating => {
-                    mac::folded_params(w, &sl, bits, &f, co, ex, mode.deployed())
+                (Some(f), Some(_)) if !calibrating => {
+                    mac::folded_params(w, &sl, &op.quant, &f, co, ex, mode.deployed())
                 }
                 _ => {
                     let q = if calibrating { Default::default() } else { op.quant.clone() };
@@ -250,7 +250,7 @@ fn backward_step(
         (Op::Conv1d(op), Saved::Conv(cols, p)) => {
             let g = conv1d::ConvGeom::new(op, c, n, l, lo);
             let sl = mac::slots(s, op.bias, &op.quant);
-            if let (Some(f), Some(fd), Some(bits)) = (s.fold, &p.fold, op.quant.w_bits) {
+            if let (Some(f), Some(fd), Some(_)) = (s.fold, &p.fold, op.quant.w_bits) {
                 let dbias: Vec<f32> = dy.par_chunks(n * lo).map(conv1d::sum).collect();
                 let scaled: Vec<f32>;
                 let dyc = if fd.deployed {
@@ -264,7 +264,7 @@ fn backward_step(
                     &scaled
                 };
                 let (dx, dwq, _) = conv1d::backward(&g, cols, &p.w, dyc, false, want_dx, threads);
-                mac::folded_backward(w, &sl, bits, &f, p, co, dwq, dbias, pg);
+                mac::folded_backward(w, &sl, &op.quant, &f, p, co, dwq, dbias, pg);
                 dx
             } else {
                 let (dx, dw, db) = conv1d::backward(&g, cols, &p.w, dy, op.bias, want_dx, threads);

@@ -58,7 +58,7 @@ pub fn params(
     let div = divisor as f32;
     match (q.w_bits, sl.log2t) {
         (Some(bits), Some(t)) => {
-            let qw = quantize_weights(&w[sl.w], rows, div, &w[t], &weight_spec(bits));
+            let qw = quantize_weights(&w[sl.w], rows, div, &w[t], &weight_spec(bits, q.pot()));
             let b = sl.b.map(|b| match ex {
                 Some(ex) => quantize_bias(&w[b], &qw.exps, ex),
                 None => w[b].clone(),
@@ -91,8 +91,14 @@ pub fn backward(
 ) {
     match (q.w_bits, sl.log2t, wexps) {
         (Some(bits), Some(t), Some(exps)) => {
-            let (dw, dt) =
-                weight_backward(&w[sl.w], &dw_eff, rows, divisor as f32, exps, &weight_spec(bits));
+            let (dw, dt) = weight_backward(
+                &w[sl.w],
+                &dw_eff,
+                rows,
+                divisor as f32,
+                exps,
+                &weight_spec(bits, q.pot()),
+            );
             pg[sl.w] = dw;
             pg[t] = dt;
         }
@@ -105,7 +111,7 @@ pub fn backward(
 pub fn folded_params(
     w: &Weights,
     sl: &Slots,
-    bits: usize,
+    q: &LayerQuant,
     f: &Fold,
     rows: usize,
     ex: Option<i32>,
@@ -121,7 +127,7 @@ pub fn folded_params(
     let (wf, bf) = fold_bn(&w[sl.w], sl.b.map(|b| w[b].as_slice()), &stats);
     let scale: Vec<f32> = (0..rows).map(|c| stats.scale(c) as f32).collect();
     let t = sl.log2t.expect("a folded conv is quantized");
-    let qw = quantize_weights(&wf, rows, 1.0, &w[t], &weight_spec(bits));
+    let qw = quantize_weights(&wf, rows, 1.0, &w[t], &weight_spec(q.w_bits.unwrap_or(8), q.pot()));
     let b = match (deployed, ex) {
         (true, Some(ex)) => Some(quantize_bias(&bf, &qw.exps, ex)),
         (true, None) => Some(bf.clone()),
@@ -137,7 +143,7 @@ pub fn folded_params(
 pub fn folded_backward(
     w: &Weights,
     sl: &Slots,
-    bits: usize,
+    q: &LayerQuant,
     f: &Fold,
     p: &MacParams,
     rows: usize,
@@ -147,7 +153,8 @@ pub fn folded_backward(
 ) {
     let fd = p.fold.as_ref().expect("folded parameters");
     let exps = p.wexps.as_deref().expect("quantized");
-    let (dwf, dt) = weight_backward(&fd.w, &dwq, rows, 1.0, exps, &weight_spec(bits));
+    let spec = weight_spec(q.w_bits.unwrap_or(8), q.pot());
+    let (dwf, dt) = weight_backward(&fd.w, &dwq, rows, 1.0, exps, &spec);
     let per = dwf.len() / rows;
     let dw: Vec<f32> = dwf.iter().enumerate().map(|(i, g)| g * fd.scale[i / per]).collect();
     if fd.deployed {

@@ -59,14 +59,26 @@ pub struct Conv1d {
 pub struct LayerQuant {
     pub w_bits: Option<usize>,
     pub w_per_channel: bool,
+    /// `int` (integers times `2^e`) or `pot` (0 or `±2^k` times `2^e`: a
+    /// multiplier becomes a shifter); absent takes `--quant`'s.
+    pub w_format: Option<&'static str>,
     /// Bits of the activation that ends this layer (after batch norm / ReLU).
     pub a_bits: Option<usize>,
 }
+
+/// The weight formats `w_format` names.
+pub const WEIGHT_FORMATS: &[&str] = &["int", "pot"];
+
+/// Power-of-two weights take at most this many bits: 1 sign bit and an
+/// exponent code with one value for zero leave `2^(b-1) - 1` magnitudes
+/// `2^0 .. 2^(2^(b-1) - 2)`, which must stay far inside 32-bit integers.
+pub const MAX_POT_BITS: usize = 5;
 
 impl LayerQuant {
     fn visit(&mut self, v: &mut dyn AttrVisitor) {
         v.opt_uint("w_bits", &mut self.w_bits);
         v.boolean("w_per_channel", &mut self.w_per_channel, false);
+        v.ident("w_format", &mut self.w_format, WEIGHT_FORMATS);
         v.opt_uint("a_bits", &mut self.a_bits);
     }
 
@@ -76,7 +88,14 @@ impl LayerQuant {
                 return bad(attr, format!("`{attr}` must lie in 2..=16"));
             }
         }
+        if self.w_format == Some("pot") && self.w_bits.is_some_and(|b| b > MAX_POT_BITS) {
+            return bad("w_format", format!("power-of-two weights take 2..={MAX_POT_BITS} bits"));
+        }
         Ok(())
+    }
+
+    pub fn pot(&self) -> bool {
+        self.w_format == Some("pot")
     }
 }
 
@@ -178,6 +197,13 @@ pub trait AttrVisitor {
     fn boolean(&mut self, name: &'static str, value: &mut bool, default: bool);
     fn float(&mut self, name: &'static str, value: &mut F64, default: f64);
     fn padding(&mut self, name: &'static str, value: &mut Padding, default: Padding);
+    /// One of `options` (written as a bare name), or absent.
+    fn ident(
+        &mut self,
+        name: &'static str,
+        value: &mut Option<&'static str>,
+        options: &'static [&'static str],
+    );
 }
 
 /// An attribute whose value is out of range, with the reason.
@@ -220,6 +246,8 @@ impl AttrVisitor for Limits {
     }
     fn boolean(&mut self, _: &'static str, _: &mut bool, _: bool) {}
     fn float(&mut self, _: &'static str, _: &mut F64, _: f64) {}
+    fn ident(&mut self, _: &'static str, _: &mut Option<&'static str>, _: &'static [&'static str]) {
+    }
     fn padding(&mut self, name: &'static str, value: &mut Padding, _: Padding) {
         if let Padding::Explicit { left, right } = *value {
             self.check(name, left);
@@ -245,6 +273,14 @@ impl AttrVisitor for Names {
         self.0.push(name);
     }
     fn padding(&mut self, name: &'static str, _: &mut Padding, _: Padding) {
+        self.0.push(name);
+    }
+    fn ident(
+        &mut self,
+        name: &'static str,
+        _: &mut Option<&'static str>,
+        _: &'static [&'static str],
+    ) {
         self.0.push(name);
     }
 }

@@ -68,6 +68,16 @@ impl AttrVisitor for AttrWriter {
             self.put(name, format!("{:?}", value.0));
         }
     }
+    fn ident(
+        &mut self,
+        name: &'static str,
+        value: &mut Option<&'static str>,
+        _: &'static [&'static str],
+    ) {
+        if let Some(v) = value {
+            self.put(name, v);
+        }
+    }
     fn padding(&mut self, name: &'static str, value: &mut Padding, default: Padding) {
         if *value == default {
             return;

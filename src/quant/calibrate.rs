@@ -12,7 +12,7 @@ use crate::interp::plan::Plan;
 use crate::interp::{forward, Mode, Weights};
 use crate::ir::op::Op;
 use crate::quant::fold::{fold_bn, BnStats};
-use crate::quant::quantizer::fake_quant;
+use crate::quant::quantizer::WeightQuantizer;
 use crate::quant::QuantSpec;
 use crate::train::fit::batch;
 
@@ -36,7 +36,7 @@ pub fn calibrate(plan: &Plan, w: &mut Weights, ds: &Dataset, threads: usize) {
             Op::FakeQuant(_) => w[s.params[0]] = vec![QuantSpec::calibrate(maxima[s.params[0]])],
             Op::Conv1d(c) if c.quant.w_bits.is_some() => {
                 let t = *s.params.last().expect("w_log2t is the last parameter");
-                let spec = weight_spec(c.quant.w_bits.unwrap_or(8));
+                let spec = weight_spec(c.quant.w_bits.unwrap_or(8), c.quant.pot());
                 // Under simulated folding the quantizer sees the folded weights.
                 let weights = match s.fold {
                     Some(f) => {
@@ -57,7 +57,7 @@ pub fn calibrate(plan: &Plan, w: &mut Weights, ds: &Dataset, threads: usize) {
             Op::Linear(l) if l.quant.w_bits.is_some() => {
                 let t = *s.params.last().expect("w_log2t is the last parameter");
                 let div = l.input_divisor.unwrap_or(1) as f32;
-                let spec = weight_spec(l.quant.w_bits.unwrap_or(8));
+                let spec = weight_spec(l.quant.w_bits.unwrap_or(8), l.quant.pot());
                 w[t] = weight_thresholds(&w[s.params[0]], l.out_features, w[t].len(), div, &spec);
             }
             _ => {}
@@ -66,7 +66,13 @@ pub fn calibrate(plan: &Plan, w: &mut Weights, ds: &Dataset, threads: usize) {
 }
 
 /// Thresholds per output channel (`n == rows`) or for the tensor.
-fn weight_thresholds(w: &[f32], rows: usize, n: usize, div: f32, spec: &QuantSpec) -> Vec<f32> {
+fn weight_thresholds(
+    w: &[f32],
+    rows: usize,
+    n: usize,
+    div: f32,
+    spec: &WeightQuantizer,
+) -> Vec<f32> {
     if n == rows {
         w.chunks(w.len() / rows).map(|r| least_squares_threshold(r, div, spec)).collect()
     } else {
@@ -76,13 +82,12 @@ fn weight_thresholds(w: &[f32], rows: usize, n: usize, div: f32, spec: &QuantSpe
 
 /// The `log2 t` (mid-way between integers, so `ceil` is unambiguous) of the
 /// exponent with the least squared quantization error of `w / div`.
-fn least_squares_threshold(w: &[f32], div: f32, spec: &QuantSpec) -> f32 {
+fn least_squares_threshold(w: &[f32], div: f32, spec: &WeightQuantizer) -> f32 {
     let max = w.iter().fold(0.0f32, |m, x| m.max((x / div).abs()));
     let top = spec.exponent(QuantSpec::calibrate(max));
     let error = |e: i32| -> f64 {
-        w.iter().map(|&x| (x / div - fake_quant(x / div, e, spec)) as f64).map(|d| d * d).sum()
+        w.iter().map(|&x| (x / div - spec.fq(x / div, e)) as f64).map(|d| d * d).sum()
     };
     let best = (top - 3..=top).rev().min_by(|&a, &b| error(a).total_cmp(&error(b))).unwrap_or(top);
-    let magnitude_bits = (spec.bits - u32::from(spec.signed)) as f32;
-    best as f32 + magnitude_bits - 0.5
+    spec.log2t_for(best)
 }

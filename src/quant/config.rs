@@ -34,6 +34,9 @@ pub struct QuantConfig {
     pub per_channel: bool,
     pub scales: Scales,
     pub bn: BnFold,
+    /// Power-of-two weights (`w_format = pot`) for layers that do not say.
+    #[serde(default)]
+    pub pot_weights: bool,
 }
 
 impl QuantConfig {
@@ -57,6 +60,7 @@ impl QuantConfig {
             per_channel: false,
             scales: Scales::Learned,
             bn: BnFold::FoldSim,
+            pot_weights: false,
         })
     }
 

@@ -127,6 +127,98 @@ pub fn grad_log2t(x: f32, e: i32, spec: &QuantSpec) -> f32 {
     }
 }
 
+/// A layer's weight quantizer: narrow signed integers times `2^e`, or
+/// powers of two (spec section 2): 0 or `±2^j * 2^e` for `j` in
+/// `0 ..= 2^(b-1) - 2` (1 sign bit, `b-1` bits of exponent code, one code for
+/// zero). Either way the weights are integers times `2^e`, so the integer
+/// path is the same; with powers of two each product is a shift.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WeightQuantizer {
+    pub bits: u32,
+    pub pot: bool,
+}
+
+impl WeightQuantizer {
+    fn spec(&self) -> QuantSpec {
+        QuantSpec { bits: self.bits, signed: true, narrow: true }
+    }
+
+    /// log2 of the largest magnitude of `q(w)`.
+    fn top(&self) -> i32 {
+        if self.pot {
+            (1 << (self.bits - 1)) - 2
+        } else {
+            0
+        }
+    }
+
+    /// The largest `|q(w)|`.
+    pub fn qmax(&self) -> f32 {
+        if self.pot {
+            pow2(self.top())
+        } else {
+            self.spec().qmax() as f32
+        }
+    }
+
+    /// The exponent a threshold gives: the largest magnitude covers `t`.
+    pub fn exponent(&self, log2t: f32) -> i32 {
+        if self.pot {
+            (log2t.ceil() as i32).clamp(-100, 100) - self.top()
+        } else {
+            self.spec().exponent(log2t)
+        }
+    }
+
+    /// A threshold whose exponent is `e`, mid-way between integers so that
+    /// `ceil` is unambiguous.
+    pub fn log2t_for(&self, e: i32) -> f32 {
+        let offset = if self.pot { self.top() } else { self.bits as i32 - 1 };
+        (e + offset) as f32 - 0.5
+    }
+
+    /// `fq(w)`.
+    #[inline]
+    pub fn fq(&self, w: f32, e: i32) -> f32 {
+        if !self.pot {
+            return fake_quant(w, e, &self.spec());
+        }
+        let v = w.abs() * pow2(-e);
+        let m = if v < 1.0 {
+            // Between 0 and the smallest magnitude 1: nearest, ties up.
+            if v >= 0.5 {
+                1.0
+            } else {
+                0.0
+            }
+        } else {
+            // Nearest power of two in linear distance, ties up; exact: the
+            // floor of log2 comes from the exponent bits.
+            let j = ((v.to_bits() >> 23) & 0xff) as i32 - 127;
+            let j = if v >= 1.5 * pow2(j) { j + 1 } else { j };
+            pow2(j.min(self.top()))
+        };
+        if m == 0.0 {
+            0.0
+        } else {
+            m.copysign(w) * pow2(e)
+        }
+    }
+
+    /// Where the straight-through estimator passes the gradient.
+    #[inline]
+    pub fn in_range(&self, w: f32, e: i32) -> bool {
+        w.abs() <= self.qmax() * pow2(e)
+    }
+
+    /// TQT's `d fq / d log2t`, as for the integer quantizer.
+    #[inline]
+    pub fn grad_log2t(&self, w: f32, e: i32) -> f32 {
+        let fq = self.fq(w, e);
+        std::f32::consts::LN_2 * if self.in_range(w, e) { fq - w } else { fq }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +226,32 @@ mod tests {
     const S8: QuantSpec = QuantSpec { bits: 8, signed: true, narrow: false };
     const N4: QuantSpec = QuantSpec { bits: 4, signed: true, narrow: true };
     const U8: QuantSpec = QuantSpec { bits: 8, signed: false, narrow: false };
+
+    #[test]
+    fn power_of_two_weights_round_to_the_nearest_power() {
+        let q = WeightQuantizer { bits: 3, pot: true }; // 0, ±1, ±2, ±4 times 2^e
+        assert_eq!(q.qmax(), 4.0);
+        assert_eq!(q.exponent(2f32.log2()), -1); // t = 2 = 4 * 2^-1
+        for (w, want) in [
+            (0.0, 0.0),
+            (0.24, 0.0),
+            (0.25, 0.5), // tie between 0 and 0.5 goes up
+            (0.6, 0.5),
+            (0.74, 0.5),
+            (0.75, 1.0), // tie between 0.5 and 1 goes up
+            (1.49, 1.0),
+            (1.5, 2.0),
+            (9.0, 2.0), // clamped to 4 * 2^-1
+            (-0.6, -0.5),
+            (-3.0, -2.0),
+        ] {
+            assert_eq!(q.fq(w, -1), want, "{w}");
+        }
+        let int = WeightQuantizer { bits: 4, pot: false };
+        assert_eq!(int.qmax(), 7.0);
+        assert_eq!(int.fq(0.3, -2), 0.25);
+        assert!(q.in_range(2.0, -1) && !q.in_range(2.01, -1));
+    }
 
     #[test]
     fn ranges_follow_the_contract() {

@@ -282,6 +282,26 @@ impl AttrVisitor for Reader<'_> {
             }
         }
     }
+    fn ident(
+        &mut self,
+        name: &'static str,
+        value: &mut Option<&'static str>,
+        options: &'static [&'static str],
+    ) {
+        let Some(v) = self.get(name, false).cloned() else { return };
+        match &v.node {
+            AttrValue::Ident(s) => match options.iter().find(|o| *o == s) {
+                Some(o) => *value = Some(o),
+                None => {
+                    self.error = Some(Diagnostic::at(
+                        v.span.clone(),
+                        format!("`{name}` = {s}: expected one of {}", options.join(", ")),
+                    ))
+                }
+            },
+            _ => self.wrong(name, &v, &format!("one of {}", options.join(", "))),
+        }
+    }
     fn padding(&mut self, name: &'static str, value: &mut Padding, _: Padding) {
         let Some(v) = self.get(name, false).cloned() else {
             return;

@@ -2,9 +2,7 @@
 //! and biases of quantized MAC layers, with the straight-through estimator
 //! for values and TQT's gradient for the thresholds (`log2 t`).
 
-use crate::quant::quantizer::{
-    fake_quant, floor_half_up, grad_log2t, in_range, pow2, quantize_f32, QuantSpec,
-};
+use crate::quant::quantizer::{floor_half_up, pow2, quantize_f32, QuantSpec, WeightQuantizer};
 use rayon::prelude::*;
 
 const CHUNK: usize = 1 << 14;
@@ -53,11 +51,11 @@ pub struct QuantWeights {
     pub exps: Vec<i32>,
 }
 
-pub fn weight_spec(bits: usize) -> QuantSpec {
-    QuantSpec { bits: bits as u32, signed: true, narrow: true }
+pub fn weight_spec(bits: usize, pot: bool) -> WeightQuantizer {
+    WeightQuantizer { bits: bits as u32, pot }
 }
 
-pub fn weight_exps(log2t: &[f32], spec: &QuantSpec) -> Vec<i32> {
+pub fn weight_exps(log2t: &[f32], spec: &WeightQuantizer) -> Vec<i32> {
     log2t.iter().map(|&t| spec.exponent(t)).collect()
 }
 
@@ -74,7 +72,7 @@ pub fn quantize_weights(
     rows: usize,
     divisor: f32,
     log2t: &[f32],
-    spec: &QuantSpec,
+    spec: &WeightQuantizer,
 ) -> QuantWeights {
     let exps = weight_exps(log2t, spec);
     let per_row = w.len() / rows;
@@ -83,7 +81,7 @@ pub fn quantize_weights(
         .enumerate()
         .flat_map_iter(|(r, row)| {
             let e = row_exp(&exps, r);
-            row.iter().map(move |&v| fake_quant(v / divisor, e, spec))
+            row.iter().map(move |&v| spec.fq(v / divisor, e))
         })
         .collect();
     QuantWeights { values, exps }
@@ -97,7 +95,7 @@ pub fn weight_backward(
     rows: usize,
     divisor: f32,
     exps: &[i32],
-    spec: &QuantSpec,
+    spec: &WeightQuantizer,
 ) -> (Vec<f32>, Vec<f32>) {
     let per_row = w.len() / rows;
     let mut dlog2t = vec![0.0f32; exps.len()];
@@ -107,8 +105,8 @@ pub fn weight_backward(
         let mut dt = 0.0f64;
         for i in r * per_row..(r + 1) * per_row {
             let v = w[i] / divisor;
-            dt += (dwq[i] * grad_log2t(v, e, spec)) as f64;
-            dw[i] = if in_range(v, e, spec) { dwq[i] / divisor } else { 0.0 };
+            dt += (dwq[i] * spec.grad_log2t(v, e)) as f64;
+            dw[i] = if spec.in_range(v, e) { dwq[i] / divisor } else { 0.0 };
         }
         dlog2t[if exps.len() == 1 { 0 } else { r }] += dt as f32;
     }

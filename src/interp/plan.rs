@@ -128,6 +128,7 @@ impl Plan {
         }
         pair_folds(g, &mut steps, &index);
         let output = g.output().ok_or("the model has no output")?;
+        let steps = relu_into_quantizer(steps, slot[&output]);
         let mut last_use = vec![0; order.len()];
         for (i, s) in steps.iter().enumerate() {
             for &a in &s.args {
@@ -180,4 +181,31 @@ fn pair_folds(g: &Graph, steps: &mut [Step], index: &HashMap<&str, usize>) {
         steps[conv].fold = Some(fold);
         steps[bn].folded = true;
     }
+}
+
+/// A relu whose only reader is an unsigned `fake_quant` is that quantizer's
+/// clamp at 0 (`fq(relu(x)) == fq(x)`, and the gradients agree but at
+/// `x == 0`): the quantizer reads the relu's input and the relu is skipped,
+/// saving a pass over memory forward and backward.
+fn relu_into_quantizer(mut steps: Vec<Step>, output: usize) -> Vec<Step> {
+    let mut readers: HashMap<usize, usize> = HashMap::new();
+    for s in &steps {
+        for &a in &s.args {
+            *readers.entry(a).or_default() += 1;
+        }
+    }
+    let mut skip = vec![false; steps.len()];
+    for i in 0..steps.len() {
+        let Op::FakeQuant(q) = &steps[i].op else { continue };
+        let Some(r) = steps.iter().position(|s| s.out == steps[i].args[0]) else { continue };
+        if !q.signed
+            && steps[r].op == Op::Relu
+            && readers[&steps[r].out] == 1
+            && steps[r].out != output
+        {
+            steps[i].args[0] = steps[r].args[0];
+            skip[r] = true;
+        }
+    }
+    steps.into_iter().zip(skip).filter(|(_, s)| !s).map(|(step, _)| step).collect()
 }

@@ -268,7 +268,7 @@ fn backward_step(
                 dx
             } else {
                 let (dx, dw, db) = conv1d::backward(&g, cols, &p.w, dy, op.bias, want_dx, threads);
-                mac::backward(w, &sl, &op.quant, co, 1, p.wexps.as_deref(), dw, pg);
+                mac::backward(w, &sl, &op.quant, co, 1, p, dw, pg);
                 if let (Some(db), Some(b)) = (db, sl.b) {
                     pg[b] = db;
                 }
@@ -295,16 +295,7 @@ fn backward_step(
         (Op::Linear(op), Saved::Linear(p)) => {
             let (dx, dw, db) = linear::backward(x, &p.w, dy, (c, co, n), op.bias, want_dx, threads);
             let sl = mac::slots(s, op.bias, &op.quant);
-            mac::backward(
-                w,
-                &sl,
-                &op.quant,
-                co,
-                op.input_divisor.unwrap_or(1),
-                p.wexps.as_deref(),
-                dw,
-                pg,
-            );
+            mac::backward(w, &sl, &op.quant, co, op.input_divisor.unwrap_or(1), p, dw, pg);
             if let (Some(db), Some(b)) = (db, sl.b) {
                 pg[b] = db;
             }

@@ -85,14 +85,15 @@ pub fn backward(
     q: &LayerQuant,
     rows: usize,
     divisor: usize,
-    wexps: Option<&[i32]>,
+    p: &MacParams,
     dw_eff: Vec<f32>,
     pg: &mut [Vec<f32>],
 ) {
-    match (q.w_bits, sl.log2t, wexps) {
+    match (q.w_bits, sl.log2t, p.wexps.as_deref()) {
         (Some(bits), Some(t), Some(exps)) => {
             let (dw, dt) = weight_backward(
                 &w[sl.w],
+                &p.w,
                 &dw_eff,
                 rows,
                 divisor as f32,
@@ -154,7 +155,7 @@ pub fn folded_backward(
     let fd = p.fold.as_ref().expect("folded parameters");
     let exps = p.wexps.as_deref().expect("quantized");
     let spec = weight_spec(q.w_bits.unwrap_or(8), q.pot());
-    let (dwf, dt) = weight_backward(&fd.w, &dwq, rows, 1.0, exps, &spec);
+    let (dwf, dt) = weight_backward(&fd.w, &p.w, &dwq, rows, 1.0, exps, &spec);
     let per = dwf.len() / rows;
     let dw: Vec<f32> = dwf.iter().enumerate().map(|(i, g)| g * fd.scale[i / per]).collect();
     if fd.deployed {

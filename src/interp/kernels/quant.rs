@@ -76,21 +76,24 @@ pub fn quantize_weights(
 ) -> QuantWeights {
     let exps = weight_exps(log2t, spec);
     let per_row = w.len() / rows;
-    let values = w
-        .par_chunks(per_row)
-        .enumerate()
-        .flat_map_iter(|(r, row)| {
+    let mut values = vec![0.0f32; w.len()];
+    values.par_chunks_mut(per_row).zip(w.par_chunks(per_row)).enumerate().for_each(
+        |(r, (q, row))| {
             let e = row_exp(&exps, r);
-            row.iter().map(move |&v| spec.fq(v / divisor, e))
-        })
-        .collect();
+            for (q, &v) in q.iter_mut().zip(row) {
+                *q = spec.fq(v / divisor, e);
+            }
+        },
+    );
     QuantWeights { values, exps }
 }
 
 /// Gradients of the float weights and thresholds from the gradient of the
-/// quantized weights.
+/// quantized weights `wq` (the forward's values): straight-through inside the
+/// range, and TQT's `ln2 * (wq - w)` (inside) or `ln2 * wq` (clamped).
 pub fn weight_backward(
     w: &[f32],
+    wq: &[f32],
     dwq: &[f32],
     rows: usize,
     divisor: f32,
@@ -98,16 +101,28 @@ pub fn weight_backward(
     spec: &WeightQuantizer,
 ) -> (Vec<f32>, Vec<f32>) {
     let per_row = w.len() / rows;
-    let mut dlog2t = vec![0.0f32; exps.len()];
     let mut dw = vec![0.0f32; w.len()];
-    for r in 0..rows {
-        let e = row_exp(exps, r);
-        let mut dt = 0.0f64;
-        for i in r * per_row..(r + 1) * per_row {
-            let v = w[i] / divisor;
-            dt += (dwq[i] * spec.grad_log2t(v, e)) as f64;
-            dw[i] = if spec.in_range(v, e) { dwq[i] / divisor } else { 0.0 };
-        }
+    let row_dt: Vec<f64> = dw
+        .par_chunks_mut(per_row)
+        .enumerate()
+        .map(|(r, dw)| {
+            let e = row_exp(exps, r);
+            let limit = spec.qmax() * pow2(e);
+            let range = r * per_row..(r + 1) * per_row;
+            let mut dt = 0.0f64;
+            for ((dw, (&wv, &q)), &d) in
+                dw.iter_mut().zip(w[range.clone()].iter().zip(&wq[range.clone()])).zip(&dwq[range])
+            {
+                let v = wv / divisor;
+                let inside = v.abs() <= limit;
+                dt += (d * if inside { q - v } else { q }) as f64;
+                *dw = if inside { d / divisor } else { 0.0 };
+            }
+            dt * std::f64::consts::LN_2
+        })
+        .collect();
+    let mut dlog2t = vec![0.0f32; exps.len()];
+    for (r, dt) in row_dt.into_iter().enumerate() {
         dlog2t[if exps.len() == 1 { 0 } else { r }] += dt as f32;
     }
     (dw, dlog2t)

@@ -225,5 +225,13 @@ fn power_of_two_weights_train_and_evaluate() {
     assert_eq!(ck.i32("y.w_exp").unwrap().1, [pot.exponent(t[0])]);
     let meta = ck.meta.get("quant").unwrap();
     assert!(meta.contains("\"pot_weights\":true"), "{meta}");
+
+    // Percentile calibration is recorded, and a resume must repeat it.
+    let pc = d.join("pc.safetensors");
+    let args =
+        ["--epochs", "1", "--quant", "w4a8", "--calibration-percentile", "99", "--init", init];
+    train("tiny", &pc, &args);
+    let meta = Checkpoint::load(&pc).unwrap().meta.get("quant").unwrap().clone();
+    assert!(meta.contains("\"percentile\":99.0"), "{meta}");
     std::fs::remove_dir_all(&d).unwrap();
 }

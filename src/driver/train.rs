@@ -109,6 +109,10 @@ pub struct TrainOptions {
     /// whose model text does not set `w_format`.
     #[arg(long)]
     pub pot_weights: bool,
+    /// Calibrate activation thresholds by this percentile of the magnitudes
+    /// seen on the training data (e.g. 99.99) instead of their maximum.
+    #[arg(long, value_name = "P")]
+    pub calibration_percentile: Option<f64>,
     /// Quantizer thresholds: `learned` (calibrated by the maximum, then
     /// trained as TQT) or `max` (calibrated, then fixed).
     #[arg(long, value_enum, default_value_t = ScalesArg::Learned)]
@@ -137,6 +141,12 @@ impl TrainOptions {
         };
         q.per_channel = self.per_channel;
         q.pot_weights = self.pot_weights;
+        q.percentile = self.calibration_percentile;
+        if let Some(p) = q.percentile.filter(|p| !(*p > 0.0 && *p <= 100.0)) {
+            return Err(Failure(format!(
+                "error: --calibration-percentile must lie in (0, 100], not {p}\n"
+            )));
+        }
         q.scales = match self.scales {
             ScalesArg::Learned => Scales::Learned,
             ScalesArg::Max => Scales::Max,
@@ -376,7 +386,7 @@ impl Start<'_> {
         let qgraph = quantize_graph(typed, q, Some(&mut store), true)?;
         let plan = fixed_scales(plan_of(&qgraph)?, Some(q));
         let mut w = weights_from(&plan, &store, cfg.seed);
-        calibrate(&plan, &mut w, train_set, cfg.threads);
+        calibrate(&plan, &mut w, train_set, q.percentile, cfg.threads);
         let st = TrainState::new(&plan, cfg);
         Ok((plan, w, st))
     }
@@ -406,7 +416,9 @@ fn same_quant(
             let scales = if q.scales == Scales::Max { "max" } else { "learned" };
             let pc = if q.per_channel { " --per-channel" } else { "" };
             let pot = if q.pot_weights { " --pot-weights" } else { "" };
-            format!("--quant {} --bn {bn} --scales {scales}{pc}{pot}", q.spec())
+            let cal =
+                q.percentile.map(|p| format!(" --calibration-percentile {p}")).unwrap_or_default();
+            format!("--quant {} --bn {bn} --scales {scales}{pc}{pot}{cal}", q.spec())
         })
     };
     Err(Failure(format!(

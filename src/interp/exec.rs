@@ -27,7 +27,17 @@ pub enum Mode<'a> {
         bn_frozen: bool,
     },
     Eval,
-    Calibrate(&'a mut Vec<f32>),
+    Calibrate(&'a mut Observed),
+}
+
+/// What calibration observes at each `fake_quant`, indexed like the
+/// parameters (at the quantizer's `log2t`).
+#[derive(Debug, Default)]
+pub struct Observed {
+    pub max: Vec<f32>,
+    /// Magnitudes for percentile calibration (about 2^16 per batch and
+    /// quantizer, evenly strided), when asked for.
+    pub samples: Option<Vec<Vec<f32>>>,
 }
 
 impl Mode<'_> {
@@ -182,9 +192,13 @@ fn forward_step(
             (linear::forward(x, &p.w, p.b.as_deref(), c, co, n, threads), Saved::Linear(p))
         }
         Op::FakeQuant(fq) => {
-            if let Mode::Calibrate(maxima) = mode {
+            if let Mode::Calibrate(seen) = mode {
                 let m = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-                maxima[s.params[0]] = maxima[s.params[0]].max(m);
+                seen.max[s.params[0]] = seen.max[s.params[0]].max(m);
+                if let Some(samples) = seen.samples.as_mut() {
+                    let stride = (x.len() >> 16).max(1);
+                    samples[s.params[0]].extend(x.iter().step_by(stride).map(|v| v.abs()));
+                }
                 return (x.clone(), Saved::Nothing);
             }
             let spec = QuantSpec { bits: fq.bits as u32, signed: fq.signed, narrow: fq.narrow };

@@ -8,5 +8,5 @@ pub mod kernels;
 pub mod mac;
 pub mod plan;
 
-pub use exec::{backward, forward, Mode, Tape, Weights};
+pub use exec::{backward, forward, Mode, Observed, Tape, Weights};
 pub use plan::Plan;

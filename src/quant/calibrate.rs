@@ -9,7 +9,7 @@
 use crate::data::Dataset;
 use crate::interp::kernels::quant::weight_spec;
 use crate::interp::plan::Plan;
-use crate::interp::{forward, Mode, Weights};
+use crate::interp::{forward, Mode, Observed, Weights};
 use crate::ir::op::Op;
 use crate::quant::fold::{fold_bn, BnStats};
 use crate::quant::quantizer::WeightQuantizer;
@@ -17,23 +17,33 @@ use crate::quant::QuantSpec;
 use crate::train::fit::batch;
 
 /// Sets every `log2t` of `plan` from `ds` (activations) and the weights.
-pub fn calibrate(plan: &Plan, w: &mut Weights, ds: &Dataset, threads: usize) {
-    let mut maxima = vec![0.0f32; plan.params.len()];
+/// Activations take the maximum magnitude, or with `percentile` that
+/// percentile of the magnitudes (clipping rare outliers for finer steps).
+pub fn calibrate(
+    plan: &Plan,
+    w: &mut Weights,
+    ds: &Dataset,
+    percentile: Option<f64>,
+    threads: usize,
+) {
+    let n = plan.params.len();
+    let mut seen = Observed { max: vec![0.0; n], samples: percentile.map(|_| vec![Vec::new(); n]) };
     let all: Vec<usize> = (0..ds.n).collect();
     for chunk in all.chunks(64) {
         let mut wc = w.clone();
-        forward(
-            plan,
-            &mut wc,
-            batch(ds, chunk),
-            chunk.len(),
-            Mode::Calibrate(&mut maxima),
-            threads,
-        );
+        let x = batch(ds, chunk);
+        forward(plan, &mut wc, x, chunk.len(), Mode::Calibrate(&mut seen), threads);
     }
     for s in &plan.steps {
         match &s.op {
-            Op::FakeQuant(_) => w[s.params[0]] = vec![QuantSpec::calibrate(maxima[s.params[0]])],
+            Op::FakeQuant(_) => {
+                let p = s.params[0];
+                let t = match (percentile, seen.samples.as_mut()) {
+                    (Some(pc), Some(samples)) => percentile_of(&mut samples[p], pc),
+                    _ => seen.max[p],
+                };
+                w[p] = vec![QuantSpec::calibrate(t)];
+            }
             Op::Conv1d(c) if c.quant.w_bits.is_some() => {
                 let t = *s.params.last().expect("w_log2t is the last parameter");
                 let spec = weight_spec(c.quant.w_bits.unwrap_or(8), c.quant.pot());
@@ -65,6 +75,16 @@ pub fn calibrate(plan: &Plan, w: &mut Weights, ds: &Dataset, threads: usize) {
     }
 }
 
+/// The `pc`-th percentile (0..=100) of `v`, reordering it.
+fn percentile_of(v: &mut [f32], pc: f64) -> f32 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let k = ((pc / 100.0) * (v.len() - 1) as f64).round() as usize;
+    let k = k.min(v.len() - 1);
+    *v.select_nth_unstable_by(k, f32::total_cmp).1
+}
+
 /// Thresholds per output channel (`n == rows`) or for the tensor.
 fn weight_thresholds(
     w: &[f32],
@@ -90,4 +110,29 @@ fn least_squares_threshold(w: &[f32], div: f32, spec: &WeightQuantizer) -> f32 {
     };
     let best = (top - 3..=top).rev().min_by(|&a, &b| error(a).total_cmp(&error(b))).unwrap_or(top);
     spec.log2t_for(best)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_pick_the_ranked_value() {
+        let mut v: Vec<f32> = (0..=100).rev().map(|i| i as f32).collect();
+        assert_eq!(percentile_of(&mut v, 100.0), 100.0);
+        assert_eq!(percentile_of(&mut v, 50.0), 50.0);
+        assert_eq!(percentile_of(&mut v, 99.0), 99.0);
+        assert_eq!(percentile_of(&mut [], 99.0), 0.0);
+    }
+
+    #[test]
+    fn least_squares_prefers_clipping_an_outlier_at_low_bits() {
+        // 3-bit weights (levels ±3): one outlier at 8 among many near 1.
+        let mut w = vec![1.0f32; 200];
+        w.push(8.0);
+        let spec = WeightQuantizer { bits: 3, pot: false };
+        let by_max = spec.exponent(QuantSpec::calibrate(8.0));
+        let chosen = spec.exponent(least_squares_threshold(&w, 1.0, &spec));
+        assert!(chosen < by_max, "{chosen} vs {by_max}");
+    }
 }

@@ -37,6 +37,10 @@ pub struct QuantConfig {
     /// Power-of-two weights (`w_format = pot`) for layers that do not say.
     #[serde(default)]
     pub pot_weights: bool,
+    /// Activation calibration by a percentile of the magnitudes instead of
+    /// the maximum (e.g. 99.99).
+    #[serde(default)]
+    pub percentile: Option<f64>,
 }
 
 impl QuantConfig {
@@ -61,6 +65,7 @@ impl QuantConfig {
             scales: Scales::Learned,
             bn: BnFold::FoldSim,
             pot_weights: false,
+            percentile: None,
         })
     }
 

@@ -156,7 +156,7 @@ fn forward_step(
                 unreachable!("batch_norm owns four tensors")
             };
             let (gamma, beta) = (w[gi].clone(), w[bi].clone());
-            let p = bn::BnParams { gamma: &gamma, beta: &beta, eps: op.eps.0 };
+            let p = bn::BnParams { gamma: &gamma, beta: &beta, eps: op.eps.0, relu: s.relu };
             match mode {
                 Mode::Train { .. } => {
                     let (mut rm, mut rv) = (std::mem::take(&mut w[mi]), std::mem::take(&mut w[vi]));
@@ -291,7 +291,8 @@ fn backward_step(
         }
         (Op::BatchNorm(_), Saved::Nothing) if s.folded => Some(dy.to_vec()),
         (Op::BatchNorm(_), Saved::Bn(sv)) => {
-            let (dx, dgamma, dbeta) = bn::backward(x, dy, n * l, &w[s.params[0]], sv);
+            let relu_out = s.relu.then(|| tape.values[s.out].as_slice());
+            let (dx, dgamma, dbeta) = bn::backward(x, dy, n * l, &w[s.params[0]], sv, relu_out);
             (pg[s.params[0]], pg[s.params[1]]) = (dgamma, dbeta);
             Some(dx)
         }

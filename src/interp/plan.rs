@@ -34,6 +34,9 @@ pub struct Step {
     /// Set on that batch_norm: once statistics are frozen (and at
     /// inference) the conv computes its value and it passes values through.
     pub folded: bool,
+    /// A batch_norm whose only reader was a relu computes `max(0, .)` itself
+    /// (the relu step is gone; this step writes the relu's slot).
+    pub relu: bool,
 }
 
 /// The batch norm a conv1d's weights are folded with, by parameter index.
@@ -124,11 +127,13 @@ impl Plan {
                 out_dims: dims(&node.ty),
                 fold: None,
                 folded: false,
+                relu: false,
             });
         }
         pair_folds(g, &mut steps, &index);
         let output = g.output().ok_or("the model has no output")?;
         let steps = relu_into_quantizer(steps, slot[&output]);
+        let steps = relu_into_batch_norm(steps, slot[&output]);
         let mut last_use = vec![0; order.len()];
         for (i, s) in steps.iter().enumerate() {
             for &a in &s.args {
@@ -204,6 +209,35 @@ fn relu_into_quantizer(mut steps: Vec<Step>, output: usize) -> Vec<Step> {
             && steps[r].out != output
         {
             steps[i].args[0] = steps[r].args[0];
+            skip[r] = true;
+        }
+    }
+    steps.into_iter().zip(skip).filter(|(_, s)| !s).map(|(step, _)| step).collect()
+}
+
+/// A relu that alone reads a (not folded) batch_norm's output runs inside
+/// it: one pass over memory less forward and backward.
+fn relu_into_batch_norm(mut steps: Vec<Step>, output: usize) -> Vec<Step> {
+    let mut readers: HashMap<usize, usize> = HashMap::new();
+    for s in &steps {
+        for &a in &s.args {
+            *readers.entry(a).or_default() += 1;
+        }
+    }
+    let mut skip = vec![false; steps.len()];
+    for r in 0..steps.len() {
+        if steps[r].op != Op::Relu {
+            continue;
+        }
+        let Some(b) = steps.iter().position(|s| s.out == steps[r].args[0]) else { continue };
+        let bn = &steps[b];
+        if matches!(bn.op, Op::BatchNorm(_))
+            && !bn.folded
+            && readers[&bn.out] == 1
+            && bn.out != output
+        {
+            steps[b].out = steps[r].out;
+            steps[b].relu = true;
             skip[r] = true;
         }
     }

@@ -16,6 +16,8 @@ pub struct BnParams<'a> {
     pub gamma: &'a [f32],
     pub beta: &'a [f32],
     pub eps: f64,
+    /// A relu fused into the output (and its mask into the backward pass).
+    pub relu: bool,
 }
 
 /// Training mode on `x[c][m]` (m = N*L). Updates `running_mean/var` with
@@ -28,12 +30,16 @@ pub fn forward_train(
     running_mean: &mut [f32],
     running_var: &mut [f32],
 ) -> (Vec<f32>, Saved) {
+    // One pass: sums of x and x^2 in f64 (exact enough for f32 data of any
+    // realistic length).
     let stats: Vec<(f64, f64)> = x
         .par_chunks(m)
         .map(|row| {
-            let mean = row.iter().map(|&v| v as f64).sum::<f64>() / m as f64;
-            let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / m as f64;
-            (mean, var)
+            let (s, s2) = row
+                .iter()
+                .fold((0.0f64, 0.0f64), |(s, s2), &v| (s + v as f64, s2 + (v as f64) * (v as f64)));
+            let mean = s / m as f64;
+            (mean, (s2 / m as f64 - mean * mean).max(0.0))
         })
         .collect();
     let unbias = if m > 1 { m as f64 / (m - 1) as f64 } else { 1.0 };
@@ -61,48 +67,54 @@ fn apply(x: &[f32], m: usize, p: &BnParams<'_>, mean: &[f32], invstd: &[f32]) ->
     y.par_chunks_mut(m).zip(x.par_chunks(m)).enumerate().for_each(|(c, (yr, xr))| {
         let scale = p.gamma[c] * invstd[c];
         let shift = p.beta[c] - mean[c] * scale;
+        let floor = if p.relu { 0.0 } else { f32::NEG_INFINITY };
         for (o, &v) in yr.iter_mut().zip(xr) {
-            *o = v * scale + shift;
+            *o = (v * scale + shift).max(floor);
         }
     });
     y
 }
 
 /// `(dx, dgamma, dbeta)` of the training-mode forward pass.
+/// With `relu_out` (the fused relu's output) the gradient is masked where
+/// that output is not positive, inside the same loops.
 pub fn backward(
     x: &[f32],
     dy: &[f32],
     m: usize,
     gamma: &[f32],
     s: &Saved,
+    relu_out: Option<&[f32]>,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let sums: Vec<(f64, f64)> = x
-        .par_chunks(m)
-        .zip(dy.par_chunks(m))
+    // Pass 1: the (masked) output gradient into `dx` as scratch, and the
+    // per-channel sums; pass 2: `dx` in place.
+    let mut dx = vec![0.0f32; x.len()];
+    let sums: Vec<(f64, f64)> = dx
+        .par_chunks_mut(m)
+        .zip(x.par_chunks(m).zip(dy.par_chunks(m)))
         .enumerate()
-        .map(|(c, (xr, dr))| {
+        .map(|(c, (scratch, (xr, dr)))| {
             let (mu, is) = (s.mean[c] as f64, s.invstd[c] as f64);
-            let mut dbeta = 0.0f64;
-            let mut dgamma = 0.0f64;
-            for (&xv, &d) in xr.iter().zip(dr) {
+            let mask = relu_out.map(|y| &y[c * m..(c + 1) * m]);
+            let (mut dgamma, mut dbeta) = (0.0f64, 0.0f64);
+            for (i, ((o, &xv), &d)) in scratch.iter_mut().zip(xr).zip(dr).enumerate() {
+                let d = if mask.is_some_and(|y| y[i] <= 0.0) { 0.0 } else { d };
+                *o = d;
                 dbeta += d as f64;
                 dgamma += d as f64 * (xv as f64 - mu) * is;
             }
             (dgamma, dbeta)
         })
         .collect();
-    let mut dx = vec![0.0f32; x.len()];
-    dx.par_chunks_mut(m).zip(x.par_chunks(m).zip(dy.par_chunks(m))).enumerate().for_each(
-        |(c, (dxr, (xr, dr)))| {
-            let (dgamma, dbeta) = sums[c];
-            let (mu, is) = (s.mean[c] as f64, s.invstd[c] as f64);
-            let k = gamma[c] as f64 * is / m as f64;
-            for ((o, &xv), &d) in dxr.iter_mut().zip(xr).zip(dr) {
-                let xhat = (xv as f64 - mu) * is;
-                *o = (k * (m as f64 * d as f64 - dbeta - xhat * dgamma)) as f32;
-            }
-        },
-    );
+    dx.par_chunks_mut(m).zip(x.par_chunks(m)).enumerate().for_each(|(c, (dxr, xr))| {
+        let (dgamma, dbeta) = sums[c];
+        let (mu, is) = (s.mean[c] as f64, s.invstd[c] as f64);
+        let k = gamma[c] as f64 * is / m as f64;
+        for (o, &xv) in dxr.iter_mut().zip(xr) {
+            let xhat = (xv as f64 - mu) * is;
+            *o = (k * (m as f64 * *o as f64 - dbeta - xhat * dgamma)) as f32;
+        }
+    });
     let dgamma = sums.iter().map(|s| s.0 as f32).collect();
     let dbeta = sums.iter().map(|s| s.1 as f32).collect();
     (dx, dgamma, dbeta)

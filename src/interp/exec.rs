@@ -53,6 +53,8 @@ enum Saved {
     Conv(Vec<f32>, mac::MacParams),
     Linear(mac::MacParams),
     Bn(bn::Saved),
+    /// A batch norm in simulated folding: its statistics and `|gamma|`.
+    BnFolded(bn::Saved, Vec<f32>),
     MaxPool(Vec<u32>),
     Dropout(Vec<bool>),
     /// The exponent a `fake_quant` used.
@@ -136,16 +138,11 @@ fn forward_step(
                     mac::params(w, &sl, &q, co, 1, ex)
                 }
             };
-            let training_fold = p.fold.as_ref().filter(|f| !f.deployed);
-            let bias = if training_fold.is_some() { None } else { p.b.as_deref() };
-            let (mut y, cols) = conv1d::forward(&g, x, &p.w, bias, threads);
-            if let Some(f) = training_fold {
-                // Undo the fold's scale so the batch norm sees batch statistics.
-                y.par_chunks_mut(n * lo).enumerate().for_each(|(c, row)| {
-                    let (inv, b) = (1.0 / f.scale[c], p.b.as_ref().map_or(0.0, |b| b[c]));
-                    row.iter_mut().for_each(|v| *v = *v * inv + b);
-                });
-            }
+            // While statistics update, a folded conv outputs `conv(x, fq(w*s))`
+            // without bias; its batch norm accounts for the scale and bias.
+            let training_fold = p.fold.as_ref().is_some_and(|f| !f.deployed);
+            let bias = if training_fold { None } else { p.b.as_deref() };
+            let (y, cols) = conv1d::forward(&g, x, &p.w, bias, threads);
             (y, Saved::Conv(cols, p))
         }
         Op::BatchNorm(_) if s.folded && mode.deployed() && !matches!(mode, Mode::Calibrate(_)) => {
@@ -158,6 +155,21 @@ fn forward_step(
             let (gamma, beta) = (w[gi].clone(), w[bi].clone());
             let p = bn::BnParams { gamma: &gamma, beta: &beta, eps: op.eps.0, relu: s.relu };
             match mode {
+                Mode::Train { .. } if s.folded => {
+                    let (mut rm, mut rv) = (std::mem::take(&mut w[mi]), std::mem::take(&mut w[vi]));
+                    let bias = s.fold_bias.map(|b| w[b].clone());
+                    let (y, sv, g) = bn::forward_train_folded(
+                        x,
+                        n * l,
+                        &p,
+                        op.momentum.0,
+                        bias.as_deref(),
+                        &mut rm,
+                        &mut rv,
+                    );
+                    (w[mi], w[vi]) = (rm, rv);
+                    (y, Saved::BnFolded(sv, g))
+                }
                 Mode::Train { .. } => {
                     let (mut rm, mut rv) = (std::mem::take(&mut w[mi]), std::mem::take(&mut w[vi]));
                     let (y, sv) = bn::forward_train(x, n * l, &p, op.momentum.0, &mut rm, &mut rv);
@@ -265,19 +277,14 @@ fn backward_step(
             let g = conv1d::ConvGeom::new(op, c, n, l, lo);
             let sl = mac::slots(s, op.bias, &op.quant);
             if let (Some(f), Some(fd), Some(_)) = (s.fold, &p.fold, op.quant.w_bits) {
-                let dbias: Vec<f32> = dy.par_chunks(n * lo).map(conv1d::sum).collect();
-                let scaled: Vec<f32>;
-                let dyc = if fd.deployed {
-                    dy
+                // Deployed: the bias is the folded conv's; while statistics
+                // update the bias cancels in the batch norm (no gradient).
+                let dbias: Vec<f32> = if fd.deployed {
+                    dy.par_chunks(n * lo).map(conv1d::sum).collect()
                 } else {
-                    let mut d = dy.to_vec();
-                    d.par_chunks_mut(n * lo).enumerate().for_each(|(c, r)| {
-                        r.iter_mut().for_each(|v| *v /= fd.scale[c]);
-                    });
-                    scaled = d;
-                    &scaled
+                    vec![0.0; co]
                 };
-                let (dx, dwq, _) = conv1d::backward(&g, cols, &p.w, dyc, false, want_dx, threads);
+                let (dx, dwq, _) = conv1d::backward(&g, cols, &p.w, dy, false, want_dx, threads);
                 mac::folded_backward(w, &sl, &op.quant, &f, p, co, dwq, dbias, pg);
                 dx
             } else {
@@ -290,6 +297,14 @@ fn backward_step(
             }
         }
         (Op::BatchNorm(_), Saved::Nothing) if s.folded => Some(dy.to_vec()),
+        (Op::BatchNorm(_), Saved::BnFolded(sv, g)) => {
+            let relu_out = s.relu.then(|| tape.values[s.out].as_slice());
+            let (dx, dg, dbeta) = bn::backward(x, dy, n * l, g, sv, relu_out);
+            let gamma = &w[s.params[0]];
+            pg[s.params[0]] = dg.iter().zip(gamma).map(|(d, g)| d * g.signum()).collect();
+            pg[s.params[1]] = dbeta;
+            Some(dx)
+        }
         (Op::BatchNorm(_), Saved::Bn(sv)) => {
             let relu_out = s.relu.then(|| tape.values[s.out].as_slice());
             let (dx, dgamma, dbeta) = bn::backward(x, dy, n * l, &w[s.params[0]], sv, relu_out);

@@ -34,6 +34,9 @@ pub struct Step {
     /// Set on that batch_norm: once statistics are frozen (and at
     /// inference) the conv computes its value and it passes values through.
     pub folded: bool,
+    /// On that batch_norm: the paired conv's bias (which moves only the
+    /// running mean while statistics update).
+    pub fold_bias: Option<usize>,
     /// A batch_norm whose only reader was a relu computes `max(0, .)` itself
     /// (the relu step is gone; this step writes the relu's slot).
     pub relu: bool,
@@ -127,6 +130,7 @@ impl Plan {
                 out_dims: dims(&node.ty),
                 fold: None,
                 folded: false,
+                fold_bias: None,
                 relu: false,
             });
         }
@@ -183,8 +187,13 @@ fn pair_folds(g: &Graph, steps: &mut [Step], index: &HashMap<&str, usize>) {
         pairs.push((at[node.name.as_str()], at[bn_name.as_str()], fold));
     }
     for (conv, bn, fold) in pairs {
+        let bias = match &steps[conv].op {
+            Op::Conv1d(c) if c.bias => Some(steps[conv].params[1]),
+            _ => None,
+        };
         steps[conv].fold = Some(fold);
         steps[bn].folded = true;
+        steps[bn].fold_bias = bias;
     }
 }
 

@@ -30,18 +30,7 @@ pub fn forward_train(
     running_mean: &mut [f32],
     running_var: &mut [f32],
 ) -> (Vec<f32>, Saved) {
-    // One pass: sums of x and x^2 in f64 (exact enough for f32 data of any
-    // realistic length).
-    let stats: Vec<(f64, f64)> = x
-        .par_chunks(m)
-        .map(|row| {
-            let (s, s2) = row
-                .iter()
-                .fold((0.0f64, 0.0f64), |(s, s2), &v| (s + v as f64, s2 + (v as f64) * (v as f64)));
-            let mean = s / m as f64;
-            (mean, (s2 / m as f64 - mean * mean).max(0.0))
-        })
-        .collect();
+    let stats = channel_stats(x, m);
     let unbias = if m > 1 { m as f64 / (m - 1) as f64 } else { 1.0 };
     let mut mean = Vec::with_capacity(stats.len());
     let mut invstd = Vec::with_capacity(stats.len());
@@ -54,6 +43,54 @@ pub fn forward_train(
     }
     let y = apply(x, m, p, &mean, &invstd);
     (y, Saved { mean, invstd })
+}
+
+/// Training mode behind a conv whose quantized weights are folded with this
+/// batch norm (`--bn fold-sim`): the input `y` is the conv's output with
+/// weights `fq(w * s)`, `s = gamma / sqrt(running_var + eps)`, standing for
+/// `z = y / s + b`. Normalising `z` with batch statistics equals normalising
+/// `y` with `eps * s^2` and `|gamma|`, so no pass divides by `s`; the running
+/// statistics are those of `z`. Returns `(out, saved, gamma')` for
+/// [`backward`] (whose `dgamma` then needs the sign of `gamma`).
+pub fn forward_train_folded(
+    y: &[f32],
+    m: usize,
+    p: &BnParams<'_>,
+    momentum: f64,
+    conv_bias: Option<&[f32]>,
+    running_mean: &mut [f32],
+    running_var: &mut [f32],
+) -> (Vec<f32>, Saved, Vec<f32>) {
+    let stats = channel_stats(y, m);
+    let unbias = if m > 1 { m as f64 / (m - 1) as f64 } else { 1.0 };
+    let (mut mean, mut invstd, mut gamma) = (vec![], vec![], vec![]);
+    for (c, &(mu, var)) in stats.iter().enumerate() {
+        let s = p.gamma[c] as f64 / (running_var[c] as f64 + p.eps).sqrt();
+        let b = conv_bias.map_or(0.0, |b| b[c] as f64);
+        running_mean[c] =
+            ((1.0 - momentum) * running_mean[c] as f64 + momentum * (mu / s + b)) as f32;
+        running_var[c] =
+            ((1.0 - momentum) * running_var[c] as f64 + momentum * var / (s * s) * unbias) as f32;
+        mean.push(mu as f32);
+        invstd.push((1.0 / (var + p.eps * s * s).sqrt()) as f32);
+        gamma.push(p.gamma[c].abs());
+    }
+    let q = BnParams { gamma: &gamma, beta: p.beta, eps: p.eps, relu: p.relu };
+    let out = apply(y, m, &q, &mean, &invstd);
+    (out, Saved { mean, invstd }, gamma)
+}
+
+/// Per-channel mean and biased variance of `x[c][m]`, in one f64 pass.
+fn channel_stats(x: &[f32], m: usize) -> Vec<(f64, f64)> {
+    x.par_chunks(m)
+        .map(|row| {
+            let (s, s2) = row
+                .iter()
+                .fold((0.0f64, 0.0f64), |(s, s2), &v| (s + v as f64, s2 + (v as f64) * (v as f64)));
+            let mean = s / m as f64;
+            (mean, (s2 / m as f64 - mean * mean).max(0.0))
+        })
+        .collect()
 }
 
 /// Inference mode with the running statistics.

@@ -65,6 +65,10 @@ struct PrintArgs {
     /// Quantization for `insert-fake-quant`: `w<bits>a<bits>`, e.g. w4a8 (default w8a8).
     #[arg(long, value_name = "SPEC")]
     quant: Option<String>,
+    /// A checkpoint of the model: checked against it, carried through the
+    /// passes (fold-bn folds it), and summarised after the IR.
+    #[arg(long, value_name = "CKPT")]
+    weights: Option<String>,
 }
 
 #[derive(Args)]
@@ -76,9 +80,13 @@ struct PassesArgs {
 fn run(cli: Cli) -> Result<String, Failure> {
     match cli.command {
         Command::Check(a) => driver::check(&a.model),
-        Command::Print(a) => {
-            driver::print_model(&a.model, &a.passes, a.print_after_all, a.quant.as_deref())
-        }
+        Command::Print(a) => driver::print_model(
+            &a.model,
+            &a.passes,
+            a.print_after_all,
+            a.quant.as_deref(),
+            a.weights.as_deref(),
+        ),
         Command::Passes(a) => driver::describe_passes(a.name.as_deref()),
         Command::Train(o) => driver::train(&o),
         Command::Eval(o) => driver::eval(&o),

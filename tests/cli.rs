@@ -114,3 +114,39 @@ fn passes_lists_and_describes() {
     assert!(text(&out.stdout).contains("Before:"));
     assert_eq!(potc(&["passes", "nope"]).status.code(), Some(1));
 }
+
+#[test]
+fn print_with_weights_folds_and_summarises_them() {
+    let dir = std::env::temp_dir().join(format!("potc-pw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ck = dir.join("tiny.safetensors");
+    let data = "examples/data/GunPoint_TRAIN.ts";
+    let out = potc(&[
+        "train",
+        "examples/tiny.pot",
+        "--train",
+        data,
+        "--test",
+        data,
+        "-o",
+        ck.to_str().unwrap(),
+        "--epochs",
+        "1",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = potc(&[
+        "print",
+        "examples/tiny.pot",
+        "--passes",
+        "fold-bn",
+        "--weights",
+        ck.to_str().unwrap(),
+    ]);
+    let shown = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(shown.contains("//   b.w: f32[4, 1, 3] in ["), "{shown}");
+    let out = potc(&["print", "examples/fcn.pot", "--weights", ck.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("does not match model `fcn`"), "{}", text(&out.stderr));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

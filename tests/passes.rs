@@ -21,8 +21,9 @@ fn run_case(path: &Path) -> String {
         None => (pipeline, None),
     };
     let file = path.to_str().unwrap();
-    let shown = driver::print_model(file, pipeline, true, quant).unwrap_or_else(|e| panic!("{e}"));
-    let text = driver::print_model(file, pipeline, false, quant).unwrap();
+    let shown =
+        driver::print_model(file, pipeline, true, quant, None).unwrap_or_else(|e| panic!("{e}"));
+    let text = driver::print_model(file, pipeline, false, quant, None).unwrap();
     let g = syntax::parse(&text).unwrap();
     assert_eq!(print(&g), text, "round trip after the pipeline");
     assert!(shown.ends_with(&text), "--print-after-all ends with the final IR");

@@ -1,10 +1,13 @@
 //! `potc check`, `potc print` and `potc passes`.
 
+use super::quantized::graph_of;
 use super::{load_model, Failure};
+use crate::ckpt::Checkpoint;
 use crate::ir::print;
-use crate::pass::{PassContext, PassManager};
+use crate::pass::{ParamStore, PassContext, PassManager};
 use crate::passes::registry;
 use crate::quant::QuantConfig;
+use std::path::Path;
 
 /// `potc check`: a one-line summary of a valid model.
 pub fn check(path: &str) -> Result<String, Failure> {
@@ -25,17 +28,21 @@ pub fn check(path: &str) -> Result<String, Failure> {
 
 /// `potc print`: the IR after the named passes; with `print_after_all`, the
 /// parsed IR and the IR after every pass, each under a header. `quant` is the
-/// `--quant` spec that `insert-fake-quant` uses.
+/// `--quant` spec that `insert-fake-quant` uses; `weights` a checkpoint whose
+/// parameters the passes carry (e.g. `fold-bn` folds them), summarised after
+/// the final IR.
 pub fn print_model(
     path: &str,
     passes: &str,
     print_after_all: bool,
     quant: Option<&str>,
+    weights: Option<&str>,
 ) -> Result<String, Failure> {
     let (src, mut g) = load_model(path)?;
     let quant =
         quant.map(QuantConfig::parse).transpose().map_err(|e| Failure(format!("error: {e}\n")))?;
-    let mut cx = PassContext { weights: None, quant };
+    let mut store = weights.map(|w| checkpoint_params(&g, w)).transpose()?;
+    let mut cx = PassContext { weights: store.as_mut(), quant };
     let registry = registry();
     let pipeline = registry.pipeline(passes).map_err(|e| Failure(format!("error: {e}\n")))?;
     let mut out = String::new();
@@ -56,7 +63,41 @@ pub fn print_model(
     if !print_after_all {
         out.push_str(&print(&g));
     }
+    if let Some(store) = &store {
+        out.push_str(&summary(&g, store));
+    }
     Ok(out)
+}
+
+/// A checkpoint's parameters, checked against the model (its float
+/// parameters; a QAT checkpoint against its quantized training graph).
+fn checkpoint_params(g: &crate::ir::Graph, path: &str) -> Result<ParamStore, Failure> {
+    let ck = Checkpoint::load(Path::new(path))?;
+    let (trained, _) = graph_of(&ck, g)?;
+    ck.check_against(&trained).map_err(|e| e.in_file(Path::new(path)))?;
+    Ok(ck
+        .tensors
+        .keys()
+        .filter_map(|n| ck.f32(n).map(|(s, v)| (n.clone(), (s.to_vec(), v.to_vec()))))
+        .collect())
+}
+
+/// `// name: f32[shape] min .. max` for every parameter the graph names.
+fn summary(g: &crate::ir::Graph, store: &ParamStore) -> String {
+    let mut out = String::from("// parameters:\n");
+    for (name, spec) in g.params() {
+        match store.get(&name) {
+            Some((shape, v)) => {
+                let lo = v.iter().copied().fold(f32::INFINITY, f32::min);
+                let hi = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                out.push_str(&format!("//   {name}: f32{shape:?} in [{lo:?}, {hi:?}]\n"));
+            }
+            None => {
+                out.push_str(&format!("//   {name}: f32{:?} (not in the checkpoint)\n", spec.shape))
+            }
+        }
+    }
+    out
 }
 
 /// `potc passes`: every pass with its summary, or one pass in full.

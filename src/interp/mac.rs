@@ -7,7 +7,7 @@ use super::kernels::quant::{quantize_bias, quantize_weights, weight_backward, we
 use super::plan::{Fold, Step};
 use super::Weights;
 use crate::ir::op::LayerQuant;
-use crate::quant::fold::{fold_bn, BnStats};
+use crate::quant::fold::fold_bn;
 
 /// The effective parameters of one application.
 pub struct MacParams {
@@ -118,13 +118,7 @@ pub fn folded_params(
     ex: Option<i32>,
     deployed: bool,
 ) -> MacParams {
-    let stats = BnStats {
-        gamma: &w[f.gamma],
-        beta: &w[f.beta],
-        mean: &w[f.mean],
-        var: &w[f.var],
-        eps: f.eps,
-    };
+    let stats = f.stats(w);
     let (wf, bf) = fold_bn(&w[sl.w], sl.b.map(|b| w[b].as_slice()), &stats);
     let scale: Vec<f32> = (0..rows).map(|c| stats.scale(c) as f32).collect();
     let t = sl.log2t.expect("a folded conv is quantized");

@@ -52,6 +52,19 @@ pub struct Fold {
     pub eps: f64,
 }
 
+impl Fold {
+    /// The batch norm's current parameters and statistics.
+    pub fn stats<'a>(&self, w: &'a [Vec<f32>]) -> crate::quant::fold::BnStats<'a> {
+        crate::quant::fold::BnStats {
+            gamma: &w[self.gamma],
+            beta: &w[self.beta],
+            mean: &w[self.mean],
+            var: &w[self.var],
+            eps: self.eps,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParamInfo {
     pub name: String,
@@ -202,12 +215,7 @@ fn pair_folds(g: &Graph, steps: &mut [Step], index: &HashMap<&str, usize>) {
 /// `x == 0`): the quantizer reads the relu's input and the relu is skipped,
 /// saving a pass over memory forward and backward.
 fn relu_into_quantizer(mut steps: Vec<Step>, output: usize) -> Vec<Step> {
-    let mut readers: HashMap<usize, usize> = HashMap::new();
-    for s in &steps {
-        for &a in &s.args {
-            *readers.entry(a).or_default() += 1;
-        }
-    }
+    let readers = readers(&steps);
     let mut skip = vec![false; steps.len()];
     for i in 0..steps.len() {
         let Op::FakeQuant(q) = &steps[i].op else { continue };
@@ -227,12 +235,7 @@ fn relu_into_quantizer(mut steps: Vec<Step>, output: usize) -> Vec<Step> {
 /// A relu that alone reads a (not folded) batch_norm's output runs inside
 /// it: one pass over memory less forward and backward.
 fn relu_into_batch_norm(mut steps: Vec<Step>, output: usize) -> Vec<Step> {
-    let mut readers: HashMap<usize, usize> = HashMap::new();
-    for s in &steps {
-        for &a in &s.args {
-            *readers.entry(a).or_default() += 1;
-        }
-    }
+    let readers = readers(&steps);
     let mut skip = vec![false; steps.len()];
     for r in 0..steps.len() {
         if steps[r].op != Op::Relu {
@@ -251,4 +254,15 @@ fn relu_into_batch_norm(mut steps: Vec<Step>, output: usize) -> Vec<Step> {
         }
     }
     steps.into_iter().zip(skip).filter(|(_, s)| !s).map(|(step, _)| step).collect()
+}
+
+/// How many steps read each slot.
+fn readers(steps: &[Step]) -> HashMap<usize, usize> {
+    let mut readers: HashMap<usize, usize> = HashMap::new();
+    for s in steps {
+        for &a in &s.args {
+            *readers.entry(a).or_default() += 1;
+        }
+    }
+    readers
 }

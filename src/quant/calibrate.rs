@@ -11,7 +11,7 @@ use crate::interp::kernels::quant::weight_spec;
 use crate::interp::plan::Plan;
 use crate::interp::{forward, Mode, Observed, Weights};
 use crate::ir::op::Op;
-use crate::quant::fold::{fold_bn, BnStats};
+use crate::quant::fold::fold_bn;
 use crate::quant::quantizer::WeightQuantizer;
 use crate::quant::QuantSpec;
 use crate::train::fit::batch;
@@ -50,13 +50,7 @@ pub fn calibrate(
                 // Under simulated folding the quantizer sees the folded weights.
                 let weights = match s.fold {
                     Some(f) => {
-                        let stats = BnStats {
-                            gamma: &w[f.gamma],
-                            beta: &w[f.beta],
-                            mean: &w[f.mean],
-                            var: &w[f.var],
-                            eps: f.eps,
-                        };
+                        let stats = f.stats(w);
                         let b = c.bias.then(|| w[s.params[1]].as_slice());
                         fold_bn(&w[s.params[0]], b, &stats).0
                     }

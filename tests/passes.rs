@@ -69,3 +69,23 @@ fn every_pass_documents_itself() {
         );
     }
 }
+
+/// The quantized network of every example, as QAT trains and lowering will
+/// see it (`canonicalize,fold-bn,insert-fake-quant --quant w4a8`).
+#[test]
+fn quantized_examples() {
+    insta::glob!("..", "examples/*.pot", |path: &Path| {
+        let file = path.to_str().unwrap();
+        let text = driver::print_model(
+            file,
+            "canonicalize,fold-bn,insert-fake-quant",
+            false,
+            Some("w4a8"),
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let g = syntax::parse(&text).unwrap();
+        assert_eq!(print(&g), text);
+        insta::assert_snapshot!(text);
+    });
+}

@@ -7,6 +7,7 @@ mod ir_cmds;
 mod model_data;
 mod plot;
 mod quantized;
+mod start;
 mod train;
 
 pub use eval::{eval, EvalOptions};

@@ -1,8 +1,10 @@
 //! The potc IR: a typed SSA graph of a closed set of ops.
 
+pub mod attrs;
 pub mod graph;
 pub mod infer;
 pub mod op;
+pub mod params;
 pub mod printer;
 pub mod types;
 pub mod verify;

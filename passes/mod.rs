@@ -4,6 +4,7 @@
 pub mod canonicalize;
 pub mod fold_bn;
 pub mod insert_fake_quant;
+pub mod rules;
 
 use crate::pass::Registry;
 

@@ -9,6 +9,7 @@ pub mod ckpt;
 pub mod data;
 pub mod diag;
 pub mod driver;
+pub mod eqsat;
 pub mod interp;
 pub mod ir;
 pub mod pass;

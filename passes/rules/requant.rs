@@ -1,0 +1,30 @@
+//! Requantization: the rounding shift of spec section 4 in adds and shifts.
+//!
+//! Pattern variables: `?x` any expression; `?k`, `?a` shift amounts, which
+//! every condition requires to be known constants.
+//!
+//! Deliberately absent: `x / 2^k == x >> k`. Division truncates toward zero
+//! and the arithmetic shift floors, so the two differ for negative `x` not
+//! divisible by `2^k` (`-1 / 2 == 0`, `-1 >> 1 == -1`). The language has no
+//! division; requantization is `shift-round`, defined by the right-hand side
+//! of `shift-round-right`.
+
+use egg::rewrite as rw;
+
+use crate::eqsat::{when, Rewrite};
+
+/// The requantization identities.
+#[rustfmt::skip]
+pub fn all() -> Vec<Rewrite> {
+    vec![
+        // shift_round(x, k) == (x + 2^(k-1)) >> k, for k > 0.
+        rw!("shift-round-right"; "(shift-round ?x ?k)"        => "(>> (+ ?x (pow2 (- ?k 1))) ?k)" if when(["?k"], |[k]| k > 0)),
+        // shift_round(x, k) == x << -k, for k <= 0.
+        rw!("shift-round-left";  "(shift-round ?x ?k)"        => "(<< ?x (- 0 ?k))"               if when(["?k"], |[k]| k <= 0)),
+        // shift_round(x, 0) == x.
+        rw!("shift-round-zero";  "(shift-round ?x 0)"         => "?x"),
+        // shift_round(x << a, k) == x << (a - k), for a >= 0 and a >= k: the
+        // rounding bit falls on zeros.
+        rw!("shift-round-shl";   "(shift-round (<< ?x ?a) ?k)" => "(<< ?x (- ?a ?k))"             if when(["?a", "?k"], |[a, k]| a >= 0 && a >= k)),
+    ]
+}

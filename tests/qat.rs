@@ -29,25 +29,19 @@ fn dir(name: &str) -> PathBuf {
 }
 
 fn train(model: &str, out: &Path, extra: &[&str]) -> serde_json::Value {
-    let data = format!("{ROOT}/examples/data/GunPoint_TRAIN.ts");
-    let mut args = vec!["potc".to_string(), format!("{ROOT}/examples/{model}.pot")];
-    args.extend(
-        [
-            "--train",
-            &data,
-            "--test",
-            &data,
-            "-o",
-            out.to_str().unwrap(),
-            "--threads",
-            "2",
-            "--json",
-        ]
-        .map(String::from),
-    );
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let text = driver::train(&TrainCli::parse_from(args).o).unwrap_or_else(|e| panic!("{e}"));
+    let text = try_train(&format!("{ROOT}/examples/{model}.pot"), out, extra)
+        .unwrap_or_else(|e| panic!("{e}"));
     serde_json::from_str(&text).unwrap()
+}
+
+/// `potc train MODEL --train GunPoint_TRAIN --test GunPoint_TRAIN -o OUT --threads 2 --json EXTRA...`
+fn try_train(model: &str, out: &Path, extra: &[&str]) -> Result<String, String> {
+    let data = format!("{ROOT}/examples/data/GunPoint_TRAIN.ts");
+    let mut args =
+        vec!["potc", model, "--train", &data, "--test", &data, "-o", out.to_str().unwrap()];
+    args.extend(["--threads", "2", "--json"]);
+    args.extend(extra);
+    driver::train(&TrainCli::parse_from(args).o).map_err(|e| e.0)
 }
 
 fn eval(model: &str, ck: &Path, mode: &str) -> Result<serde_json::Value, String> {
@@ -128,24 +122,11 @@ fn qat_run(bn: &str, conv: &str) {
 #[test]
 fn bad_quant_specs_are_refused() {
     let d = dir("bad");
-    let data = format!("{ROOT}/examples/data/GunPoint_TRAIN.ts");
     let m = format!("{ROOT}/examples/tiny.pot");
     let out = d.join("x.safetensors");
-    for (spec, want) in [("w1a8", "expected w<bits>a<bits>"), ("w4", "expected w<bits>a<bits>")] {
-        let args = [
-            "potc",
-            &m,
-            "--train",
-            &data,
-            "--test",
-            &data,
-            "-o",
-            out.to_str().unwrap(),
-            "--quant",
-            spec,
-        ];
-        let e = driver::train(&TrainCli::parse_from(args).o).unwrap_err().0;
-        assert!(e.contains(want), "{e}");
+    for spec in ["w1a8", "w4", "w4a17"] {
+        let e = try_train(&m, &out, &["--quant", spec]).unwrap_err();
+        assert!(e.contains("expected w<bits>a<bits>"), "{e}");
     }
     std::fs::remove_dir_all(&d).unwrap();
 }
@@ -167,14 +148,8 @@ fn fold_sim_with_a_lone_batch_norm_matches_inference() {
     .unwrap();
     let m = model.to_str().unwrap();
     let data = format!("{ROOT}/examples/data/GunPoint_TRAIN.ts");
-    let run = |out: &Path, extra: &[&str]| -> Result<serde_json::Value, String> {
-        let mut args =
-            vec!["potc", m, "--train", &data, "--test", &data, "-o", out.to_str().unwrap()];
-        args.extend(["--threads", "2", "--json"]);
-        args.extend(extra);
-        driver::train(&TrainCli::parse_from(args).o)
-            .map(|t| serde_json::from_str(&t).unwrap())
-            .map_err(|e| e.0)
+    let run = |out: &Path, extra: &[&str]| {
+        try_train(m, out, extra).map(|t| serde_json::from_str::<serde_json::Value>(&t).unwrap())
     };
     let (float, q) = (d.join("f.safetensors"), d.join("q.safetensors"));
     run(&float, &["--epochs", "2", "--lr", "1e-2"]).unwrap();

@@ -100,6 +100,11 @@ fn qat_run(bn: &str, conv: &str) {
     let fq = eval("tiny", &q, "fake-quant").unwrap();
     assert_eq!(fq["accuracy"], trained["test_accuracy"]);
     assert_eq!(fq["logits_sha256"].as_str().map(str::len), Some(64));
+    let acc = fq["accumulator_bits"].as_object().unwrap();
+    assert!(
+        acc.contains_key("y") && acc.values().all(|b| (2..=32).contains(&b.as_u64().unwrap())),
+        "{acc:?}"
+    );
     assert!(eval("tiny", &q, "float").unwrap_err().contains("--mode fake-quant"));
     assert!(eval("tiny", &float, "fake-quant").unwrap_err().contains("float checkpoint"));
 

@@ -87,6 +87,15 @@ pub fn eval(o: &EvalOptions) -> Result<String, Failure> {
     } else {
         let exact = threads.install(|| evaluate_exact(&plan, &w, &ds, n));
         out["accuracy"] = exact.accuracy.into();
+        let bounds = crate::quant::accum::analyse(&plan, &w);
+        for b in bounds.iter().filter(|b| b.bits > 32) {
+            eprintln!(
+                "warning: layer `{}` can need {} accumulator bits, more than 32; its integers may overflow",
+                b.layer, b.bits
+            );
+        }
+        out["accumulator_bits"] =
+            bounds.iter().map(|b| (b.layer.clone(), serde_json::Value::from(b.bits))).collect();
         if let Some((ints, exponent)) = &exact.ints {
             out["logits_sha256"] = logits_sha256(ints).into();
             out["logits_exponent"] = (*exponent).into();

@@ -1,6 +1,7 @@
 //! Quantization: the power-of-two quantizer of the numeric contract and the
 //! `--quant` configuration.
 
+pub mod accum;
 pub mod calibrate;
 pub mod config;
 pub mod fold;

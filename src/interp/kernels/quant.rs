@@ -144,3 +144,71 @@ pub fn quantize_bias(b: &[f32], wexps: &[i32], ex: i32) -> Vec<f32> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    //! The kernels against the scalar definitions in `quant::quantizer`,
+    //! which its own tests pin to hand-computed values.
+    use super::*;
+    use crate::quant::quantizer::{fake_quant, grad_log2t, in_range};
+
+    fn values() -> Vec<f32> {
+        // Ties, range edges, beyond the range, both signs.
+        let mut v: Vec<f32> = (-80..=80).map(|i| i as f32 * 0.0625).collect();
+        v.extend([1e6, -1e6, 7.96875, -8.0, 0.03125, -0.03125, 2.75]); // 168 values: 2 rows
+        v
+    }
+
+    #[test]
+    fn activation_kernels_follow_the_definitions() {
+        let x = values();
+        for spec in [
+            QuantSpec { bits: 8, signed: true, narrow: false },
+            QuantSpec { bits: 4, signed: false, narrow: false },
+            QuantSpec { bits: 3, signed: true, narrow: true },
+        ] {
+            let e = -2;
+            let y = forward(&x, e, &spec);
+            let dy: Vec<f32> = (0..x.len()).map(|i| 1.0 + (i % 7) as f32).collect();
+            let (dx, dt) = backward(&x, &y, &dy, e, &spec);
+            let mut want_dt = 0.0f64;
+            for i in 0..x.len() {
+                assert_eq!(y[i], fake_quant(x[i], e, &spec), "{spec:?} {}", x[i]);
+                let want = if in_range(x[i], e, &spec) { dy[i] } else { 0.0 };
+                assert_eq!(dx[i], want, "{spec:?} {}", x[i]);
+                want_dt += (dy[i] * grad_log2t(x[i], e, &spec)) as f64;
+            }
+            assert!(
+                (dt as f64 - want_dt).abs() < 1e-3 * want_dt.abs().max(1.0),
+                "{dt} vs {want_dt}"
+            );
+        }
+    }
+
+    #[test]
+    fn weight_kernels_follow_the_definitions() {
+        let w = values();
+        let rows = 2;
+        for spec in
+            [WeightQuantizer { bits: 4, pot: false }, WeightQuantizer { bits: 3, pot: true }]
+        {
+            let log2t = [1.0f32, 2.5];
+            let qw = quantize_weights(&w, rows, 2.0, &log2t, &spec);
+            let dwq: Vec<f32> = (0..w.len()).map(|i| (i % 5) as f32 - 2.0).collect();
+            let (dw, dt) = weight_backward(&w, &qw.values, &dwq, rows, 2.0, &qw.exps, &spec);
+            let per = w.len() / rows;
+            for r in 0..rows {
+                let e = qw.exps[r];
+                assert_eq!(e, spec.exponent(log2t[r]));
+                let mut want_dt = 0.0f64;
+                for i in r * per..(r + 1) * per {
+                    let v = w[i] / 2.0;
+                    assert_eq!(qw.values[i], spec.fq(v, e));
+                    assert_eq!(dw[i], if spec.in_range(v, e) { dwq[i] / 2.0 } else { 0.0 });
+                    want_dt += (dwq[i] * spec.grad_log2t(v, e)) as f64;
+                }
+                assert!((dt[r] as f64 - want_dt).abs() < 1e-3 * want_dt.abs().max(1.0), "{spec:?}");
+            }
+        }
+    }
+}

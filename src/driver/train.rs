@@ -220,9 +220,8 @@ pub fn train(o: &TrainOptions) -> Result<String, Failure> {
     let bar = progress(cfg.epochs, st.epoch);
     let mut last_save = Instant::now();
     let started = Instant::now();
-    let mut on_batch = |_: usize, _: usize, _: f64| {};
     threads.install(|| {
-        fit(&plan, &mut w, &mut st, &train_set, &test_set, &cfg, &mut on_batch, |st, w| {
+        fit(&plan, &mut w, &mut st, &train_set, &test_set, &cfg, |st, w| {
             let e = st.history.last().expect("an epoch just finished");
             let line = format!(
                 "epoch {:>4}/{}  loss {:.4}  train {:.4}  test {:.4}  lr {:.2e}  {:.0} samples/s",

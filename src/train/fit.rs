@@ -107,12 +107,8 @@ pub fn evaluate(plan: &Plan, w: &Weights, ds: &Dataset, threads: usize) -> Evalu
     Evaluation { accuracy: correct as f64 / ds.n.max(1) as f64, logits, classes: k }
 }
 
-/// Progress of the current epoch: `(batches done, batches in all, mean loss so far)`.
-pub type BatchProgress<'a> = &'a mut dyn FnMut(usize, usize, f64);
-
 /// Trains from `st.epoch` to `cfg.epochs`, calling `on_epoch` after each one
 /// (to save a checkpoint or print a line); an error from it stops training.
-#[allow(clippy::too_many_arguments)]
 pub fn fit<E>(
     plan: &Plan,
     w: &mut Weights,
@@ -120,7 +116,6 @@ pub fn fit<E>(
     train: &Dataset,
     test: &Dataset,
     cfg: &TrainConfig,
-    on_batch: BatchProgress<'_>,
     mut on_epoch: impl FnMut(&TrainState, &Weights) -> Result<(), E>,
 ) -> Result<(), E> {
     let k = plan.output_dims.0;
@@ -131,9 +126,8 @@ pub fn fit<E>(
         );
         let mut order: Vec<usize> = (0..train.n).collect();
         order.shuffle(&mut rng);
-        let batches = order.len().div_ceil(cfg.batch_size);
         let (mut loss_sum, mut correct) = (0.0f64, 0usize);
-        for (bi, idx) in order.chunks(cfg.batch_size).enumerate() {
+        for idx in order.chunks(cfg.batch_size) {
             let labels: Vec<usize> = idx.iter().map(|&i| train.y[i]).collect();
             let tape = forward(
                 plan,
@@ -159,7 +153,6 @@ pub fn fit<E>(
             );
             loss_sum += loss * idx.len() as f64;
             correct += ok;
-            on_batch(bi + 1, batches, loss_sum / ((bi * cfg.batch_size + idx.len()) as f64));
         }
         let seconds = start.elapsed().as_secs_f64();
         let loss = loss_sum / train.n.max(1) as f64;

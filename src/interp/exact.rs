@@ -6,6 +6,7 @@
 
 use super::gemm::{matmul, Mat};
 use super::kernels::conv1d::{im2col, ConvGeom};
+use super::kernels::elementwise::flatten_forward;
 use super::kernels::loss::argmax;
 use super::kernels::pool::Window;
 use super::mac;
@@ -134,16 +135,8 @@ fn step(
         }
         Op::Relu => (x.iter().map(|&v| v.max(0.0)).collect(), None),
         Op::Add => (x.iter().zip(&v[s.args[1]]).map(|(a, b)| a + b).collect(), None),
-        Op::Flatten if l > 1 => {
-            let mut y = vec![0.0; x.len()];
-            for (i, &val) in x.iter().enumerate() {
-                let (ci, rest) = (i / (n * l), i % (n * l));
-                let (ni, li) = (rest / l, rest % l);
-                y[(ci * l + li) * n + ni] = val;
-            }
-            (y, None)
-        }
-        Op::Flatten | Op::Dropout(_) => (x.clone(), None),
+        Op::Flatten => (flatten_forward(x, c, n, l), None),
+        Op::Dropout(_) => (x.clone(), None),
         Op::MaxPool1d(p) | Op::AvgPool1d(p) => {
             let win = Window::new(p, l, lo);
             let avg = matches!(s.op, Op::AvgPool1d(_));

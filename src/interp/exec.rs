@@ -189,10 +189,8 @@ fn forward_step(
         }
         Op::AvgPool1d(p) => (pool::avg_forward(&pool::Window::new(p, l, lo), x), Saved::Nothing),
         Op::GlobalAvgPool => (pool::global_avg_forward(x, l), Saved::Nothing),
-        Op::Flatten if l > 1 || s.arg_dims[0] != s.out_dims => {
-            (ew::flatten_forward(x, c, n, l), Saved::Nothing)
-        }
-        Op::Flatten => (x.clone(), Saved::Nothing),
+        // [C, L] -> [C*L]; for a [F] value (l = 1) the permutation is the identity.
+        Op::Flatten => (ew::flatten_forward(x, c, n, l), Saved::Nothing),
         Op::Linear(op) => {
             let div = op.input_divisor.unwrap_or(1);
             let q = if matches!(mode, Mode::Calibrate(_)) {
@@ -318,10 +316,7 @@ fn backward_step(
         }
         (Op::AvgPool1d(p), _) => Some(pool::avg_backward(&pool::Window::new(p, l, lo), dy)),
         (Op::GlobalAvgPool, _) => Some(pool::global_avg_backward(dy, l)),
-        (Op::Flatten, _) if l > 1 || s.arg_dims[0] != s.out_dims => {
-            Some(ew::flatten_backward(dy, c, n, l))
-        }
-        (Op::Flatten, _) => Some(dy.to_vec()),
+        (Op::Flatten, _) => Some(ew::flatten_backward(dy, c, n, l)),
         (Op::Linear(op), Saved::Linear(p)) => {
             let (dx, dw, db) = linear::backward(x, &p.w, dy, (c, co, n), op.bias, want_dx, threads);
             let sl = mac::slots(s, op.bias, &op.quant);

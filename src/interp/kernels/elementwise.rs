@@ -43,26 +43,30 @@ pub fn dropout_backward(dy: &[f32], keep: &[bool], p: f32) -> Vec<f32> {
 }
 
 /// `[C, N, L] -> [C*L, N]`: feature `c*L + l` of sample `n`.
-pub fn flatten_forward(x: &[f32], c: usize, n: usize, l: usize) -> Vec<f32> {
-    let mut y = vec![0.0f32; x.len()];
-    for ci in 0..c {
-        for ni in 0..n {
-            for li in 0..l {
-                y[(ci * l + li) * n + ni] = x[(ci * n + ni) * l + li];
-            }
-        }
-    }
-    y
+pub fn flatten_forward<T: Copy + Default>(x: &[T], c: usize, n: usize, l: usize) -> Vec<T> {
+    permute(x, c, n, l, false)
 }
 
-pub fn flatten_backward(dy: &[f32], c: usize, n: usize, l: usize) -> Vec<f32> {
-    let mut dx = vec![0.0f32; dy.len()];
+/// The inverse of [`flatten_forward`], for gradients.
+pub fn flatten_backward<T: Copy + Default>(dy: &[T], c: usize, n: usize, l: usize) -> Vec<T> {
+    permute(dy, c, n, l, true)
+}
+
+/// Moves element `(c, n, l)` of `[C, N, L]` to `(c*L + l, n)` of `[C*L, N]`,
+/// or back with `inverse`.
+fn permute<T: Copy + Default>(src: &[T], c: usize, n: usize, l: usize, inverse: bool) -> Vec<T> {
+    let mut dst = vec![T::default(); src.len()];
     for ci in 0..c {
         for ni in 0..n {
             for li in 0..l {
-                dx[(ci * n + ni) * l + li] = dy[(ci * l + li) * n + ni];
+                let (seq, flat) = ((ci * n + ni) * l + li, (ci * l + li) * n + ni);
+                if inverse {
+                    dst[seq] = src[flat];
+                } else {
+                    dst[flat] = src[seq];
+                }
             }
         }
     }
-    dx
+    dst
 }

@@ -3,7 +3,9 @@
 
 pub mod canonicalize;
 pub mod fold_bn;
+pub mod fuse_requant;
 pub mod insert_fake_quant;
+pub mod lower_int;
 pub mod rules;
 
 use crate::pass::Registry;
@@ -15,5 +17,7 @@ pub fn registry() -> Registry {
         Box::new(fold_bn::FoldBn),
         Box::new(fold_bn::FoldLoneBn),
         Box::new(insert_fake_quant::InsertFakeQuant),
+        Box::new(lower_int::LowerInt),
+        Box::new(fuse_requant::FuseRequant),
     ])
 }

@@ -13,6 +13,7 @@ pub mod eqsat;
 pub mod interp;
 pub mod ir;
 pub mod pass;
+pub mod program;
 pub mod quant;
 pub mod syntax;
 pub mod train;

@@ -2,7 +2,7 @@
 //! 0 on success, 1 on a user error (bad file, bad flag, bad data).
 
 use clap::{Args, Parser, Subcommand};
-use potc::driver::{self, EvalOptions, Failure, TrainOptions};
+use potc::driver::{self, EvalOptions, Failure, LowerOptions, RunOptions, TrainOptions};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -43,6 +43,21 @@ enum Command {
     Train(TrainOptions),
     /// Accuracy of a trained model on a data set, in the named arithmetic.
     Eval(EvalOptions),
+    /// Lower a model trained with --quant to its integer-only program.
+    ///
+    /// Writes the directory OUT with `model.pot` (integer IR: int_conv1d,
+    /// int_linear, requant, shl, ...) and `weights.safetensors` (i32 tensors:
+    /// weights, biases, shift amounts, and `<value>.exp`, each value's
+    /// power-of-two exponent). Refuses a layer whose accumulator can overflow
+    /// --acc-bits, naming it.
+    Lower(LowerOptions),
+    /// Run a lowered program on a data set with integer arithmetic only.
+    ///
+    /// Quantizes the data at the boundary (round half up, clamp) as the
+    /// simulation does. With --json: accuracy, n, mode, engine and
+    /// logits_sha256 (the output integers as little-endian i32), which equals
+    /// `potc eval --mode fake-quant`'s for the checkpoint it was lowered from.
+    Run(RunOptions),
 }
 
 #[derive(Args)]
@@ -90,6 +105,8 @@ fn run(cli: Cli) -> Result<String, Failure> {
         Command::Passes(a) => driver::describe_passes(a.name.as_deref()),
         Command::Train(o) => driver::train(&o),
         Command::Eval(o) => driver::eval(&o),
+        Command::Lower(o) => driver::lower(&o),
+        Command::Run(o) => driver::run(&o),
     }
 }
 

@@ -118,6 +118,8 @@ rule_props! {
     prop_shift_round_left  => "shift-round-left",
     prop_shift_round_zero  => "shift-round-zero",
     prop_shift_round_shl   => "shift-round-shl",
+    prop_shift_round_relu  => "shift-round-relu",
+    prop_clamp_of_relu     => "clamp-of-relu",
     prop_relu_into_clamp   => "relu-into-clamp",
     prop_relu_into_clamp_l => "relu-into-clamp-l",
     prop_clamp_clamp       => "clamp-clamp",

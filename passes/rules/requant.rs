@@ -23,6 +23,9 @@ pub fn all() -> Vec<Rewrite> {
         rw!("shift-round-left";  "(shift-round ?x ?k)"        => "(<< ?x (- 0 ?k))"               if when(["?k"], |[k]| k <= 0)),
         // shift_round(x, 0) == x.
         rw!("shift-round-zero";  "(shift-round ?x 0)"         => "?x"),
+        // shift_round(max(x, 0), k) == max(shift_round(x, k), 0), for every k:
+        // shift_round is monotone and maps 0 to 0, so it commutes with ReLU.
+        rw!("shift-round-relu";  "(shift-round (max ?x 0) ?k)" => "(max (shift-round ?x ?k) 0)"),
         // shift_round(x << a, k) == x << (a - k), for a >= 0 and a >= k: the
         // rounding bit falls on zeros.
         rw!("shift-round-shl";   "(shift-round (<< ?x ?a) ?k)" => "(<< ?x (- ?a ?k))"             if when(["?a", "?k"], |[a, k]| a >= 0 && a >= k)),

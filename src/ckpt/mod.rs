@@ -34,6 +34,9 @@ pub const KEY_MODEL_HASH: &str = "model_hash";
 pub const KEY_LABELS: &str = "labels";
 /// JSON object: the training configuration (epochs, lr, quantization, ...).
 pub const KEY_CONFIG: &str = "config";
+/// JSON `[channels, length]`: the input the model was trained on (the data's,
+/// which may differ from the length the model text declares).
+pub const KEY_INPUT_SHAPE: &str = "input_shape";
 /// JSON: per-epoch metrics.
 pub const KEY_HISTORY: &str = "history";
 /// JSON: resume state (epoch, optimizer step, RNG position, ...).

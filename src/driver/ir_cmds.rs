@@ -42,7 +42,9 @@ pub fn print_model(
     let quant =
         quant.map(QuantConfig::parse).transpose().map_err(|e| Failure(format!("error: {e}\n")))?;
     let mut store = weights.map(|w| checkpoint_params(&g, w)).transpose()?;
-    let mut cx = PassContext { weights: store.as_mut(), quant };
+    let mut ints = crate::pass::IntStore::new();
+    let mut cx =
+        PassContext { weights: store.as_mut(), quant, ints: Some(&mut ints), ..Default::default() };
     let registry = registry();
     let pipeline = registry.pipeline(passes).map_err(|e| Failure(format!("error: {e}\n")))?;
     let mut out = String::new();

@@ -4,6 +4,7 @@
 
 mod eval;
 mod ir_cmds;
+mod lower;
 mod model_data;
 mod plot;
 mod quantized;
@@ -12,6 +13,10 @@ mod train;
 
 pub use eval::{eval, EvalOptions};
 pub use ir_cmds::{check, describe_passes, print_model};
+pub use lower::{
+    load_program, lower, lower_model, run, run_program, Engine, LowerOptions, RunOptions,
+    LOWER_PIPELINE,
+};
 pub use train::{train, TrainOptions};
 
 use crate::diag::Diagnostic;

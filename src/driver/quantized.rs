@@ -46,7 +46,7 @@ fn run(
     let registry = registry();
     let pipeline = registry.pipeline(text).map_err(|e| Failure(format!("error: {e}\n")))?;
     let mut q = g.clone();
-    let mut cx = PassContext { weights: store, quant: Some(cfg.clone()) };
+    let mut cx = PassContext { weights: store, quant: Some(cfg.clone()), ..Default::default() };
     PassManager { allow_meaning_changes: true }
         .run(&pipeline, &mut q, &mut cx, |_| {})
         .map_err(|e| Failure(format!("error: model `{}`: {e}\n", g.name)))?;

@@ -329,6 +329,7 @@ fn save(
     out: &Path,
 ) -> Result<(), crate::ckpt::CkptError> {
     let mut ck = to_checkpoint(model, plan, w, st, cfg, labels);
+    ck.set_json(crate::ckpt::KEY_INPUT_SHAPE, &[plan.input_dims.0, plan.input_dims.1]);
     if let Some(q) = quant {
         record(&mut ck, q, plan, w);
     }

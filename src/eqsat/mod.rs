@@ -101,6 +101,65 @@ pub fn saturate_with(expr: &RecExpr<IntExpr>, rules: &[Rewrite], limits: Limits)
     }
 }
 
+/// The outcome of [`prove`].
+#[derive(Debug, Clone)]
+pub struct Proof {
+    /// Whether saturation put both expressions in one e-class: the rules
+    /// (each an identity) prove them equal. `false` proves nothing.
+    pub equal: bool,
+    /// The cheapest expression of the first one's class, under [`HardwareCost`].
+    pub best: RecExpr<IntExpr>,
+    pub stop_reason: String,
+    pub iterations: usize,
+    pub nodes: usize,
+}
+
+impl std::fmt::Display for Proof {
+    /// `best [stop reason, N iterations, M e-nodes]`, for pass notes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} [{}, {} iterations, {} e-nodes]",
+            self.best, self.stop_reason, self.iterations, self.nodes
+        )
+    }
+}
+
+/// Saturates `lhs` and `rhs` together under `limits` and reports whether
+/// the rules made them one class, with the cheapest form of `lhs`.
+pub fn prove(
+    lhs: &RecExpr<IntExpr>,
+    rhs: &RecExpr<IntExpr>,
+    rules: &[Rewrite],
+    limits: Limits,
+) -> Proof {
+    let runner = Runner::<IntExpr, ConstFold>::default()
+        .with_iter_limit(limits.iterations)
+        .with_node_limit(limits.nodes)
+        .with_time_limit(limits.time)
+        .with_expr(lhs)
+        .with_expr(rhs)
+        .with_hook(|r| {
+            // Stop as soon as the goal is reached: the rest is wasted work.
+            let (a, b) = (r.egraph.find(r.roots[0]), r.egraph.find(r.roots[1]));
+            if a == b {
+                Err("proved".to_string())
+            } else {
+                Ok(())
+            }
+        })
+        .run(rules);
+    let (a, b) = (runner.egraph.find(runner.roots[0]), runner.egraph.find(runner.roots[1]));
+    let (_, best) = Extractor::new(&runner.egraph, HardwareCost).find_best(a);
+    Proof {
+        equal: a == b,
+        best,
+        stop_reason: describe(runner.stop_reason.as_ref()),
+        iterations: runner.iterations.len(),
+        nodes: runner.egraph.total_number_of_nodes(),
+    }
+}
+
 /// A stop reason as text.
 fn describe(reason: Option<&StopReason>) -> String {
     match reason {

@@ -156,6 +156,9 @@ fn step(
             (y, None)
         }
         Op::Input => unreachable!("inputs are not steps"),
+        Op::IntConv1d(_) | Op::IntLinear(_) | Op::Requant(_) | Op::Shl => {
+            unreachable!("Plan::new refuses integer programs")
+        }
     }
 }
 

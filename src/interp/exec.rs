@@ -224,6 +224,9 @@ fn forward_step(
             Mode::Eval | Mode::Calibrate(_) => (x.clone(), Saved::Nothing),
         },
         Op::Input => unreachable!("inputs are not steps"),
+        Op::IntConv1d(_) | Op::IntLinear(_) | Op::Requant(_) | Op::Shl => {
+            unreachable!("Plan::new refuses integer programs")
+        }
     }
 }
 

@@ -105,6 +105,12 @@ impl Plan {
                 g.inputs().len()
             ));
         };
+        if crate::ir::verify::is_integer_program(g) {
+            return Err(format!(
+                "`{}` is an integer program; run it with `potc run` (the float interpreter runs float models)",
+                g.name
+            ));
+        }
         let order = g.order().map_err(|_| "the graph has a cycle".to_string())?;
         let slot: HashMap<_, _> = order.iter().enumerate().map(|(i, &id)| (id, i)).collect();
         let params: Vec<ParamInfo> = g

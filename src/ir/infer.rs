@@ -22,6 +22,34 @@ pub fn infer(op: &Op, ins: &[&Type]) -> Result<Type, String> {
             let out = window_len(len, left + right, c.kernel, c.dilation, c.stride, op)?;
             shaped(Elem::F32, &[c.out_channels as u64, out])
         }
+        Op::IntConv1d(c) => {
+            integer(op, ins[0])?;
+            let (ch, len) = sequence(op, ins[0])?;
+            if ch % c.groups != 0 {
+                return Err(format!(
+                    "int_conv1d with groups = {} needs input channels divisible by it, got {ch}",
+                    c.groups
+                ));
+            }
+            let (left, right) = c.padding.amounts(c.kernel, c.dilation);
+            let out = window_len(len, left + right, c.kernel, c.dilation, c.stride, op)?;
+            shaped(c.quant.acc_elem(), &[c.out_channels as u64, out])
+        }
+        Op::IntLinear(l) => {
+            integer(op, ins[0])?;
+            if ins[0].shape.len() != 1 {
+                return Err(format!("int_linear takes [features], got {}", ins[0]));
+            }
+            shaped(l.quant.acc_elem(), &[l.out_features as u64])
+        }
+        Op::Requant(q) => {
+            integer(op, ins[0])?;
+            Ok(Type::new(Elem::Int { signed: q.signed, bits: q.bits as u8 }, ins[0].shape.clone()))
+        }
+        Op::Shl => {
+            integer(op, ins[0])?;
+            Ok(Type::new(I32, ins[0].shape.clone()))
+        }
         Op::BatchNorm(_) | Op::Dropout(_) | Op::FakeQuant(_) => {
             float(op, ins[0])?;
             Ok(ins[0].clone())
@@ -45,6 +73,10 @@ pub fn infer(op: &Op, ins: &[&Type]) -> Result<Type, String> {
             float(op, ins[0])?;
             pool(op, p, ins[0])
         }
+        Op::GlobalSumPool if ins[0].elem != Elem::F32 => {
+            let (c, _) = sequence(op, ins[0])?;
+            shaped(I32, &[c as u64])
+        }
         Op::GlobalAvgPool | Op::GlobalSumPool => {
             let (c, _) = sequence(op, ins[0])?;
             float(op, ins[0])?;
@@ -61,6 +93,15 @@ pub fn infer(op: &Op, ins: &[&Type]) -> Result<Type, String> {
             shaped(Elem::F32, &[l.out_features as u64])
         }
     }
+}
+
+const I32: Elem = Elem::Int { signed: true, bits: 32 };
+
+fn integer(op: &Op, t: &Type) -> Result<(), String> {
+    if t.elem == Elem::F32 {
+        return Err(format!("{} takes integers, got {t}", op.name()));
+    }
+    Ok(())
 }
 
 fn shaped(elem: Elem, dims: &[u64]) -> Result<Type, String> {

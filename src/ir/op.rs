@@ -68,6 +68,9 @@ pub struct LayerQuant {
     pub w_format: Option<&'static str>,
     /// Bits of the activation that ends this layer (after batch norm / ReLU).
     pub a_bits: Option<usize>,
+    /// Width of the signed accumulator in the integer program (the type of
+    /// `int_conv1d`/`int_linear`); absent means 32 (`potc lower --acc-bits`).
+    pub acc_bits: Option<usize>,
 }
 
 /// The weight formats `w_format` names.
@@ -84,6 +87,7 @@ impl LayerQuant {
         v.boolean("w_per_channel", &mut self.w_per_channel, false);
         v.ident("w_format", &mut self.w_format, WEIGHT_FORMATS);
         v.opt_uint("a_bits", &mut self.a_bits);
+        v.opt_uint("acc_bits", &mut self.acc_bits);
     }
 
     fn check(&self) -> Result<(), AttrError> {
@@ -91,6 +95,9 @@ impl LayerQuant {
             if b.is_some_and(|b| !(2..=16).contains(&b)) {
                 return bad(attr, format!("`{attr}` must lie in 2..=16"));
             }
+        }
+        if self.acc_bits.is_some_and(|b| !(2..=32).contains(&b)) {
+            return bad("acc_bits", "`acc_bits` must lie in 2..=32");
         }
         if self.w_format == Some("pot") && self.w_bits.is_some_and(|b| b > MAX_POT_BITS) {
             return bad("w_format", format!("power-of-two weights take 2..={MAX_POT_BITS} bits"));
@@ -100,6 +107,11 @@ impl LayerQuant {
 
     pub fn pot(&self) -> bool {
         self.w_format == Some("pot")
+    }
+
+    /// The accumulator type of the integer layer.
+    pub fn acc_elem(&self) -> super::types::Elem {
+        super::types::Elem::Int { signed: true, bits: self.acc_bits.unwrap_or(32) as u8 }
     }
 }
 
@@ -186,8 +198,31 @@ pub enum Op {
     /// Params: `log2t: [1]`, the learned threshold giving the exponent.
     FakeQuant(FakeQuant),
     /// Sum over time, `f32[C, L] -> f32[C]`: global average pooling on the
-    /// integer path, its `1/L` folded into the next linear layer.
+    /// integer path, its `1/L` folded into the next linear layer. On integers
+    /// `iN[C, L] -> i32[C]`, exact (the sum saturates at the i32 range, which
+    /// lowering proves is never reached).
     GlobalSumPool,
+    /// Integer convolution (spec section 4), attributes as `conv1d`'s.
+    /// `iN/uN[C, L] -> i32[out_channels, L']`: `acc = sum(x * w) + b`, exact
+    /// (lowering proves `|acc|` fits the accumulator; beyond it the result
+    /// saturates, never wraps). Params: `w: [out_channels, C/groups, kernel]`
+    /// (integers of `w_bits`, narrow signed; `±2^k` with `w_format = pot`),
+    /// `b: [out_channels]` (i32) if `bias`.
+    IntConv1d(Conv1d),
+    /// Integer fully connected layer: `iN/uN[F] -> i32[out_features]`, as
+    /// `int_conv1d`. Params: `w: [out_features, F]`, `b: [out_features]`.
+    IntLinear(Linear),
+    /// Requantization `{bits, signed = true, narrow = false}`: per channel `c`
+    /// with `k = shift[c]`, `shift_round(x, k) = (x + 2^(k-1)) >> k`
+    /// (arithmetic shift, i.e. round half up) for `k > 0` and `x << -k` for
+    /// `k <= 0`, then clamped to the range of `bits`/`signed` (saturating).
+    /// `iN[C, L] -> iB/uB[C, L]` (or `[C]`). Params: `shift: [C]` or `[1]`.
+    Requant(FakeQuant),
+    /// `shl(%x)`: per channel `c`, `x << shift[c]` (`shift >= 0`), widened to
+    /// i32 and saturating there: aligns values to a common exponent before a
+    /// residual add and at the output. `iN[C, L] -> i32[C, L]` (or `[C]`).
+    /// Params: `shift: [C]` or `[1]`.
+    Shl,
 }
 
 const NO_PAD: Padding = Padding::Explicit { left: 0, right: 0 };
@@ -207,6 +242,10 @@ impl Op {
         "dropout",
         "fake_quant",
         "global_sum_pool",
+        "int_conv1d",
+        "int_linear",
+        "requant",
+        "shl",
     ];
 
     /// The op named `name` with every attribute at its default (required ones
@@ -241,6 +280,16 @@ impl Op {
             }),
             "fake_quant" => Op::FakeQuant(FakeQuant { bits: 0, signed: true, narrow: false }),
             "global_sum_pool" => Op::GlobalSumPool,
+            "int_conv1d" => match Op::with_defaults("conv1d")? {
+                Op::Conv1d(c) => Op::IntConv1d(c),
+                _ => return None,
+            },
+            "int_linear" => match Op::with_defaults("linear")? {
+                Op::Linear(l) => Op::IntLinear(l),
+                _ => return None,
+            },
+            "requant" => Op::Requant(FakeQuant { bits: 0, signed: true, narrow: false }),
+            "shl" => Op::Shl,
             "dropout" => Op::Dropout(Dropout { p: OrderedFloat(0.5) }),
             _ => return None,
         })
@@ -261,7 +310,30 @@ impl Op {
             Op::Dropout(_) => "dropout",
             Op::FakeQuant(_) => "fake_quant",
             Op::GlobalSumPool => "global_sum_pool",
+            Op::IntConv1d(_) => "int_conv1d",
+            Op::IntLinear(_) => "int_linear",
+            Op::Requant(_) => "requant",
+            Op::Shl => "shl",
         }
+    }
+
+    /// Whether the op is defined on integers (an integer program may hold
+    /// only these): the integer ops, and those that move or combine integers
+    /// exactly.
+    pub fn is_integer(&self) -> bool {
+        matches!(
+            self,
+            Op::Input
+                | Op::IntConv1d(_)
+                | Op::IntLinear(_)
+                | Op::Requant(_)
+                | Op::Shl
+                | Op::Relu
+                | Op::Add
+                | Op::MaxPool1d(_)
+                | Op::Flatten
+                | Op::GlobalSumPool
+        )
     }
 
     /// How many operands the op takes.
@@ -276,7 +348,7 @@ impl Op {
     /// Visits every attribute with its default, in the canonical order.
     pub fn visit_attrs(&mut self, v: &mut dyn AttrVisitor) {
         match self {
-            Op::Conv1d(c) => {
+            Op::Conv1d(c) | Op::IntConv1d(c) => {
                 v.uint("out_channels", &mut c.out_channels, None);
                 v.uint("kernel", &mut c.kernel, None);
                 v.uint("stride", &mut c.stride, Some(1));
@@ -295,14 +367,14 @@ impl Op {
                 v.opt_uint("stride", &mut p.stride);
                 v.uint("padding", &mut p.padding, Some(0));
             }
-            Op::Linear(l) => {
+            Op::Linear(l) | Op::IntLinear(l) => {
                 v.uint("out_features", &mut l.out_features, None);
                 v.boolean("bias", &mut l.bias, true);
                 l.quant.visit(v);
                 v.opt_uint("input_divisor", &mut l.input_divisor);
             }
             Op::Dropout(d) => v.float("p", &mut d.p, 0.5),
-            Op::FakeQuant(q) => {
+            Op::FakeQuant(q) | Op::Requant(q) => {
                 v.uint("bits", &mut q.bits, None);
                 v.boolean("signed", &mut q.signed, true);
                 v.boolean("narrow", &mut q.narrow, false);
@@ -312,6 +384,7 @@ impl Op {
             | Op::Add
             | Op::GlobalAvgPool
             | Op::GlobalSumPool
+            | Op::Shl
             | Op::Flatten => {}
         }
     }
@@ -331,7 +404,7 @@ impl Op {
         self.clone().visit_attrs(&mut limits);
         limits.0?;
         match self {
-            Op::Conv1d(c) => {
+            Op::Conv1d(c) | Op::IntConv1d(c) => {
                 positive("out_channels", c.out_channels)?;
                 positive("kernel", c.kernel)?;
                 positive("stride", c.stride)?;
@@ -377,7 +450,7 @@ impl Op {
                 }
                 Ok(())
             }
-            Op::Linear(l) => {
+            Op::Linear(l) | Op::IntLinear(l) => {
                 positive("out_features", l.out_features)?;
                 if let Some(d) = l.input_divisor {
                     positive("input_divisor", d)?;
@@ -390,7 +463,7 @@ impl Op {
                 }
                 Ok(())
             }
-            Op::FakeQuant(q) => {
+            Op::FakeQuant(q) | Op::Requant(q) => {
                 if !(2..=16).contains(&q.bits) {
                     return bad("bits", "`bits` must lie in 2..=16");
                 }
@@ -404,6 +477,7 @@ impl Op {
             | Op::Add
             | Op::GlobalAvgPool
             | Op::GlobalSumPool
+            | Op::Shl
             | Op::Flatten => Ok(()),
         }
     }
@@ -447,6 +521,27 @@ impl Op {
                 p("var", vec![channels], false, Init::Ones),
             ],
             Op::FakeQuant(_) => vec![p("log2t", vec![1], true, Init::Calibrate)],
+            // Integer programs are not trained: their tensors are fixed.
+            Op::IntConv1d(c) => {
+                let mut v = vec![p(
+                    "w",
+                    vec![c.out_channels, channels / c.groups, c.kernel],
+                    false,
+                    Init::Zeros,
+                )];
+                if c.bias {
+                    v.push(p("b", vec![c.out_channels], false, Init::Zeros));
+                }
+                v
+            }
+            Op::IntLinear(l) => {
+                let mut v = vec![p("w", vec![l.out_features, channels], false, Init::Zeros)];
+                if l.bias {
+                    v.push(p("b", vec![l.out_features], false, Init::Zeros));
+                }
+                v
+            }
+            Op::Requant(_) | Op::Shl => vec![p("shift", vec![channels], false, Init::Zeros)],
             _ => vec![],
         }
     }

@@ -4,7 +4,7 @@
 use super::graph::{is_ident, is_value_name, Graph, NodeId};
 use super::infer::infer;
 use super::op::Op;
-use super::types::{check_shape, Type};
+use super::types::{check_shape, Elem, Type};
 use std::collections::HashMap;
 
 /// What is wrong, and at which node when there is one.
@@ -39,10 +39,32 @@ pub fn verify(g: &Graph) -> Result<(), VerifyError> {
     let order = g.order().or_else(|c| {
         fail(Some(c.0), format!("`%{}` depends on itself (a cycle)", g.node(c.0).name))
     })?;
-    for id in order {
+    for &id in &order {
         verify_node(g, id)?;
     }
+    if is_integer_program(g) {
+        for id in order {
+            let node = g.node(id);
+            if node.ty.elem == Elem::F32 || !node.op.is_integer() {
+                return fail(
+                    Some(id),
+                    format!(
+                        "`%{}` ({}): a float op in an integer program (its input is {}): only integer ops may follow",
+                        node.name,
+                        node.op.name(),
+                        g.node(g.inputs()[0]).ty
+                    ),
+                );
+            }
+        }
+    }
     Ok(())
+}
+
+/// A program whose inputs are integers is integer-only: every value in it
+/// must be an integer and every op one with integer semantics.
+pub fn is_integer_program(g: &Graph) -> bool {
+    !g.inputs().is_empty() && g.inputs().iter().all(|&i| g.node(i).ty.elem != Elem::F32)
 }
 
 fn verify_node(g: &Graph, id: NodeId) -> Result<(), VerifyError> {

@@ -16,6 +16,8 @@ pub struct PassReport<'a> {
     pub pass: &'a dyn Pass,
     pub changed: bool,
     pub graph: &'a Graph,
+    /// What the pass reported about its run.
+    pub notes: Vec<String>,
 }
 
 impl PassManager {
@@ -42,7 +44,8 @@ impl PassManager {
             if pass.semantics() == Semantics::Preserving && signature(g) != before {
                 return Err(PassError::SignatureChanged(pass.name()));
             }
-            after(PassReport { pass, changed, graph: g });
+            let notes = std::mem::take(&mut cx.notes);
+            after(PassReport { pass, changed, graph: g, notes });
         }
         Ok(())
     }

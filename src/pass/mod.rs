@@ -16,6 +16,10 @@ use std::collections::BTreeMap;
 /// Parameter values by name (`c1.w`), with their shapes.
 pub type ParamStore = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
 
+/// Integer tensors by name (`c1.w`, `r1.q.shift`, `x.exp`), with their shapes:
+/// the parameters of an integer program.
+pub type IntStore = BTreeMap<String, (Vec<usize>, Vec<i32>)>;
+
 /// What a pass may use besides the graph.
 #[derive(Debug, Default)]
 pub struct PassContext<'a> {
@@ -24,6 +28,14 @@ pub struct PassContext<'a> {
     pub weights: Option<&'a mut ParamStore>,
     /// The `--quant` configuration, for `insert-fake-quant`.
     pub quant: Option<QuantConfig>,
+    /// The integer program's tensors, which `lower-int` fills.
+    pub ints: Option<&'a mut IntStore>,
+    /// The default accumulator width of integer MAC layers (`--acc-bits`;
+    /// 32 when absent).
+    pub acc_bits: Option<usize>,
+    /// Lines a pass reports about its run (e.g. why equality saturation
+    /// stopped); the manager hands them to the observer with the pass.
+    pub notes: Vec<String>,
 }
 
 /// Whether a pass keeps the model's meaning.
@@ -35,6 +47,10 @@ pub enum Semantics {
     /// Changes what the model computes (e.g. inserting fake quantization);
     /// only pipelines that allow it may run it.
     Changing,
+    /// Keeps every number but changes its representation: values on
+    /// power-of-two grids become integers whose exponents move into the
+    /// program's tensors, so the signature's types change (`lower-int`).
+    Lowering,
 }
 
 impl std::fmt::Display for Semantics {
@@ -42,6 +58,7 @@ impl std::fmt::Display for Semantics {
         f.write_str(match self {
             Semantics::Preserving => "meaning-preserving",
             Semantics::Changing => "meaning-changing",
+            Semantics::Lowering => "meaning-preserving lowering to integers",
         })
     }
 }

@@ -1,0 +1,219 @@
+//! `potc lower` (a QAT checkpoint to an integer program directory) and
+//! `potc run` (a program directory on a data set, in an integer engine).
+
+use std::path::Path;
+
+use super::eval::logits_sha256;
+use super::model_data::pool;
+use super::quantized::inference_model;
+use super::{load_model, Failure};
+use crate::ckpt::{Checkpoint, KEY_INPUT_SHAPE};
+use crate::data;
+use crate::interp::integer::IntInterpreter;
+use crate::interp::kernels::loss::argmax;
+use crate::ir::{print, Graph, Type};
+use crate::pass::{IntStore, PassContext, PassManager};
+use crate::passes::registry;
+use crate::program::{model_path, IntProgram};
+
+/// The passes from the quantized float model to the integer program.
+pub const LOWER_PIPELINE: &str = "lower-int,fuse-requant";
+
+/// Flags of `potc lower` (see `potc lower --help`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct LowerOptions {
+    /// The model text (`.pot`).
+    pub model: String,
+    /// A checkpoint trained with `--quant`.
+    #[arg(long, value_name = "CKPT")]
+    pub weights: String,
+    /// The program directory to write: `model.pot` and `weights.safetensors`.
+    #[arg(short = 'o', long = "out", value_name = "OUT")]
+    pub out: String,
+    /// Accumulator width of the MAC layers (a layer's `acc_bits` wins);
+    /// lowering refuses a layer whose worst case needs more.
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u32).range(2..=32))]
+    pub acc_bits: u32,
+    /// Print the IR after quantization and after each lowering pass (with
+    /// the equality-saturation report) on standard output.
+    #[arg(long)]
+    pub print_after_all: bool,
+}
+
+/// The integer program of a trained model, and the `--print-after-all` text.
+pub fn lower_model(
+    model: &Graph,
+    ck: &Checkpoint,
+    ck_path: &Path,
+    acc_bits: usize,
+    print_after_all: bool,
+) -> Result<(IntProgram, String), Failure> {
+    let typed = trained_shape(model, ck, ck_path)?;
+    let (mut g, quant, mut store) = inference_model(ck, &typed, ck_path)?;
+    if quant.is_none() {
+        return Err(Failure(format!(
+            "{}: a float checkpoint; `potc lower` needs one trained with --quant\n",
+            ck_path.display()
+        )));
+    }
+    let mut text = String::new();
+    if print_after_all {
+        text += "// *** IR after quantization (canonicalize,fold-bn,insert-fake-quant) ***\n";
+        text += &print(&g);
+    }
+    let mut ints = IntStore::new();
+    let mut cx = PassContext {
+        weights: Some(&mut store),
+        ints: Some(&mut ints),
+        acc_bits: Some(acc_bits),
+        ..Default::default()
+    };
+    let registry = registry();
+    let pipeline =
+        registry.pipeline(LOWER_PIPELINE).map_err(|e| Failure(format!("error: {e}\n")))?;
+    PassManager { allow_meaning_changes: false }
+        .run(&pipeline, &mut g, &mut cx, |r| {
+            if print_after_all {
+                let note = if r.changed { "" } else { " (no change)" };
+                text += &format!("\n// *** IR after {}{note} ***\n", r.pass.name());
+                for n in &r.notes {
+                    text += &format!("// {n}\n");
+                }
+                text += &print(r.graph);
+            }
+        })
+        .map_err(|e| Failure(format!("error: lowering model `{}`: {e}\n", model.name)))?;
+    let labels = crate::train::checkpoint::labels(ck)?;
+    let program = IntProgram { graph: g, tensors: ints, labels };
+    program.check().map_err(|e| Failure(format!("error: internal: the lowered program: {e}\n")))?;
+    Ok((program, text))
+}
+
+/// The model typed for the input it was trained on.
+fn trained_shape(model: &Graph, ck: &Checkpoint, path: &Path) -> Result<Graph, Failure> {
+    let Some([c, l]) = ck.json::<[usize; 2]>(KEY_INPUT_SHAPE).map_err(|e| e.in_file(path))? else {
+        return Ok(model.clone());
+    };
+    let mut typed = model.clone();
+    if typed.node(typed.inputs()[0]).ty.shape != [c, l] {
+        typed.retype_input(0, Type::f32(vec![c, l])).map_err(|e| {
+            Failure(format!(
+                "{}: trained on [{c}, {l}], which the model cannot take: {e}\n",
+                path.display()
+            ))
+        })?;
+    }
+    Ok(typed)
+}
+
+pub fn lower(o: &LowerOptions) -> Result<String, Failure> {
+    let started = std::time::Instant::now();
+    let (_, model) = load_model(&o.model)?;
+    let path = Path::new(&o.weights);
+    let ck = Checkpoint::load(path)?;
+    let (program, text) = lower_model(&model, &ck, path, o.acc_bits as usize, o.print_after_all)?;
+    let out = Path::new(&o.out);
+    program.save(out).map_err(|e| Failure(format!("error: {e}\n")))?;
+    let ops = program.graph.len() - program.graph.inputs().len();
+    eprintln!(
+        "lowered `{}` to {} ({ops} integer ops) in {:.1} ms",
+        model.name,
+        out.display(),
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    Ok(text)
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// The integer reference interpreter.
+    Interp,
+    /// The Cranelift JIT (not built yet: issue 6).
+    Jit,
+}
+
+/// Flags of `potc run` (see `potc run --help`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunOptions {
+    /// A program directory written by `potc lower`.
+    pub program: String,
+    /// The data set: `.ts`, `.tsv` or `.npz`.
+    #[arg(long, value_name = "DATA")]
+    pub data: String,
+    /// The engine that runs the integers.
+    #[arg(long, value_enum, default_value_t = Engine::Interp)]
+    pub engine: Engine,
+    /// Worker threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Print one JSON object on standard output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Reads a program directory.
+pub fn load_program(dir: &str) -> Result<IntProgram, Failure> {
+    let path = model_path(Path::new(dir));
+    if !Path::new(dir).is_dir() {
+        return Err(Failure(format!(
+            "{dir}: error: not a program directory (write one with `potc lower`)\n"
+        )));
+    }
+    let (_, graph) = load_model(&path.display().to_string())?;
+    IntProgram::load(Path::new(dir), graph).map_err(|e| Failure(format!("{e}\n")))
+}
+
+/// The outputs of a program on a data set, sample-major.
+pub fn run_program(
+    p: &IntProgram,
+    ds: &data::Dataset,
+    threads: usize,
+) -> Result<Vec<i64>, Failure> {
+    let input = &p.graph.node(p.graph.inputs()[0]).ty;
+    if input.shape != [ds.channels, ds.length] {
+        return Err(Failure(format!(
+            "{}: the series are [{}, {}], the program takes {}\n",
+            ds.path, ds.channels, ds.length, input
+        )));
+    }
+    let interp =
+        IntInterpreter::new(&p.graph, &p.tensors).map_err(|e| Failure(format!("error: {e}\n")))?;
+    let x = p.quantize_input(&ds.x);
+    Ok(pool(threads)?.install(|| interp.run(&x)))
+}
+
+pub fn run(o: &RunOptions) -> Result<String, Failure> {
+    if o.engine == Engine::Jit {
+        return Err(Failure(
+            "error: --engine jit needs the Cranelift JIT (issue 6), which potc does not have yet; use --engine interp\n"
+                .into(),
+        ));
+    }
+    let program = load_program(&o.program)?;
+    let ds = data::load(Path::new(&o.data))?;
+    let ds = if program.labels.is_empty() { ds } else { ds.with_labels(&program.labels)? };
+    let ints = run_program(&program, &ds, o.threads)?;
+    let k = ints.len() / ds.n.max(1);
+    let correct = (0..ds.n)
+        .filter(|&i| {
+            let row: Vec<f64> = ints[i * k..][..k].iter().map(|&v| v as f64).collect();
+            argmax(&row) == ds.y[i]
+        })
+        .count();
+    let accuracy = correct as f64 / ds.n.max(1) as f64;
+    let mut out = serde_json::json!({
+        "accuracy": accuracy,
+        "n": ds.n,
+        "mode": "int",
+        "engine": "interp",
+        "logits_sha256": logits_sha256(&ints),
+    });
+    if let Some(e) = program.output_exponent() {
+        out["logits_exponent"] = e.into();
+    }
+    Ok(if o.json {
+        out.to_string() + "\n"
+    } else {
+        format!("accuracy {accuracy:.4} on {} samples (int, interp)\n", ds.n)
+    })
+}

@@ -1,0 +1,247 @@
+//! The integer reference interpreter: runs a lowered program (`lower-int`)
+//! with integers only, op by op, as the variant docs of [`Op`] define them.
+//! It is the reference the JIT and the exports are compared with, so it is
+//! written for obviousness: `i64` values, saturation to each value's type
+//! after every op, one sample at a time (samples run in parallel).
+
+use rayon::prelude::*;
+
+use crate::ir::op::{Conv1d, Op};
+use crate::ir::{Elem, Graph, NodeId, Type};
+use crate::pass::IntStore;
+
+/// One op of the program with its operands and tensors resolved.
+struct Step {
+    op: Op,
+    args: Vec<usize>,
+    out: usize,
+    /// The operand's `[channels, length]` (length 1 for vectors).
+    arg_dims: (usize, usize),
+    out_ty: Type,
+    /// The op's tensors, in `Op::params` order.
+    params: Vec<Vec<i64>>,
+}
+
+/// A program ready to run: its steps in order, over value slots.
+pub struct IntInterpreter {
+    steps: Vec<Step>,
+    slots: usize,
+    input: usize,
+    output: usize,
+    /// Elements of one input sample and of one output sample.
+    pub input_len: usize,
+    pub output_len: usize,
+}
+
+impl IntInterpreter {
+    /// Resolves `g`'s ops and tensors; `tensors` must hold every parameter
+    /// (checked by the program loader, see `crate::program`).
+    pub fn new(g: &Graph, tensors: &IntStore) -> Result<IntInterpreter, String> {
+        let [input] = g.inputs() else {
+            return Err("an integer program has one input".into());
+        };
+        let order = g.order().map_err(|_| "the graph has a cycle".to_string())?;
+        let slot = |id: NodeId| order.iter().position(|&o| o == id).expect("in order");
+        let mut steps = vec![];
+        for &id in &order {
+            let node = g.node(id);
+            if node.op == Op::Input {
+                continue;
+            }
+            let operands = g.operands(id);
+            let tys: Vec<&Type> = operands.iter().map(|&o| &g.node(o).ty).collect();
+            let params = node
+                .op
+                .params(&tys)
+                .iter()
+                .map(|p| {
+                    let name = format!("{}.{}", node.name, p.slot);
+                    let (_, v) = tensors.get(&name).ok_or(format!("missing tensor `{name}`"))?;
+                    Ok(v.iter().map(|&x| i64::from(x)).collect())
+                })
+                .collect::<Result<_, String>>()?;
+            let t = tys[0];
+            steps.push(Step {
+                op: node.op.clone(),
+                args: operands.iter().map(|&o| slot(o)).collect(),
+                out: slot(id),
+                arg_dims: (t.shape[0], t.shape.get(1).copied().unwrap_or(1)),
+                out_ty: node.ty.clone(),
+                params,
+            });
+        }
+        let out = g.output().ok_or("the program has no `return`")?;
+        Ok(IntInterpreter {
+            steps,
+            slots: order.len(),
+            input: slot(*input),
+            output: slot(out),
+            input_len: g.node(*input).ty.elements() as usize,
+            output_len: g.node(out).ty.elements() as usize,
+        })
+    }
+
+    /// Runs every sample of `x` (sample-major, `input_len` each) and returns
+    /// the outputs, sample-major.
+    pub fn run(&self, x: &[i64]) -> Vec<i64> {
+        let n = x.len() / self.input_len.max(1);
+        let outs: Vec<Vec<i64>> = (0..n)
+            .into_par_iter()
+            .map(|i| self.run_one(&x[i * self.input_len..][..self.input_len]))
+            .collect();
+        outs.concat()
+    }
+
+    /// One sample through the program.
+    pub fn run_one(&self, x: &[i64]) -> Vec<i64> {
+        let mut values: Vec<Vec<i64>> = vec![Vec::new(); self.slots];
+        values[self.input] = x.to_vec();
+        for s in &self.steps {
+            let mut y = step(s, &values);
+            saturate(&mut y, s.out_ty.elem);
+            values[s.out] = y;
+        }
+        std::mem::take(&mut values[self.output])
+    }
+}
+
+fn step(s: &Step, v: &[Vec<i64>]) -> Vec<i64> {
+    let x = &v[s.args[0]];
+    let (c, l) = s.arg_dims;
+    match &s.op {
+        Op::IntConv1d(op) => conv1d(op, x, c, l, s.out_ty.shape[1], &s.params),
+        Op::IntLinear(op) => {
+            let (w, b) = (&s.params[0], s.params.get(1));
+            (0..op.out_features)
+                .map(|r| {
+                    let dot: i64 = w[r * c..][..c].iter().zip(x).map(|(w, x)| w * x).sum();
+                    dot + b.map_or(0, |b| b[r])
+                })
+                .collect()
+        }
+        Op::Requant(q) => {
+            let spec =
+                crate::quant::QuantSpec { bits: q.bits as u32, signed: q.signed, narrow: q.narrow };
+            let (lo, hi) = (spec.qmin(), spec.qmax());
+            let mut y = per_channel(x, l, &s.params[0], shift_round);
+            y.iter_mut().for_each(|v| *v = (*v).clamp(lo, hi));
+            y
+        }
+        Op::Shl => per_channel(x, l, &s.params[0], |v, k| shift_round(v, -k)),
+        Op::Relu => x.iter().map(|&v| v.max(0)).collect(),
+        Op::Add => x.iter().zip(&v[s.args[1]]).map(|(a, b)| a.saturating_add(*b)).collect(),
+        Op::Flatten => x.clone(),
+        Op::GlobalSumPool => x.chunks(l).map(|r| r.iter().sum()).collect(),
+        Op::MaxPool1d(p) => {
+            let (k, stride, pad) = (p.kernel, p.stride(), p.padding);
+            let lo = s.out_ty.shape[1];
+            let mut y = Vec::with_capacity(c * lo);
+            for row in x.chunks(l) {
+                for o in 0..lo {
+                    let taps =
+                        (0..k).filter_map(|j| (o * stride + j).checked_sub(pad)).filter(|&p| p < l);
+                    y.push(taps.map(|p| row[p]).max().expect("a window holds a step"));
+                }
+            }
+            y
+        }
+        op => unreachable!("the verifier keeps {} out of integer programs", op.name()),
+    }
+}
+
+/// `acc[co, t] = b[co] + sum over (ci, k) of w[co, ci, k] * x[ci, t*stride + k*dilation - left]`,
+/// zero outside the input.
+fn conv1d(op: &Conv1d, x: &[i64], c: usize, l: usize, lo: usize, p: &[Vec<i64>]) -> Vec<i64> {
+    let (w, b) = (&p[0], p.get(1));
+    let (cg, og) = (c / op.groups, op.out_channels / op.groups);
+    let (left, _) = op.padding.amounts(op.kernel, op.dilation);
+    let mut y = vec![0i64; op.out_channels * lo];
+    for (co, out) in y.chunks_mut(lo).enumerate() {
+        out.fill(b.map_or(0, |b| b[co]));
+        let group = co / og;
+        for ci in 0..cg {
+            let xr = &x[(group * cg + ci) * l..][..l];
+            for k in 0..op.kernel {
+                let wv = w[(co * cg + ci) * op.kernel + k];
+                if wv == 0 {
+                    continue;
+                }
+                let off = (k * op.dilation) as isize - left as isize;
+                for (t, acc) in out.iter_mut().enumerate() {
+                    let i = (t * op.stride) as isize + off;
+                    if (0..l as isize).contains(&i) {
+                        *acc += wv * xr[i as usize];
+                    }
+                }
+            }
+        }
+    }
+    y
+}
+
+/// Applies `f(value, shift[c])` to every element of channel `c`.
+fn per_channel(x: &[i64], l: usize, shift: &[i64], f: fn(i64, i64) -> i64) -> Vec<i64> {
+    x.chunks(l).zip(shift).flat_map(|(row, &k)| row.iter().map(move |&v| f(v, k))).collect()
+}
+
+/// Spec section 4: `(x + 2^(k-1)) >> k` (arithmetic) for `k > 0`, `x << -k`
+/// for `k <= 0`; a left shift saturates at the `i64` range (the value is
+/// clamped to its type afterwards).
+pub fn shift_round(x: i64, k: i64) -> i64 {
+    if k > 0 {
+        // |x| < 2^63 and k >= 64: x + 2^(k-1) lies in [0, 2^k), so the result is 0.
+        if k >= 64 {
+            return 0;
+        }
+        ((i128::from(x) + (1i128 << (k - 1))) >> k) as i64
+    } else {
+        let s = k.unsigned_abs().min(64) as u32;
+        let wide = i128::from(x).checked_shl(s).filter(|w| (w >> s) == i128::from(x));
+        wide.map_or(if x < 0 { i64::MIN } else { i64::MAX }, |w| {
+            w.clamp(i64::MIN as i128, i64::MAX as i128) as i64
+        })
+    }
+}
+
+/// Clamps every value to the range of `elem` (integers only).
+fn saturate(y: &mut [i64], elem: Elem) {
+    if let Some((lo, hi)) = range(elem) {
+        y.iter_mut().for_each(|v| *v = (*v).clamp(lo, hi));
+    }
+}
+
+/// The range of an integer element type.
+pub fn range(elem: Elem) -> Option<(i64, i64)> {
+    match elem {
+        Elem::Int { signed: true, bits } => Some((-(1i64 << (bits - 1)), (1i64 << (bits - 1)) - 1)),
+        Elem::Int { signed: false, bits } => Some((0, (1i64 << bits) - 1)),
+        Elem::F32 => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shift_round_is_round_half_up() {
+        for x in -40i64..=40 {
+            for k in 1..6 {
+                let want = (x as f64 / (1u64 << k) as f64 + 0.5).floor() as i64;
+                assert_eq!(shift_round(x, k), want, "x = {x}, k = {k}");
+            }
+            assert_eq!(shift_round(x, -3), x * 8);
+            assert_eq!(shift_round(x, 0), x);
+        }
+    }
+
+    #[test]
+    fn shifts_saturate_instead_of_wrapping() {
+        assert_eq!(shift_round(1, -70), i64::MAX);
+        assert_eq!(shift_round(-1, -63), i64::MIN);
+        assert_eq!(shift_round(0, -100), 0);
+        assert_eq!(shift_round(i64::MAX, 100), 0);
+        assert_eq!(shift_round(i64::MIN, 63), -1);
+        assert_eq!(shift_round(i64::MAX, 1), 1 << 62);
+    }
+}

@@ -1,0 +1,182 @@
+//! A lowered integer program on disk: a directory with `model.pot` (the
+//! integer IR text) and `weights.safetensors` (I32 tensors: each op's
+//! parameters, and `<value>.exp`, the power-of-two exponent of every value).
+//! Loading checks everything an engine relies on, so a hand-edited program
+//! gets an error naming the file and the tensor, never a panic.
+
+use std::path::{Path, PathBuf};
+
+use crate::ckpt::{write_atomic, Checkpoint, TensorData, KEY_LABELS};
+use crate::interp::integer::range;
+use crate::ir::op::Op;
+use crate::ir::verify::is_integer_program;
+use crate::ir::{print, Elem, Graph};
+use crate::pass::IntStore;
+
+pub const MODEL_FILE: &str = "model.pot";
+pub const WEIGHTS_FILE: &str = "weights.safetensors";
+
+/// Left shifts beyond this are refused: they would push any nonzero value
+/// out of every integer type.
+const MAX_SHIFT: i32 = 62;
+
+/// An integer-only program and its tensors.
+#[derive(Debug, Clone)]
+pub struct IntProgram {
+    pub graph: Graph,
+    pub tensors: IntStore,
+    /// Class labels in output order (the training checkpoint's mapping).
+    pub labels: Vec<String>,
+}
+
+impl IntProgram {
+    /// Writes `dir/model.pot` and `dir/weights.safetensors`, each atomically.
+    pub fn save(&self, dir: &Path) -> Result<(), String> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("{}: cannot create the directory: {e}", dir.display()))?;
+        let mut ck = Checkpoint::default();
+        ck.set_model(&self.graph);
+        ck.set_json(KEY_LABELS, &self.labels);
+        for (name, (shape, v)) in &self.tensors {
+            ck.insert_i32(name.clone(), shape.clone(), v.clone());
+        }
+        ck.save(&dir.join(WEIGHTS_FILE)).map_err(|e| e.to_string())?;
+        let model = dir.join(MODEL_FILE);
+        write_atomic(&model, |w| w.write_all(print(&self.graph).as_bytes()))
+            .map_err(|e| format!("{}: cannot write: {e}", model.display()))
+    }
+
+    /// Reads and checks a program directory; `graph` is its parsed model text.
+    pub fn load(dir: &Path, graph: Graph) -> Result<IntProgram, String> {
+        let wpath = dir.join(WEIGHTS_FILE);
+        let ck = Checkpoint::load(&wpath).map_err(|e| e.to_string())?;
+        let mut tensors = IntStore::new();
+        for (name, t) in ck.tensors.clone() {
+            match t.data {
+                TensorData::I32(v) => tensors.insert(name, (t.shape, v)),
+                TensorData::F32(_) => {
+                    return Err(format!(
+                        "{}: tensor `{name}` is f32; an integer program holds only i32 tensors",
+                        wpath.display()
+                    ))
+                }
+            };
+        }
+        let labels =
+            ck.json::<Vec<String>>(KEY_LABELS).map_err(|e| e.in_file(&wpath).to_string())?;
+        let program = IntProgram { graph, tensors, labels: labels.unwrap_or_default() };
+        program.check().map_err(|e| format!("{}: {e}", wpath.display()))?;
+        Ok(program)
+    }
+
+    /// The checks an engine relies on: an integer program, every parameter
+    /// present with its shape, weights in their range, shifts in range, and
+    /// the input's and output's exponents.
+    pub fn check(&self) -> Result<(), String> {
+        let g = &self.graph;
+        if !is_integer_program(g) {
+            return Err(format!("model `{}` is not an integer program (its input is f32)", g.name));
+        }
+        for id in g.order().map_err(|_| "the graph has a cycle".to_string())? {
+            let node = g.node(id);
+            let tys: Vec<_> = g.operands(id).iter().map(|&o| &g.node(o).ty).collect();
+            for p in node.op.params(&tys) {
+                let name = format!("{}.{}", node.name, p.slot);
+                let (shape, v) =
+                    self.tensors.get(&name).ok_or_else(|| format!("missing tensor `{name}`"))?;
+                if *shape != p.shape {
+                    return Err(format!(
+                        "tensor `{name}` has shape {shape:?}, the op needs {:?}",
+                        p.shape
+                    ));
+                }
+                self.check_values(&node.op, p.slot, &name, v)?;
+            }
+        }
+        for id in g.inputs().iter().copied().chain(g.output()) {
+            let name = format!("{}.exp", g.node(id).name);
+            match self.tensors.get(&name) {
+                Some((_, v)) if !v.is_empty() => {}
+                _ => {
+                    return Err(format!(
+                        "missing tensor `{name}` (the exponent of `%{}`)",
+                        g.node(id).name
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_values(&self, op: &Op, slot: &str, name: &str, v: &[i32]) -> Result<(), String> {
+        let bad = |why: String| Err(format!("tensor `{name}`: {why}"));
+        match (op, slot) {
+            (Op::IntConv1d(_) | Op::IntLinear(_), "w") => {
+                let q = match op {
+                    Op::IntConv1d(c) => &c.quant,
+                    Op::IntLinear(l) => &l.quant,
+                    _ => unreachable!("a MAC op"),
+                };
+                let bits = q.w_bits.unwrap_or(16);
+                let lim = if q.pot() {
+                    1i64 << ((1 << (bits - 1)) - 2)
+                } else {
+                    (1i64 << (bits - 1)) - 1
+                };
+                if let Some(w) = v.iter().find(|w| i64::from(w.unsigned_abs()) > lim) {
+                    return bad(format!("weight {w} is outside the {bits}-bit range ±{lim}"));
+                }
+                if q.pot() {
+                    if let Some(w) =
+                        v.iter().find(|&&w| w != 0 && !w.unsigned_abs().is_power_of_two())
+                    {
+                        return bad(format!("weight {w} is not 0 or ±2^k (w_format = pot)"));
+                    }
+                }
+            }
+            (Op::Requant(_), "shift") => {
+                if let Some(k) = v.iter().find(|&&k| k < -MAX_SHIFT) {
+                    return bad(format!("left shift {} exceeds {MAX_SHIFT}", -k));
+                }
+            }
+            (Op::Shl, "shift") => {
+                if let Some(k) = v.iter().find(|&&k| !(0..=MAX_SHIFT).contains(&k)) {
+                    return bad(format!("shift {k} is outside 0..={MAX_SHIFT}"));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The exponent of the output's integers (one for all channels).
+    pub fn output_exponent(&self) -> Option<i32> {
+        let out = self.graph.output()?;
+        let (_, v) = self.tensors.get(&format!("{}.exp", self.graph.node(out).name))?;
+        v.iter().all(|&e| e == v[0]).then(|| v[0])
+    }
+
+    /// The input's integer type and exponent.
+    pub fn input(&self) -> (Elem, i32) {
+        let id = self.graph.inputs()[0];
+        let node = self.graph.node(id);
+        let e = self.tensors.get(&format!("{}.exp", node.name)).map_or(0, |(_, v)| v[0]);
+        (node.ty.elem, e)
+    }
+
+    /// Data (f32) to the program's input integers: `q(x)` of the input
+    /// quantizer, round half up then clamp, in f64 as the simulation does it.
+    pub fn quantize_input(&self, x: &[f32]) -> Vec<i64> {
+        let (elem, e) = self.input();
+        let (lo, hi) = range(elem).unwrap_or((i64::MIN, i64::MAX));
+        let inv = 2f64.powi(-e);
+        x.iter()
+            .map(|&v| (f64::from(v) * inv + 0.5).floor().clamp(lo as f64, hi as f64) as i64)
+            .collect()
+    }
+}
+
+/// `dir/model.pot`.
+pub fn model_path(dir: &Path) -> PathBuf {
+    dir.join(MODEL_FILE)
+}

@@ -18,7 +18,9 @@ pub enum EvalMode {
     /// The quantized network simulated exactly (f64 accumulation), for a
     /// checkpoint trained with --quant; adds `logits_sha256`.
     FakeQuant,
-    /// The integer program in the reference interpreter (not built yet: issue 5).
+    /// The integer program (`potc lower`, in memory) in the reference
+    /// interpreter, for a checkpoint trained with --quant; equals fake-quant
+    /// bit for bit.
     Int,
     /// The integer program compiled with Cranelift (not built yet: issue 6).
     Jit,
@@ -50,7 +52,7 @@ pub fn eval(o: &EvalOptions) -> Result<String, Failure> {
     let mode = match o.mode {
         EvalMode::Float => "float",
         EvalMode::FakeQuant => "fake-quant",
-        EvalMode::Int => return Err(not_yet("int", "integer lowering (issue 5)")),
+        EvalMode::Int => return eval_int(o),
         EvalMode::Jit => return Err(not_yet("jit", "the Cranelift JIT (issue 6)")),
     };
     let (_, model) = load_model(&o.model)?;
@@ -106,6 +108,22 @@ pub fn eval(o: &EvalOptions) -> Result<String, Failure> {
         out.to_string() + "\n"
     } else {
         format!("accuracy {accuracy:.4} on {} samples ({mode})\n", ds.n)
+    })
+}
+
+/// `--mode int`: lowers the checkpoint in memory and runs the integers.
+fn eval_int(o: &EvalOptions) -> Result<String, Failure> {
+    let (_, model) = load_model(&o.model)?;
+    let path = Path::new(&o.weights);
+    let ck = Checkpoint::load(path)?;
+    let (program, _) = super::lower::lower_model(&model, &ck, path, 32, false)?;
+    let report = super::lower::run_report(&program, &o.data, o.threads)?;
+    let mut out = report.json("int");
+    out.as_object_mut().map(|m| m.remove("engine"));
+    Ok(if o.json {
+        out.to_string() + "\n"
+    } else {
+        format!("accuracy {:.4} on {} samples (int)\n", report.accuracy, report.n)
     })
 }
 

@@ -182,17 +182,36 @@ pub fn run_program(
     Ok(pool(threads)?.install(|| interp.run(&x)))
 }
 
-pub fn run(o: &RunOptions) -> Result<String, Failure> {
-    if o.engine == Engine::Jit {
-        return Err(Failure(
-            "error: --engine jit needs the Cranelift JIT (issue 6), which potc does not have yet; use --engine interp\n"
-                .into(),
-        ));
+/// Accuracy and output integers of a program on a data set.
+pub struct RunReport {
+    pub accuracy: f64,
+    pub n: usize,
+    pub ints: Vec<i64>,
+    pub exponent: Option<i32>,
+}
+
+impl RunReport {
+    /// The JSON `run` and `eval --mode int` print.
+    pub fn json(&self, mode: &str) -> serde_json::Value {
+        let mut out = serde_json::json!({
+            "accuracy": self.accuracy,
+            "n": self.n,
+            "mode": mode,
+            "engine": "interp",
+            "logits_sha256": logits_sha256(&self.ints),
+        });
+        if let Some(e) = self.exponent {
+            out["logits_exponent"] = e.into();
+        }
+        out
     }
-    let program = load_program(&o.program)?;
-    let ds = data::load(Path::new(&o.data))?;
+}
+
+/// Runs `program` on the data file at `data` (labels mapped as in training).
+pub fn run_report(program: &IntProgram, data: &str, threads: usize) -> Result<RunReport, Failure> {
+    let ds = data::load(Path::new(data))?;
     let ds = if program.labels.is_empty() { ds } else { ds.with_labels(&program.labels)? };
-    let ints = run_program(&program, &ds, o.threads)?;
+    let ints = run_program(program, &ds, threads)?;
     let k = ints.len() / ds.n.max(1);
     let correct = (0..ds.n)
         .filter(|&i| {
@@ -201,19 +220,21 @@ pub fn run(o: &RunOptions) -> Result<String, Failure> {
         })
         .count();
     let accuracy = correct as f64 / ds.n.max(1) as f64;
-    let mut out = serde_json::json!({
-        "accuracy": accuracy,
-        "n": ds.n,
-        "mode": "int",
-        "engine": "interp",
-        "logits_sha256": logits_sha256(&ints),
-    });
-    if let Some(e) = program.output_exponent() {
-        out["logits_exponent"] = e.into();
+    Ok(RunReport { accuracy, n: ds.n, ints, exponent: program.output_exponent() })
+}
+
+pub fn run(o: &RunOptions) -> Result<String, Failure> {
+    if o.engine == Engine::Jit {
+        return Err(Failure(
+            "error: --engine jit needs the Cranelift JIT (issue 6), which potc does not have yet; use --engine interp\n"
+                .into(),
+        ));
     }
+    let program = load_program(&o.program)?;
+    let report = run_report(&program, &o.data, o.threads)?;
     Ok(if o.json {
-        out.to_string() + "\n"
+        report.json("int").to_string() + "\n"
     } else {
-        format!("accuracy {accuracy:.4} on {} samples (int, interp)\n", ds.n)
+        format!("accuracy {:.4} on {} samples (int, interp)\n", report.accuracy, report.n)
     })
 }

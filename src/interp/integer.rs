@@ -167,16 +167,27 @@ fn conv1d(op: &Conv1d, x: &[i64], c: usize, l: usize, lo: usize, p: &[Vec<i64>])
                     continue;
                 }
                 let off = (k * op.dilation) as isize - left as isize;
-                for (t, acc) in out.iter_mut().enumerate() {
-                    let i = (t * op.stride) as isize + off;
-                    if (0..l as isize).contains(&i) {
-                        *acc += wv * xr[i as usize];
+                let (t0, t1) = taps(off, op.stride, l, lo);
+                if op.stride == 1 {
+                    let xs = &xr[(t0 as isize + off) as usize..];
+                    out[t0..t1].iter_mut().zip(xs).for_each(|(acc, &xv)| *acc += wv * xv);
+                } else {
+                    for (t, acc) in out.iter_mut().enumerate().take(t1).skip(t0) {
+                        *acc += wv * xr[((t * op.stride) as isize + off) as usize];
                     }
                 }
             }
         }
     }
     y
+}
+
+/// The output steps `t0..t1` whose input index `t * stride + off` lies in
+/// `0..l` (the others read zero padding).
+fn taps(off: isize, stride: usize, l: usize, lo: usize) -> (usize, usize) {
+    let t0 = if off >= 0 { 0 } else { off.unsigned_abs().div_ceil(stride) };
+    let t1 = if off >= l as isize { 0 } else { (l as isize - off) as usize }.div_ceil(stride);
+    (t0.min(lo), t1.min(lo).max(t0.min(lo)))
 }
 
 /// Applies `f(value, shift[c])` to every element of channel `c`.

@@ -1,0 +1,332 @@
+//! Integer lowering: the integer program computes exactly the fake-quant
+//! simulation (spec section 6) on property-generated networks and on the
+//! examples with real data; it holds only integer ops; accumulators that
+//! cannot fit are refused with the layer named.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use potc::data::Dataset;
+use potc::interp::exact::evaluate_exact;
+use potc::interp::integer::IntInterpreter;
+use potc::interp::Plan;
+use potc::ir::{Elem, Graph};
+use potc::pass::{IntStore, ParamStore, PassContext, PassManager};
+use potc::passes::registry;
+use potc::program::IntProgram;
+use potc::quant::QuantConfig;
+use potc::syntax;
+use proptest::prelude::*;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// A small random float network, as `.pot` text: conv blocks (random
+/// geometry, optional batch norm, ReLU, max pooling, residual adds), then
+/// global average pooling or flattening and a linear classifier.
+fn network(rng: &mut ChaCha8Rng) -> String {
+    let (c0, l0) = (rng.random_range(1..=3usize), rng.random_range(4..=20usize));
+    let mut text = format!("model r(%x: [{c0}, {l0}]) {{\n");
+    let (mut cur, mut c, mut l) = ("x".to_string(), c0, l0);
+    for b in 0..rng.random_range(1..=3) {
+        let residual = rng.random_bool(0.3);
+        let out = if residual { c } else { rng.random_range(1..=5usize) };
+        let kernel = rng.random_range(1..=4usize).min(l);
+        let (stride, dilation) = if residual {
+            (1, 1)
+        } else {
+            (rng.random_range(1..=2usize), rng.random_range(1..=2usize))
+        };
+        let span = dilation * (kernel - 1) + 1;
+        let pad = if stride == 1 && (residual || rng.random_bool(0.5)) {
+            "same".to_string()
+        } else {
+            let p = rng.random_range(0..=kernel / 2);
+            if l + 2 * p < span {
+                format!("[{}, {}]", span, span)
+            } else {
+                format!("[{p}, {p}]")
+            }
+        };
+        let groups = if c == out && c > 1 && rng.random_bool(0.3) { c } else { 1 };
+        let bias = rng.random_bool(0.7);
+        text += &format!(
+            "  %c{b} = conv1d(%{cur}) {{out_channels = {out}, kernel = {kernel}, stride = {stride}, \
+             padding = {pad}, dilation = {dilation}, groups = {groups}, bias = {bias}}}\n"
+        );
+        let mut v = format!("c{b}");
+        if rng.random_bool(0.6) {
+            text += &format!("  %n{b} = batch_norm(%{v})\n");
+            v = format!("n{b}");
+        }
+        if residual {
+            text += &format!("  %s{b} = add(%{v}, %{cur})\n");
+            v = format!("s{b}");
+        }
+        if rng.random_bool(0.7) {
+            text += &format!("  %r{b} = relu(%{v})\n");
+            v = format!("r{b}");
+        }
+        let g = syntax::parse(&(text.clone() + &format!("  return %{v}\n}}\n"))).expect("valid");
+        let (cc, ll) = g.node(g.output().unwrap()).ty.sequence().unwrap();
+        (c, l) = (cc, ll);
+        if l >= 4 && rng.random_bool(0.3) {
+            text += &format!("  %p{b} = max_pool1d(%{v}) {{kernel = 2}}\n");
+            v = format!("p{b}");
+            l /= 2;
+        }
+        cur = v;
+    }
+    let classes = rng.random_range(2..=4);
+    if rng.random_bool(0.6) {
+        text += &format!("  %g = global_avg_pool(%{cur})\n");
+    } else {
+        text += &format!("  %g = flatten(%{cur})\n");
+    }
+    text + &format!("  %y = linear(%g) {{out_features = {classes}}}\n  return %y\n}}\n")
+}
+
+/// Random float parameters for every parameter of `g` (batch norm with
+/// positive variances), then random thresholds for the quantizers.
+fn random_store(g: &Graph, rng: &mut ChaCha8Rng) -> ParamStore {
+    g.params()
+        .into_iter()
+        .map(|(name, p)| {
+            let n: usize = p.shape.iter().product();
+            let v: Vec<f32> = (0..n)
+                .map(|_| match p.slot {
+                    "var" => rng.random_range(0.05..4.0),
+                    "gamma" => rng.random_range(-2.0..2.0),
+                    "log2t" | "w_log2t" => rng.random_range(-3.0..4.0),
+                    _ => rng.random_range(-1.5..1.5),
+                })
+                .collect();
+            (name, (p.shape, v))
+        })
+        .collect()
+}
+
+/// `g` quantized (`canonicalize,fold-bn,insert-fake-quant`) with its folded
+/// parameters and random thresholds.
+fn quantize(g: &Graph, cfg: &QuantConfig, rng: &mut ChaCha8Rng) -> (Graph, ParamStore) {
+    let mut store = random_store(g, rng);
+    let reg = registry();
+    let pipeline = reg.pipeline("canonicalize,fold-bn,insert-fake-quant").unwrap();
+    let mut q = g.clone();
+    let mut cx =
+        PassContext { weights: Some(&mut store), quant: Some(cfg.clone()), ..Default::default() };
+    PassManager { allow_meaning_changes: true }.run(&pipeline, &mut q, &mut cx, |_| {}).unwrap();
+    for (name, (shape, v)) in random_store(&q, rng) {
+        store.entry(name).or_insert((shape, v));
+    }
+    (q, store)
+}
+
+/// The integer program of a quantized graph, or the lowering error.
+fn lower(q: &Graph, store: &ParamStore, acc_bits: usize) -> Result<IntProgram, String> {
+    let mut store = store.clone();
+    let mut ints = IntStore::new();
+    let mut g = q.clone();
+    let mut cx = PassContext {
+        weights: Some(&mut store),
+        ints: Some(&mut ints),
+        acc_bits: Some(acc_bits),
+        ..Default::default()
+    };
+    let reg = registry();
+    let pipeline = reg.pipeline(potc::driver::LOWER_PIPELINE).unwrap();
+    PassManager { allow_meaning_changes: false }
+        .run(&pipeline, &mut g, &mut cx, |_| {})
+        .map_err(|e| e.to_string())?;
+    let p = IntProgram { graph: g, tensors: ints, labels: vec![] };
+    p.check()?;
+    Ok(p)
+}
+
+fn dataset(x: Vec<f32>, n: usize, channels: usize, length: usize) -> Dataset {
+    Dataset {
+        x,
+        y: vec![0; n],
+        n,
+        channels,
+        length,
+        labels: (0..8).map(|i| i.to_string()).collect(),
+        origin: (0..n).collect(),
+        path: "random".into(),
+    }
+}
+
+/// The fake-quant simulation's output integers and the integer program's,
+/// both as the `logits_sha256` reads them (i32, saturating).
+fn both(q: &Graph, store: &ParamStore, p: &IntProgram, ds: &Dataset) -> (Vec<i64>, Vec<i64>) {
+    let plan = Plan::new(q).unwrap();
+    let w: Vec<Vec<f32>> = plan.params.iter().map(|pi| store[&pi.name].1.clone()).collect();
+    let exact = evaluate_exact(&plan, &w, ds, 1);
+    let (want, _) = exact.ints.expect("a quantized output");
+    let interp = IntInterpreter::new(&p.graph, &p.tensors).unwrap();
+    let got = interp.run(&p.quantize_input(&ds.x));
+    let sat =
+        |v: Vec<i64>| v.into_iter().map(|x| x.clamp(i32::MIN.into(), i32::MAX.into())).collect();
+    (sat(want), sat(got))
+}
+
+fn random_config(rng: &mut ChaCha8Rng) -> QuantConfig {
+    let w = rng.random_range(2..=8);
+    let a = rng.random_range(2..=10);
+    let mut cfg = QuantConfig::parse(&format!("w{w}a{a}")).unwrap();
+    cfg.per_channel = rng.random_bool(0.5);
+    cfg.pot_weights = w <= 5 && rng.random_bool(0.3);
+    cfg
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+
+    /// Random shapes, bit widths, weight formats, exponents and inputs (some
+    /// far outside the input range, so clamps saturate).
+    #[test]
+    fn random_networks_lower_exactly(seed in any::<u64>()) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let text = network(&mut rng);
+        let g = syntax::parse(&text).unwrap_or_else(|e| panic!("{text}\n{e:?}"));
+        let cfg = random_config(&mut rng);
+        let (q, store) = quantize(&g, &cfg, &mut rng);
+        let p = match lower(&q, &store, 32) {
+            Ok(p) => p,
+            Err(e) if e.contains("accumulator") => return Ok(()),
+            Err(e) => panic!("{text}\n{e}"),
+        };
+        let (c, l) = q.node(q.inputs()[0]).ty.sequence().unwrap();
+        let n = 3;
+        let scale = [0.05f32, 1.0, 40.0][rng.random_range(0..3)];
+        let x: Vec<f32> = (0..n * c * l).map(|_| rng.random_range(-2.0f32..2.0) * scale).collect();
+        let (want, got) = both(&q, &store, &p, &dataset(x, n, c, l));
+        prop_assert_eq!(want, got, "{}\n{}", text, potc::ir::print(&p.graph));
+    }
+}
+
+#[test]
+fn lowered_programs_hold_only_integer_ops() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    for m in ["fcn", "resnet", "basicmotions", "fcn_basicmotions", "tiny"] {
+        let (_, g) = potc::driver::load_model(&format!("examples/{m}.pot")).unwrap();
+        let (q, store) = quantize(&g, &QuantConfig::parse("w4a8").unwrap(), &mut rng);
+        let p = lower(&q, &store, 32).unwrap();
+        for id in p.graph.order().unwrap() {
+            let node = p.graph.node(id);
+            assert!(node.op.is_integer(), "{m}: %{} is {}", node.name, node.op.name());
+            assert!(matches!(node.ty.elem, Elem::Int { .. }), "{m}: %{} is {}", node.name, node.ty);
+        }
+        let text = potc::ir::print(&p.graph);
+        for float_op in ["conv1d(", "linear(", "batch_norm", "fake_quant", "f32", "relu("] {
+            let stray = text.lines().find(|l| l.contains(float_op) && !l.contains("int_"));
+            assert!(stray.is_none(), "{m}: {stray:?}");
+        }
+        assert_eq!(syntax::parse(&text).map(|g2| potc::ir::print(&g2)), Ok(text), "{m} round trip");
+    }
+}
+
+#[test]
+fn verifier_rejects_float_ops_in_integer_programs() {
+    let text = "model m(%x: i8[1, 8]) {\n  %y = batch_norm(%x)\n  return %y\n}\n";
+    let e = format!("{:?}", syntax::parse(text).unwrap_err());
+    assert!(e.contains("takes f32 values"), "{e}");
+    let text = "model m(%x: i8[1, 8]) {\n  %y = global_avg_pool(%x)\n  return %y\n}\n";
+    assert!(syntax::parse(text).is_err());
+    let ok =
+        "model m(%x: i8[1, 8]) {\n  %y = relu(%x)\n  %z = global_sum_pool(%y)\n  return %z\n}\n";
+    assert!(syntax::parse(ok).is_ok());
+}
+
+#[test]
+fn accumulators_that_cannot_fit_are_refused_with_the_layer_named() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let (_, g) = potc::driver::load_model("examples/fcn.pot").unwrap();
+    let (q, store) = quantize(&g, &QuantConfig::parse("w8a8").unwrap(), &mut rng);
+    let e = lower(&q, &store, 12).expect_err("12 bits cannot hold a 8x8-bit conv");
+    assert!(e.contains("`%b1`") && e.contains("accumulator"), "{e}");
+    assert!(e.contains("--acc-bits"), "{e}");
+    assert!(lower(&q, &store, 32).is_ok());
+}
+
+// ----- The examples on real data, through the command line -----
+
+fn potc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_potc"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap()
+}
+
+fn ok(out: Output) -> String {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
+}
+
+/// Quantizes (calibration, no training: the arithmetic is what is checked),
+/// lowers and runs every test sample; `logits_sha256` must equal the
+/// simulation's, through `potc run` and `potc eval --mode int`.
+fn example_on(model: &str, train: &str, test: &str) {
+    if !Path::new(env!("CARGO_MANIFEST_DIR")).join(test).exists() {
+        eprintln!("note: skipped, {test} is missing");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("q.safetensors");
+    let (ck, out) = (ck.to_str().unwrap(), dir.path().join("int"));
+    let m = format!("examples/{model}.pot");
+    ok(potc(
+        &["train", &m, "--train", train, "--test", test, "-o", ck, "--quant", "w4a8"]
+            .iter()
+            .chain(&["--epochs", "0", "--json"])
+            .copied()
+            .collect::<Vec<_>>(),
+    ));
+    let fq = json(&ok(potc(&[
+        "eval",
+        &m,
+        "--weights",
+        ck,
+        "--data",
+        test,
+        "--mode",
+        "fake-quant",
+        "--json",
+    ])));
+    ok(potc(&["lower", &m, "--weights", ck, "-o", out.to_str().unwrap()]));
+    let run = json(&ok(potc(&["run", out.to_str().unwrap(), "--data", test, "--json"])));
+    let int =
+        json(&ok(potc(&["eval", &m, "--weights", ck, "--data", test, "--mode", "int", "--json"])));
+    for other in [&run, &int] {
+        assert_eq!(other["logits_sha256"], fq["logits_sha256"], "{model} on {test}");
+        assert_eq!(other["accuracy"], fq["accuracy"]);
+        assert_eq!(other["n"], fq["n"]);
+    }
+}
+
+#[test]
+fn fcn_on_gunpoint_lowers_exactly() {
+    example_on("fcn", "examples/data/GunPoint_TRAIN.ts", "examples/data/GunPoint_TEST.ts");
+}
+
+#[test]
+fn resnet_on_gunpoint_lowers_exactly() {
+    example_on("resnet", "examples/data/GunPoint_TRAIN.ts", "examples/data/GunPoint_TEST.ts");
+}
+
+#[test]
+fn examples_on_shared_data_lower_exactly() {
+    let d = "../shared/data";
+    for (m, set) in [
+        ("fcn", "ItalyPowerDemand"),
+        ("tiny", "ItalyPowerDemand"),
+        ("fcn_basicmotions", "BasicMotions"),
+        ("basicmotions", "BasicMotions"),
+    ] {
+        example_on(m, &format!("{d}/{set}/{set}_TRAIN.ts"), &format!("{d}/{set}/{set}_TEST.ts"));
+    }
+}

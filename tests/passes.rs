@@ -16,18 +16,50 @@ fn run_case(path: &Path) -> String {
         .next()
         .and_then(|l| l.strip_prefix("// RUN:"))
         .unwrap_or_else(|| panic!("{}: line 1 must be `// RUN: <passes>`", path.display()));
+    let (pipeline, random) = match pipeline.split_once(" --weights random") {
+        Some((p, _)) => (p, true),
+        None => (pipeline, false),
+    };
     let (pipeline, quant) = match pipeline.split_once(" --quant ") {
         Some((p, q)) => (p, Some(q.trim())),
         None => (pipeline, None),
     };
     let file = path.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let weights = random.then(|| random_weights(&src, &dir.path().join("w.safetensors")));
+    let weights = weights.as_deref();
     let shown =
-        driver::print_model(file, pipeline, true, quant, None).unwrap_or_else(|e| panic!("{e}"));
-    let text = driver::print_model(file, pipeline, false, quant, None).unwrap();
+        driver::print_model(file, pipeline, true, quant, weights).unwrap_or_else(|e| panic!("{e}"));
+    let full = driver::print_model(file, pipeline, false, quant, weights).unwrap();
+    assert!(shown.ends_with(&full), "--print-after-all ends with the final IR");
+    // With weights, a summary of the parameters follows the IR.
+    let text = full.split("// parameters:\n").next().unwrap();
+    let text = text.split("// integer tensors:\n").next().unwrap().to_string();
     let g = syntax::parse(&text).unwrap();
     assert_eq!(print(&g), text, "round trip after the pipeline");
-    assert!(shown.ends_with(&text), "--print-after-all ends with the final IR");
     shown
+}
+
+/// `--weights random`: every parameter of the case's model drawn from a
+/// fixed seed (thresholds `log2 t` in [-1, 3], variances positive), saved
+/// as a checkpoint; its path.
+fn random_weights(src: &str, path: &Path) -> String {
+    use rand::{RngExt, SeedableRng};
+    let g = syntax::parse(src).unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    let mut ck = potc::ckpt::Checkpoint::default();
+    for (name, p) in g.params() {
+        let n: usize = p.shape.iter().product();
+        let (lo, hi) = match p.slot {
+            "log2t" | "w_log2t" => (-1.0, 3.0),
+            "var" => (0.5, 2.0),
+            _ => (-1.0, 1.0),
+        };
+        ck.insert_f32(name, p.shape, (0..n).map(|_| rng.random_range(lo..hi)).collect());
+    }
+    ck.set_model(&g);
+    ck.save(path).unwrap();
+    path.to_str().unwrap().to_string()
 }
 
 macro_rules! pass_cases {
@@ -45,7 +77,9 @@ pass_cases!(
     canonicalize: "canonicalize",
     fold_bn: "fold-bn",
     fold_lone_bn: "fold-lone-bn",
-    insert_fake_quant: "insert-fake-quant"
+    insert_fake_quant: "insert-fake-quant",
+    lower_int: "lower-int",
+    fuse_requant: "fuse-requant"
 );
 
 #[test]

@@ -58,6 +58,9 @@ pub fn print_model(
             if print_after_all {
                 let note = if r.changed { "" } else { " (no change)" };
                 out.push_str(&format!("\n// *** IR after {}{note} ***\n", r.pass.name()));
+                for n in &r.notes {
+                    out.push_str(&format!("// {n}\n"));
+                }
                 out.push_str(&print(r.graph));
             }
         })
@@ -65,7 +68,10 @@ pub fn print_model(
     if !print_after_all {
         out.push_str(&print(&g));
     }
-    if let Some(store) = &store {
+    drop(cx);
+    if crate::ir::verify::is_integer_program(&g) {
+        out.push_str(&int_summary(&ints));
+    } else if let Some(store) = &store {
         out.push_str(&summary(&g, store));
     }
     Ok(out)
@@ -98,6 +104,21 @@ fn summary(g: &crate::ir::Graph, store: &ParamStore) -> String {
                 out.push_str(&format!("//   {name}: f32{:?} (not in the checkpoint)\n", spec.shape))
             }
         }
+    }
+    out
+}
+
+/// `// name: i32[shape] = [values]` (or its range) for every integer tensor.
+fn int_summary(ints: &crate::pass::IntStore) -> String {
+    let mut out = String::from("// integer tensors:\n");
+    for (name, (shape, v)) in ints {
+        let values = if v.len() <= 8 {
+            format!("= {v:?}")
+        } else {
+            let (lo, hi) = (v.iter().min().unwrap_or(&0), v.iter().max().unwrap_or(&0));
+            format!("in [{lo}, {hi}]")
+        };
+        out.push_str(&format!("//   {name}: i32{shape:?} {values}\n"));
     }
     out
 }

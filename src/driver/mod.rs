@@ -17,6 +17,7 @@ pub use lower::{
     load_program, lower, lower_model, run, run_program, Engine, LowerOptions, RunOptions,
     LOWER_PIPELINE,
 };
+pub use quantized::KEY_QUANT;
 pub use train::{train, TrainOptions};
 
 use crate::diag::Diagnostic;

@@ -330,3 +330,49 @@ fn examples_on_shared_data_lower_exactly() {
         example_on(m, &format!("{d}/{set}/{set}_TRAIN.ts"), &format!("{d}/{set}/{set}_TEST.ts"));
     }
 }
+
+fn fails(out: Output, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(needle), "want `{needle}` in: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn lowering_and_running_errors_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let (train, test) = ("examples/data/GunPoint_TRAIN.ts", "examples/data/GunPoint_TEST.ts");
+    let (float, quant, prog) = (p("f.safetensors"), p("q.safetensors"), p("int"));
+    let common = ["--train", train, "--test", test, "--epochs", "0"];
+    ok(potc(&[&["train", "examples/tiny.pot", "-o", &float][..], &common].concat()));
+    ok(potc(&[&["train", "examples/tiny.pot", "-o", &quant, "--quant", "w8a8"][..], &common].concat()));
+    fails(potc(&["lower", "examples/tiny.pot", "--weights", &float, "-o", &prog]), "float checkpoint");
+    fails(
+        potc(&["lower", "examples/tiny.pot", "--weights", &quant, "-o", &prog, "--acc-bits", "8"]),
+        "`%b`",
+    );
+    fails(potc(&["lower", "examples/tiny.pot", "--weights", &quant, "-o", &prog, "--acc-bits", "40"]), "40");
+    ok(potc(&["lower", "examples/tiny.pot", "--weights", &quant, "-o", &prog]));
+    fails(potc(&["run", &p("nothing"), "--data", test]), "not a program directory");
+    fails(potc(&["run", &prog, "--data", test, "--engine", "jit"]), "not have yet");
+    let short = p("short.tsv");
+    std::fs::write(&short, "1\t0.5\t0.25\t1.0\n2\t0.0\t-1.0\t2.0\n").unwrap();
+    fails(potc(&["run", &prog, "--data", &short]), "the program takes i8[1, 150]");
+
+    // A weight outside its bit width, and a missing tensor: named, not a panic.
+    let wfile = Path::new(&prog).join("weights.safetensors");
+    let mut ck = potc::ckpt::Checkpoint::load(&wfile).unwrap();
+    let (shape, w) = ck.i32("b.w").map(|(s, v)| (s.to_vec(), v.to_vec())).unwrap();
+    let mut bad = w.clone();
+    bad[0] = 1000;
+    ck.insert_i32("b.w", shape.clone(), bad);
+    ck.save(&wfile).unwrap();
+    fails(potc(&["run", &prog, "--data", test]), "tensor `b.w`: weight 1000");
+    ck.tensors.remove("b.w");
+    ck.save(&wfile).unwrap();
+    fails(potc(&["run", &prog, "--data", test]), "missing tensor `b.w`");
+    // A float model in place of the program.
+    std::fs::copy("examples/tiny.pot", Path::new(&prog).join("model.pot")).unwrap();
+    fails(potc(&["run", &prog, "--data", test]), "not an integer program");
+}

@@ -63,12 +63,14 @@ fn check(name: &str, x: i64, shifts: [i64; 3], bounds: [i64; 4]) -> Result<(), T
     let r = rule(name);
     let lhs_pat = r.searcher.get_pattern_ast().expect("a pattern rule");
     let rhs_pat = r.applier.get_pattern_ast().expect("a pattern rule");
+    let bounds_y = bounds[3];
     let (mut shifts, mut bounds) = (shifts.into_iter(), bounds.into_iter());
     let mut bind = HashMap::new();
     for node in lhs_pat.as_ref() {
         if let ENodeOrVar::Var(v) = node {
             let value = match v.to_string().as_str() {
                 "?x" => IntExpr::Symbol(Symbol::from("x")),
+                "?y" => IntExpr::Symbol(Symbol::from("y")),
                 "?k" | "?a" | "?b" => IntExpr::Num(shifts.next().expect("three shift amounts")),
                 _ => IntExpr::Num(bounds.next().expect("four bounds")),
             };
@@ -84,7 +86,8 @@ fn check(name: &str, x: i64, shifts: [i64; 3], bounds: [i64; 4]) -> Result<(), T
         None => false,
     };
     prop_assume!(applied);
-    let env = HashMap::from([(Symbol::from("x"), x)]);
+    // `y`, where a rule has one, takes the first bound's value.
+    let env = HashMap::from([(Symbol::from("x"), x), (Symbol::from("y"), bounds_y)]);
     let (l, rv) = (eval(&lhs, &env), eval(&rhs, &env));
     prop_assert!(l.is_some(), "{lhs} undefined at x = {x}");
     prop_assert_eq!(l, rv, "{} => {} at x = {}", lhs, rhs, x);
@@ -123,6 +126,9 @@ rule_props! {
     prop_relu_into_clamp   => "relu-into-clamp",
     prop_relu_into_clamp_l => "relu-into-clamp-l",
     prop_clamp_clamp       => "clamp-clamp",
+    prop_fold_scale        => "fold-scale",
+    prop_fold_shift        => "fold-shift",
+    prop_sum_pool_mac      => "sum-pool-mac",
 }
 
 #[test]
@@ -253,4 +259,17 @@ fn a_big_expression_stays_within_the_limits() {
 /// The cost of an expression as written.
 fn crate_cost(expr: &RecExpr<IntExpr>) -> usize {
     expr.as_ref().iter().map(potc::eqsat::cost::op_cost).sum()
+}
+
+/// An integer batch norm (scale 8, shift -16) after a MAC saturates to one
+/// MAC with the folded weight and bias, as `fold-bn` does on tensors.
+#[test]
+fn batch_norm_folds_into_the_mac() {
+    let expr = parse("(+ (* (+ (* x 3) 5) 8) -16)");
+    let out = timed(&expr, Limits::default());
+    assert_eq!(out.best.to_string(), "(+ (* x 24) 24)");
+    for x in [-EXTREME, -7, 0, 1, 12345, EXTREME] {
+        let env = HashMap::from([(Symbol::from("x"), x)]);
+        assert_eq!(eval(&expr, &env), eval(&out.best, &env), "x = {x}");
+    }
 }

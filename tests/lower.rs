@@ -346,13 +346,21 @@ fn lowering_and_running_errors_are_clear() {
     let (float, quant, prog) = (p("f.safetensors"), p("q.safetensors"), p("int"));
     let common = ["--train", train, "--test", test, "--epochs", "0"];
     ok(potc(&[&["train", "examples/tiny.pot", "-o", &float][..], &common].concat()));
-    ok(potc(&[&["train", "examples/tiny.pot", "-o", &quant, "--quant", "w8a8"][..], &common].concat()));
-    fails(potc(&["lower", "examples/tiny.pot", "--weights", &float, "-o", &prog]), "float checkpoint");
+    ok(potc(
+        &[&["train", "examples/tiny.pot", "-o", &quant, "--quant", "w8a8"][..], &common].concat(),
+    ));
+    fails(
+        potc(&["lower", "examples/tiny.pot", "--weights", &float, "-o", &prog]),
+        "float checkpoint",
+    );
     fails(
         potc(&["lower", "examples/tiny.pot", "--weights", &quant, "-o", &prog, "--acc-bits", "8"]),
         "`%b`",
     );
-    fails(potc(&["lower", "examples/tiny.pot", "--weights", &quant, "-o", &prog, "--acc-bits", "40"]), "40");
+    fails(
+        potc(&["lower", "examples/tiny.pot", "--weights", &quant, "-o", &prog, "--acc-bits", "40"]),
+        "40",
+    );
     ok(potc(&["lower", "examples/tiny.pot", "--weights", &quant, "-o", &prog]));
     fails(potc(&["run", &p("nothing"), "--data", test]), "not a program directory");
     fails(potc(&["run", &prog, "--data", test, "--engine", "jit"]), "not have yet");

@@ -4,6 +4,7 @@
 //! `tests/eqsat.rs` evaluating both sides on random values.
 
 pub mod clamp;
+pub mod fold;
 pub mod requant;
 pub mod shifts;
 
@@ -14,5 +15,6 @@ pub fn all() -> Vec<Rewrite> {
     let mut rules = shifts::all();
     rules.extend(requant::all());
     rules.extend(clamp::all());
+    rules.extend(fold::all());
     rules
 }

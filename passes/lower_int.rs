@@ -293,16 +293,19 @@ impl Lowering<'_> {
             Elem::Int { signed: false, bits } => (1u128 << bits) - 1,
             Elem::F32 => return Err(format!("`%{name}`: its input is not an integer")),
         };
-        for r in 0..rows {
+        let bound = |r: usize| -> u128 {
             let wsum: u128 = wint[r * per..][..per].iter().map(|v| v.unsigned_abs() as u128).sum();
-            let worst = wsum * x_max + bint.as_ref().map_or(0, |b| b[r].unsigned_abs() as u128);
+            wsum * x_max + bint.as_ref().map_or(0, |b| b[r].unsigned_abs() as u128)
+        };
+        if let Some((r, worst)) =
+            (0..rows).map(|r| (r, bound(r))).max_by_key(|&(r, b)| (b, usize::MAX - r))
+        {
             let need = signed_bits(u64::try_from(worst).unwrap_or(u64::MAX));
             if need as usize > acc_bits {
                 return Err(format!(
-                    "`%{name}`: output channel {r} can reach |acc| = {worst}, which needs a \
-                     {need}-bit accumulator, more than its {acc_bits} bits; lower with \
-                     --acc-bits {need} (or set `acc_bits` on the layer), or train with fewer \
-                     weight or activation bits"
+                    "`%{name}`: its accumulator needs {need} bits (output channel {r} can reach \
+                     |acc| = {worst}), more than its {acc_bits}; lower with --acc-bits {need} (or \
+                     set `acc_bits` on the layer), or train with fewer weight or activation bits"
                 ));
             }
         }

@@ -20,7 +20,7 @@ use crate::ir::op::{FakeQuant, LayerQuant, Op};
 use crate::ir::verify::is_integer_program;
 use crate::ir::{Elem, Graph, NodeId};
 use crate::pass::{IntStore, ParamStore, Pass, PassContext, Semantics};
-use crate::quant::accum::signed_bits;
+use crate::quant::accum::{int_layer_bound, max_magnitude, signed_bits};
 use crate::quant::QuantSpec;
 
 pub struct LowerInt;
@@ -288,26 +288,18 @@ impl Lowering<'_> {
             Op::IntLinear(l) => l.quant = int_quant(q, acc_bits),
             _ => unreachable!("a MAC op"),
         }
-        let x_max = match self.out.node(a.id).ty.elem {
-            Elem::Int { signed: true, bits } => 1u128 << (bits - 1),
-            Elem::Int { signed: false, bits } => (1u128 << bits) - 1,
-            Elem::F32 => return Err(format!("`%{name}`: its input is not an integer")),
-        };
-        let bound = |r: usize| -> u128 {
-            let wsum: u128 = wint[r * per..][..per].iter().map(|v| v.unsigned_abs() as u128).sum();
-            wsum * x_max + bint.as_ref().map_or(0, |b| b[r].unsigned_abs() as u128)
-        };
-        if let Some((r, worst)) =
-            (0..rows).map(|r| (r, bound(r))).max_by_key(|&(r, b)| (b, usize::MAX - r))
-        {
-            let need = signed_bits(u64::try_from(worst).unwrap_or(u64::MAX));
-            if need as usize > acc_bits {
-                return Err(format!(
-                    "`%{name}`: its accumulator needs {need} bits (output channel {r} can reach \
-                     |acc| = {worst}), more than its {acc_bits}; lower with --acc-bits {need} (or \
-                     set `acc_bits` on the layer), or train with fewer weight or activation bits"
-                ));
-            }
+        let x_elem = self.out.node(a.id).ty.elem;
+        if x_elem == Elem::F32 {
+            return Err(format!("`%{name}`: its input is not an integer"));
+        }
+        let (r, worst) = int_layer_bound(&wint, bint.as_deref(), rows, max_magnitude(x_elem));
+        let need = signed_bits(u64::try_from(worst).unwrap_or(u64::MAX));
+        if need as usize > acc_bits {
+            return Err(format!(
+                "`%{name}`: its accumulator needs {need} bits (output channel {r} can reach \
+                 |acc| = {worst}), more than its {acc_bits}; lower with --acc-bits {need} (or \
+                 set `acc_bits` on the layer), or train with fewer weight or activation bits"
+            ));
         }
         let m = self.out.add_op(&name, op, &[a.id])?;
         let mname = self.out.node(m).name.clone();

@@ -12,6 +12,7 @@ use crate::ir::op::Op;
 use crate::ir::verify::is_integer_program;
 use crate::ir::{print, Elem, Graph};
 use crate::pass::IntStore;
+use crate::quant::accum::{int_layer_bound, max_magnitude, signed_bits};
 
 pub const MODEL_FILE: &str = "model.pot";
 pub const WEIGHTS_FILE: &str = "weights.safetensors";
@@ -92,6 +93,7 @@ impl IntProgram {
                 }
                 self.check_values(&node.op, p.slot, &name, v)?;
             }
+            self.check_accumulator(g, id)?;
         }
         for id in g.inputs().iter().copied().chain(g.output()) {
             let name = format!("{}.exp", g.node(id).name);
@@ -104,6 +106,31 @@ impl IntProgram {
                     ))
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Engines add in the accumulator's width without checks: the worst case
+    /// of spec section 7 must fit it (as `lower-int` proved when it wrote the
+    /// program).
+    fn check_accumulator(&self, g: &Graph, id: crate::ir::NodeId) -> Result<(), String> {
+        let node = g.node(id);
+        let rows = match &node.op {
+            Op::IntConv1d(c) => c.out_channels,
+            Op::IntLinear(l) => l.out_features,
+            _ => return Ok(()),
+        };
+        let Elem::Int { bits, .. } = node.ty.elem else { return Ok(()) };
+        let w = &self.tensors[&format!("{}.w", node.name)].1;
+        let b = self.tensors.get(&format!("{}.b", node.name)).map(|(_, v)| v.as_slice());
+        let x = g.node(g.operands(id)[0]).ty.elem;
+        let (r, worst) = int_layer_bound(w, b, rows, max_magnitude(x));
+        let need = signed_bits(u64::try_from(worst).unwrap_or(u64::MAX));
+        if need > u32::from(bits) {
+            return Err(format!(
+                "`%{}`: output channel {r} can reach |acc| = {worst}, beyond its i{bits} accumulator",
+                node.name
+            ));
         }
         Ok(())
     }

@@ -67,6 +67,28 @@ fn input_quantizer(plan: &Plan, w: &Weights, mut slot: usize) -> Option<(QuantSp
     }
 }
 
+/// The worst output channel of an integer MAC layer with `rows` channels:
+/// `(channel, max|acc|)` with `max|acc| = sum|w| * x_max + |b|`, exact.
+pub fn int_layer_bound(w: &[i32], b: Option<&[i32]>, rows: usize, x_max: u128) -> (usize, u128) {
+    let per = w.len() / rows.max(1);
+    (0..rows)
+        .map(|r| {
+            let wsum: u128 = w[r * per..][..per].iter().map(|v| v.unsigned_abs() as u128).sum();
+            (r, wsum * x_max + b.map_or(0, |b| b[r].unsigned_abs() as u128))
+        })
+        .max_by_key(|&(r, bound)| (bound, usize::MAX - r))
+        .unwrap_or((0, 0))
+}
+
+/// The largest magnitude a value of integer type `elem` can have.
+pub fn max_magnitude(elem: crate::ir::Elem) -> u128 {
+    match elem {
+        crate::ir::Elem::Int { signed: true, bits } => 1u128 << (bits - 1),
+        crate::ir::Elem::Int { signed: false, bits } => (1u128 << bits) - 1,
+        crate::ir::Elem::F32 => u128::MAX,
+    }
+}
+
 /// The width of a two's-complement integer holding `±max`.
 pub fn signed_bits(max: u64) -> u32 {
     65 - max.leading_zeros()

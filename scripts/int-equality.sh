@@ -15,7 +15,7 @@ field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.ar
 printf '%-22s %-18s %6s %9s %9s  %s\n' model data n fq_acc int_acc "sha equal"
 fail=0
 for pair in fcn:GunPoint fcn:ItalyPowerDemand resnet:GunPoint resnet:ItalyPowerDemand \
-            tiny:ItalyPowerDemand fcn_basicmotions:BasicMotions basicmotions:BasicMotions; do
+            tiny:ItalyPowerDemand tiny:GunPoint fcn_basicmotions:BasicMotions basicmotions:BasicMotions; do
   m=${pair%%:*}; d=${pair##*:}
   tr=$data/$d/${d}_TRAIN.ts; te=$data/$d/${d}_TEST.ts
   [ -f "$tr" ] || { echo "skip $pair: no $tr"; continue; }

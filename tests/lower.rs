@@ -323,7 +323,9 @@ fn examples_on_shared_data_lower_exactly() {
     let d = "../shared/data";
     for (m, set) in [
         ("fcn", "ItalyPowerDemand"),
+        ("resnet", "ItalyPowerDemand"),
         ("tiny", "ItalyPowerDemand"),
+        ("tiny", "GunPoint"),
         ("fcn_basicmotions", "BasicMotions"),
         ("basicmotions", "BasicMotions"),
     ] {

@@ -5,6 +5,7 @@
 //! verifier, printer), `pass` (the pass manager), and the concrete passes in
 //! the top-level `passes/` folder.
 
+pub mod backend;
 pub mod ckpt;
 pub mod data;
 pub mod diag;

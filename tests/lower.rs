@@ -3,157 +3,24 @@
 //! examples with real data; it holds only integer ops; accumulators that
 //! cannot fit are refused with the layer named.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
+use common::{dataset, lower, network, quantize, random_config};
 use potc::data::Dataset;
 use potc::interp::exact::evaluate_exact;
 use potc::interp::integer::IntInterpreter;
 use potc::interp::Plan;
 use potc::ir::{Elem, Graph};
-use potc::pass::{IntStore, ParamStore, PassContext, PassManager};
-use potc::passes::registry;
+use potc::pass::ParamStore;
 use potc::program::IntProgram;
 use potc::quant::QuantConfig;
 use potc::syntax;
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-
-/// A small random float network, as `.pot` text: conv blocks (random
-/// geometry, optional batch norm, ReLU, max pooling, residual adds), then
-/// global average pooling or flattening and a linear classifier.
-fn network(rng: &mut ChaCha8Rng) -> String {
-    let (c0, l0) = (rng.random_range(1..=3usize), rng.random_range(4..=20usize));
-    let mut text = format!("model r(%x: [{c0}, {l0}]) {{\n");
-    let (mut cur, mut c, mut l) = ("x".to_string(), c0, l0);
-    for b in 0..rng.random_range(1..=3) {
-        let residual = rng.random_bool(0.3);
-        let out = if residual { c } else { rng.random_range(1..=5usize) };
-        let kernel = rng.random_range(1..=4usize).min(l);
-        let (stride, dilation) = if residual {
-            (1, 1)
-        } else {
-            (rng.random_range(1..=2usize), rng.random_range(1..=2usize))
-        };
-        let span = dilation * (kernel - 1) + 1;
-        let pad = if stride == 1 && (residual || rng.random_bool(0.5)) {
-            "same".to_string()
-        } else {
-            let p = rng.random_range(0..=kernel / 2);
-            if l + 2 * p < span {
-                format!("[{}, {}]", span, span)
-            } else {
-                format!("[{p}, {p}]")
-            }
-        };
-        let groups = if c == out && c > 1 && rng.random_bool(0.3) { c } else { 1 };
-        let bias = rng.random_bool(0.7);
-        text += &format!(
-            "  %c{b} = conv1d(%{cur}) {{out_channels = {out}, kernel = {kernel}, stride = {stride}, \
-             padding = {pad}, dilation = {dilation}, groups = {groups}, bias = {bias}}}\n"
-        );
-        let mut v = format!("c{b}");
-        if rng.random_bool(0.6) {
-            text += &format!("  %n{b} = batch_norm(%{v})\n");
-            v = format!("n{b}");
-        }
-        if residual {
-            text += &format!("  %s{b} = add(%{v}, %{cur})\n");
-            v = format!("s{b}");
-        }
-        if rng.random_bool(0.7) {
-            text += &format!("  %r{b} = relu(%{v})\n");
-            v = format!("r{b}");
-        }
-        let g = syntax::parse(&(text.clone() + &format!("  return %{v}\n}}\n"))).expect("valid");
-        let (cc, ll) = g.node(g.output().unwrap()).ty.sequence().unwrap();
-        (c, l) = (cc, ll);
-        if l >= 4 && rng.random_bool(0.3) {
-            text += &format!("  %p{b} = max_pool1d(%{v}) {{kernel = 2}}\n");
-            v = format!("p{b}");
-            l /= 2;
-        }
-        cur = v;
-    }
-    let classes = rng.random_range(2..=4);
-    if rng.random_bool(0.6) {
-        text += &format!("  %g = global_avg_pool(%{cur})\n");
-    } else {
-        text += &format!("  %g = flatten(%{cur})\n");
-    }
-    text + &format!("  %y = linear(%g) {{out_features = {classes}}}\n  return %y\n}}\n")
-}
-
-/// Random float parameters for every parameter of `g` (batch norm with
-/// positive variances), then random thresholds for the quantizers.
-fn random_store(g: &Graph, rng: &mut ChaCha8Rng) -> ParamStore {
-    g.params()
-        .into_iter()
-        .map(|(name, p)| {
-            let n: usize = p.shape.iter().product();
-            let v: Vec<f32> = (0..n)
-                .map(|_| match p.slot {
-                    "var" => rng.random_range(0.05..4.0),
-                    "gamma" => rng.random_range(-2.0..2.0),
-                    "log2t" | "w_log2t" => rng.random_range(-3.0..4.0),
-                    _ => rng.random_range(-1.5..1.5),
-                })
-                .collect();
-            (name, (p.shape, v))
-        })
-        .collect()
-}
-
-/// `g` quantized (`canonicalize,fold-bn,insert-fake-quant`) with its folded
-/// parameters and random thresholds.
-fn quantize(g: &Graph, cfg: &QuantConfig, rng: &mut ChaCha8Rng) -> (Graph, ParamStore) {
-    let mut store = random_store(g, rng);
-    let reg = registry();
-    let pipeline = reg.pipeline("canonicalize,fold-bn,insert-fake-quant").unwrap();
-    let mut q = g.clone();
-    let mut cx =
-        PassContext { weights: Some(&mut store), quant: Some(cfg.clone()), ..Default::default() };
-    PassManager { allow_meaning_changes: true }.run(&pipeline, &mut q, &mut cx, |_| {}).unwrap();
-    for (name, (shape, v)) in random_store(&q, rng) {
-        store.entry(name).or_insert((shape, v));
-    }
-    (q, store)
-}
-
-/// The integer program of a quantized graph, or the lowering error.
-fn lower(q: &Graph, store: &ParamStore, acc_bits: usize) -> Result<IntProgram, String> {
-    let mut store = store.clone();
-    let mut ints = IntStore::new();
-    let mut g = q.clone();
-    let mut cx = PassContext {
-        weights: Some(&mut store),
-        ints: Some(&mut ints),
-        acc_bits: Some(acc_bits),
-        ..Default::default()
-    };
-    let reg = registry();
-    let pipeline = reg.pipeline(potc::driver::LOWER_PIPELINE).unwrap();
-    PassManager { allow_meaning_changes: false }
-        .run(&pipeline, &mut g, &mut cx, |_| {})
-        .map_err(|e| e.to_string())?;
-    let p = IntProgram { graph: g, tensors: ints, labels: vec![] };
-    p.check()?;
-    Ok(p)
-}
-
-fn dataset(x: Vec<f32>, n: usize, channels: usize, length: usize) -> Dataset {
-    Dataset {
-        x,
-        y: vec![0; n],
-        n,
-        channels,
-        length,
-        labels: (0..8).map(|i| i.to_string()).collect(),
-        origin: (0..n).collect(),
-        path: "random".into(),
-    }
-}
 
 /// The fake-quant simulation's output integers and the integer program's,
 /// both as the `logits_sha256` reads them (i32, saturating).
@@ -167,15 +34,6 @@ fn both(q: &Graph, store: &ParamStore, p: &IntProgram, ds: &Dataset) -> (Vec<i64
     let sat =
         |v: Vec<i64>| v.into_iter().map(|x| x.clamp(i32::MIN.into(), i32::MAX.into())).collect();
     (sat(want), sat(got))
-}
-
-fn random_config(rng: &mut ChaCha8Rng) -> QuantConfig {
-    let w = rng.random_range(2..=8);
-    let a = rng.random_range(2..=10);
-    let mut cfg = QuantConfig::parse(&format!("w{w}a{a}")).unwrap();
-    cfg.per_channel = rng.random_bool(0.5);
-    cfg.pot_weights = w <= 5 && rng.random_bool(0.3);
-    cfg
 }
 
 proptest! {

@@ -52,8 +52,8 @@ pub fn eval(o: &EvalOptions) -> Result<String, Failure> {
     let mode = match o.mode {
         EvalMode::Float => "float",
         EvalMode::FakeQuant => "fake-quant",
-        EvalMode::Int => return eval_int(o),
-        EvalMode::Jit => return Err(not_yet("jit", "the Cranelift JIT (issue 6)")),
+        EvalMode::Int => return eval_int(o, super::lower::Engine::Interp),
+        EvalMode::Jit => return eval_int(o, super::lower::Engine::Jit),
     };
     let (_, model) = load_model(&o.model)?;
     let path = Path::new(&o.weights);
@@ -111,19 +111,21 @@ pub fn eval(o: &EvalOptions) -> Result<String, Failure> {
     })
 }
 
-/// `--mode int`: lowers the checkpoint in memory and runs the integers.
-fn eval_int(o: &EvalOptions) -> Result<String, Failure> {
+/// `--mode int` / `jit`: lowers the checkpoint in memory and runs the
+/// integers in the interpreter or the JIT.
+fn eval_int(o: &EvalOptions, engine: super::lower::Engine) -> Result<String, Failure> {
     let (_, model) = load_model(&o.model)?;
     let path = Path::new(&o.weights);
     let ck = Checkpoint::load(path)?;
     let (program, _) = super::lower::lower_model(&model, &ck, path, 32, false)?;
-    let report = super::lower::run_report(&program, &o.data, o.threads)?;
-    let mut out = report.json("int");
+    let report = super::lower::run_report(&program, &o.data, o.threads, engine)?;
+    let mode = if engine == super::lower::Engine::Jit { "jit" } else { "int" };
+    let mut out = report.json(mode);
     out.as_object_mut().map(|m| m.remove("engine"));
     Ok(if o.json {
         out.to_string() + "\n"
     } else {
-        format!("accuracy {:.4} on {} samples (int)\n", report.accuracy, report.n)
+        format!("accuracy {:.4} on {} samples ({mode})\n", report.accuracy, report.n)
     })
 }
 
@@ -136,10 +138,4 @@ pub fn logits_sha256(ints: &[i64]) -> String {
         h.update((v.clamp(i32::MIN as i64, i32::MAX as i64) as i32).to_le_bytes());
     }
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn not_yet(mode: &str, what: &str) -> Failure {
-    Failure(format!(
-        "error: --mode {mode} needs {what}, which potc does not have yet; use --mode float\n"
-    ))
 }

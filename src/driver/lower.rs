@@ -7,6 +7,7 @@ use super::eval::logits_sha256;
 use super::model_data::pool;
 use super::quantized::inference_model;
 use super::{load_model, Failure};
+use crate::backend::jit::{JitOptions, JitProgram};
 use crate::ckpt::{Checkpoint, KEY_INPUT_SHAPE};
 use crate::data;
 use crate::interp::integer::IntInterpreter;
@@ -126,10 +127,19 @@ pub fn lower(o: &LowerOptions) -> Result<String, Failure> {
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
+    /// Native code compiled by Cranelift (bit-exact with the interpreter).
+    Jit,
     /// The integer reference interpreter.
     Interp,
-    /// The Cranelift JIT (not built yet: issue 6).
-    Jit,
+}
+
+impl Engine {
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Jit => "jit",
+            Engine::Interp => "interp",
+        }
+    }
 }
 
 /// Flags of `potc run` (see `potc run --help`).
@@ -141,7 +151,7 @@ pub struct RunOptions {
     #[arg(long, value_name = "DATA")]
     pub data: String,
     /// The engine that runs the integers.
-    #[arg(long, value_enum, default_value_t = Engine::Interp)]
+    #[arg(long, value_enum, default_value_t = Engine::Jit)]
     pub engine: Engine,
     /// Worker threads (0: one per core).
     #[arg(long, default_value_t = 0)]
@@ -168,6 +178,7 @@ pub fn run_program(
     p: &IntProgram,
     ds: &data::Dataset,
     threads: usize,
+    engine: Engine,
 ) -> Result<Vec<i64>, Failure> {
     let input = &p.graph.node(p.graph.inputs()[0]).ty;
     if input.shape != [ds.channels, ds.length] {
@@ -176,14 +187,25 @@ pub fn run_program(
             ds.path, ds.channels, ds.length, input
         )));
     }
-    let interp =
-        IntInterpreter::new(&p.graph, &p.tensors).map_err(|e| Failure(format!("error: {e}\n")))?;
     let x = p.quantize_input(&ds.x);
-    Ok(pool(threads)?.install(|| interp.run(&x)))
+    let pool = pool(threads)?;
+    match engine {
+        Engine::Interp => {
+            let interp = IntInterpreter::new(&p.graph, &p.tensors)
+                .map_err(|e| Failure(format!("error: {e}\n")))?;
+            Ok(pool.install(|| interp.run(&x)))
+        }
+        Engine::Jit => {
+            let jit = JitProgram::compile(p, JitOptions::default())
+                .map_err(|e| Failure(format!("error: the JIT: {e}\n")))?;
+            Ok(pool.install(|| jit.run(&x)))
+        }
+    }
 }
 
 /// Accuracy and output integers of a program on a data set.
 pub struct RunReport {
+    pub engine: Engine,
     pub accuracy: f64,
     pub n: usize,
     pub ints: Vec<i64>,
@@ -197,7 +219,7 @@ impl RunReport {
             "accuracy": self.accuracy,
             "n": self.n,
             "mode": mode,
-            "engine": "interp",
+            "engine": self.engine.name(),
             "logits_sha256": logits_sha256(&self.ints),
         });
         if let Some(e) = self.exponent {
@@ -208,10 +230,15 @@ impl RunReport {
 }
 
 /// Runs `program` on the data file at `data` (labels mapped as in training).
-pub fn run_report(program: &IntProgram, data: &str, threads: usize) -> Result<RunReport, Failure> {
+pub fn run_report(
+    program: &IntProgram,
+    data: &str,
+    threads: usize,
+    engine: Engine,
+) -> Result<RunReport, Failure> {
     let ds = data::load(Path::new(data))?;
     let ds = if program.labels.is_empty() { ds } else { ds.with_labels(&program.labels)? };
-    let ints = run_program(program, &ds, threads)?;
+    let ints = run_program(program, &ds, threads, engine)?;
     let k = ints.len() / ds.n.max(1);
     let correct = (0..ds.n)
         .filter(|&i| {
@@ -220,21 +247,20 @@ pub fn run_report(program: &IntProgram, data: &str, threads: usize) -> Result<Ru
         })
         .count();
     let accuracy = correct as f64 / ds.n.max(1) as f64;
-    Ok(RunReport { accuracy, n: ds.n, ints, exponent: program.output_exponent() })
+    Ok(RunReport { engine, accuracy, n: ds.n, ints, exponent: program.output_exponent() })
 }
 
 pub fn run(o: &RunOptions) -> Result<String, Failure> {
-    if o.engine == Engine::Jit {
-        return Err(Failure(
-            "error: --engine jit needs the Cranelift JIT (issue 6), which potc does not have yet; use --engine interp\n"
-                .into(),
-        ));
-    }
     let program = load_program(&o.program)?;
-    let report = run_report(&program, &o.data, o.threads)?;
+    let report = run_report(&program, &o.data, o.threads, o.engine)?;
     Ok(if o.json {
         report.json("int").to_string() + "\n"
     } else {
-        format!("accuracy {:.4} on {} samples (int, interp)\n", report.accuracy, report.n)
+        format!(
+            "accuracy {:.4} on {} samples (int, {})\n",
+            report.accuracy,
+            report.n,
+            o.engine.name()
+        )
     })
 }

@@ -1,0 +1,195 @@
+//! The Cranelift JIT against the integer reference interpreter, bit for bit:
+//! on property-generated networks, on hand-made programs at the edges
+//! (extreme integers, saturating clamps and shifts in both directions,
+//! widths 2..16), and on the examples with real data through the CLI.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::{lower, network, quantize};
+use potc::backend::jit::{JitOptions, JitProgram};
+use potc::interp::integer::IntInterpreter;
+use potc::pass::IntStore;
+use potc::program::IntProgram;
+use potc::quant::QuantConfig;
+use potc::syntax;
+use proptest::prelude::*;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Both engines on the same input integers.
+fn both(p: &IntProgram, x: &[i64]) -> (Vec<i64>, Vec<i64>) {
+    let interp = IntInterpreter::new(&p.graph, &p.tensors).unwrap();
+    let jit = JitProgram::compile(p, JitOptions::default()).unwrap();
+    (interp.run(x), jit.run(x))
+}
+
+/// Random input integers of the program's input type, extremes included.
+fn inputs(p: &IntProgram, n: usize, rng: &mut ChaCha8Rng) -> Vec<i64> {
+    let input = p.graph.node(p.graph.inputs()[0]);
+    let (lo, hi) = potc::interp::integer::range(input.ty.elem).unwrap();
+    let len = n * input.ty.elements() as usize;
+    (0..len)
+        .map(|_| match rng.random_range(0..4) {
+            0 => lo,
+            1 => hi,
+            _ => rng.random_range(lo..=hi),
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
+
+    /// Random networks with weight and activation widths 2..16.
+    #[test]
+    fn random_networks_match_the_interpreter(seed in any::<u64>()) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let text = network(&mut rng);
+        let g = syntax::parse(&text).unwrap();
+        let (w, a) = (rng.random_range(2..=16), rng.random_range(2..=16));
+        let mut cfg = QuantConfig::parse(&format!("w{w}a{a}")).unwrap();
+        cfg.per_channel = rng.random_bool(0.5);
+        cfg.pot_weights = w <= 5 && rng.random_bool(0.3);
+        let (q, store) = quantize(&g, &cfg, &mut rng);
+        let p = match lower(&q, &store, 32) {
+            Ok(p) => p,
+            Err(e) if e.contains("accumulator") => return Ok(()),
+            Err(e) => panic!("{text}\n{e}"),
+        };
+        let x = inputs(&p, 3, &mut rng);
+        let (want, got) = both(&p, &x);
+        prop_assert_eq!(want, got, "{}", potc::ir::print(&p.graph));
+    }
+
+    /// Shifts in both directions up to the loader's limits, clamps to every
+    /// width 2..16, signed and unsigned, on i16 inputs at the extremes.
+    #[test]
+    fn shifts_and_clamps_at_the_edges(
+        bits in 2usize..=16,
+        signed in any::<bool>(),
+        narrow in any::<bool>(),
+        up in proptest::collection::vec(0i32..=62, 3),
+        k in proptest::collection::vec(prop_oneof![-62i32..=62, Just(-32), Just(32), Just(33), Just(31)], 3),
+        back in proptest::collection::vec(0i32..=62, 3),
+        seed in any::<u64>(),
+    ) {
+        let narrow = narrow && signed;
+        let elem = if signed { format!("i{bits}") } else { format!("u{bits}") };
+        let text = format!(
+            "model e(%x: i16[3, 6]) {{
+  %s = shl(%x) : i32[3, 6]
+  %q = requant(%s) {{bits = {bits}, signed = {signed}, narrow = {narrow}}} : {elem}[3, 6]
+  %w = shl(%q) : i32[3, 6]
+  %a = add(%w, %s) : i32[3, 6]
+  %m = max_pool1d(%a) {{kernel = 2}} : i32[3, 3]
+  %r = relu(%m) : i32[3, 3]
+  %g = global_sum_pool(%r) : i32[3]
+  return %g
+}}"
+        );
+        let graph = syntax::parse(&text).unwrap();
+        let mut t = IntStore::new();
+        t.insert("s.shift".into(), (vec![3], up));
+        t.insert("q.shift".into(), (vec![3], k));
+        t.insert("w.shift".into(), (vec![3], back));
+        t.insert("x.exp".into(), (vec![1], vec![0]));
+        t.insert("g.exp".into(), (vec![1], vec![0]));
+        let p = IntProgram { graph, tensors: t, labels: vec![] };
+        p.check().unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let x = inputs(&p, 4, &mut rng);
+        let (want, got) = both(&p, &x);
+        prop_assert_eq!(want, got);
+    }
+}
+
+/// A convolution and a linear layer with 16-bit inputs and weights, every
+/// geometry attribute set, accumulators near the i32 limit.
+#[test]
+fn wide_macs_near_the_accumulator_limit() {
+    let text = "model m(%x: i16[4, 9]) {
+  %c = int_conv1d(%x) {out_channels = 4, kernel = 3, stride = 2, padding = [2, 1], dilation = 2, groups = 2, w_bits = 16} : i32[4, 4]
+  %q = requant(%c) {bits = 16} : i16[4, 4]
+  %f = flatten(%q) : i16[16]
+  %y = int_linear(%f) {out_features = 3, w_bits = 16} : i32[3]
+  return %y
+}";
+    let graph = syntax::parse(text).unwrap();
+    let mut t = IntStore::new();
+    // |acc| <= 32768 * (sum |w|) + |b|: 6 taps of 10000 reach 1.97e9 < 2^31.
+    t.insert("c.w".into(), (vec![4, 2, 3], [10000, -10000, 10000, -10000, 10000, -9999].repeat(4)));
+    t.insert("c.b".into(), (vec![4], vec![-1000, 7, 0, 1000]));
+    t.insert("q.shift".into(), (vec![4], vec![15, 3, 0, -2]));
+    t.insert("y.w".into(), (vec![3, 16], (0..48).map(|i| (i % 7 - 3) * 2000).collect()));
+    t.insert("y.b".into(), (vec![3], vec![5, -5, 123456]));
+    t.insert("x.exp".into(), (vec![1], vec![0]));
+    t.insert("y.exp".into(), (vec![1], vec![0]));
+    let p = IntProgram { graph, tensors: t, labels: vec![] };
+    p.check().unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let x = inputs(&p, 64, &mut rng);
+    let (want, got) = both(&p, &x);
+    assert_eq!(want, got);
+    assert!(want.iter().any(|&v| v.abs() > 1 << 20), "reaches large values");
+}
+
+fn potc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_potc"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap()
+}
+
+fn sha(out: Output) -> String {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["logits_sha256"].as_str().unwrap().to_string()
+}
+
+/// `potc run --engine jit` (the default) and `eval --mode jit` agree with the
+/// interpreter and the simulation on every test sample.
+#[test]
+fn examples_on_gunpoint_agree_with_the_interpreter() {
+    let (train, test) = ("examples/data/GunPoint_TRAIN.ts", "examples/data/GunPoint_TEST.ts");
+    for m in ["fcn", "resnet"] {
+        let dir = tempfile::tempdir().unwrap();
+        let ck = dir.path().join("q.safetensors");
+        let (ck, out) = (ck.to_str().unwrap(), dir.path().join("int"));
+        let out = out.to_str().unwrap();
+        let model = format!("examples/{m}.pot");
+        let args = ["train", &model, "--train", train, "--test", test, "-o", ck];
+        let train_out = potc(&[&args[..], &["--quant", "w4a8", "--epochs", "0"]].concat());
+        assert!(train_out.status.success());
+        assert!(potc(&["lower", &model, "--weights", ck, "-o", out]).status.success());
+        let interp = sha(potc(&["run", out, "--data", test, "--engine", "interp", "--json"]));
+        let jit = sha(potc(&["run", out, "--data", test, "--json"]));
+        let evaljit = sha(potc(&[
+            "eval",
+            &model,
+            "--weights",
+            ck,
+            "--data",
+            test,
+            "--mode",
+            "jit",
+            "--json",
+        ]));
+        let fq = sha(potc(&[
+            "eval",
+            &model,
+            "--weights",
+            ck,
+            "--data",
+            test,
+            "--mode",
+            "fake-quant",
+            "--json",
+        ]));
+        assert_eq!(jit, interp, "{m}");
+        assert_eq!(evaljit, fq, "{m}");
+        assert_eq!(jit, fq, "{m}");
+    }
+}

@@ -2,7 +2,7 @@
 //! 0 on success, 1 on a user error (bad file, bad flag, bad data).
 
 use clap::{Args, Parser, Subcommand};
-use potc::driver::{self, EvalOptions, Failure, LowerOptions, RunOptions, TrainOptions};
+use potc::driver::{self, BenchOptions, EvalOptions, Failure, LowerOptions, RunOptions, TrainOptions};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -58,6 +58,13 @@ enum Command {
     /// logits_sha256 (the output integers as little-endian i32), which equals
     /// `potc eval --mode fake-quant`'s for the checkpoint it was lowered from.
     Run(RunOptions),
+    /// Inference speed of a lowered program on random inputs of its shape.
+    ///
+    /// Median time per batch over --seconds of runs and the samples/s it
+    /// gives; the batch's samples run in parallel over --threads. With
+    /// --json: engine, batch, threads, latency_us_median, samples_per_second
+    /// (and compile_ms for the JIT).
+    Bench(BenchOptions),
 }
 
 #[derive(Args)]
@@ -107,6 +114,7 @@ fn run(cli: Cli) -> Result<String, Failure> {
         Command::Eval(o) => driver::eval(&o),
         Command::Lower(o) => driver::lower(&o),
         Command::Run(o) => driver::run(&o),
+        Command::Bench(o) => driver::bench(&o),
     }
 }
 

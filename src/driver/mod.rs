@@ -2,6 +2,7 @@
 //! standard output or a rendered failure, so tests can call them without a
 //! process. Progress and notes go to standard error.
 
+mod bench;
 mod eval;
 mod ir_cmds;
 mod lower;
@@ -11,6 +12,7 @@ mod quantized;
 mod start;
 mod train;
 
+pub use bench::{bench, BenchOptions};
 pub use eval::{eval, EvalOptions};
 pub use ir_cmds::{check, describe_passes, print_model};
 pub use lower::{

@@ -9,6 +9,7 @@
 //! arena per thread. The only `unsafe` call into generated code is
 //! `Code::call`.
 
+mod dot;
 mod kernels;
 mod loops;
 
@@ -50,6 +51,8 @@ pub enum JitError {
 pub struct JitOptions {
     /// Cranelift's `opt_level = none` instead of `speed` (faster to compile).
     pub no_opt: bool,
+    /// Keep the generated machine code's disassembly (`JitProgram::disasm`).
+    pub disasm: bool,
 }
 
 /// The generated entry point: `run(input, output, scratch)` on one sample.
@@ -68,6 +71,8 @@ pub struct JitProgram {
     pub output_len: usize,
     /// Wall time of code generation and linking.
     pub compile_time: Duration,
+    /// The machine code as text, with `JitOptions::disasm`.
+    pub disasm: Option<String>,
 }
 
 /// The entry point and the buffer sizes it relies on. Private and only
@@ -134,10 +139,12 @@ impl JitProgram {
         ctx.func.name = UserFuncName::user(0, id.as_u32());
         let mut fctx = FunctionBuilderContext::new();
         let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-        let layout = Layout::of(p)?;
-        let tables = emit(&mut b, p, &layout)?;
+        let mut layout = Layout::of(p)?;
+        let tables = emit(&mut b, p, &mut layout)?;
         b.finalize(module.target_config());
+        ctx.set_disasm(opts.disasm);
         module.define_function(id, &mut ctx).map_err(|e| JitError::Codegen(format!("{e:?}")))?;
+        let disasm = ctx.compiled_code().and_then(|c| c.vcode.clone());
         module.clear_context(&mut ctx);
         module.finalize_definitions().map_err(|e| JitError::Codegen(e.to_string()))?;
         let code = module.get_finalized_function(id);
@@ -158,6 +165,7 @@ impl JitProgram {
             input_len: layout.input_len,
             output_len: layout.output_len,
             compile_time: started.elapsed(),
+            disasm,
         })
     }
 
@@ -196,6 +204,9 @@ impl JitProgram {
 struct Layout {
     order: Vec<NodeId>,
     at: HashMap<NodeId, (Region, i64)>,
+    /// Convolutions the vector kernel runs, with their packed input's
+    /// offset in the scratch arena (in i32 words).
+    dot: HashMap<NodeId, (dot::DotConv, i64)>,
     input_len: usize,
     output_len: usize,
     scratch_len: usize,
@@ -214,16 +225,32 @@ impl Layout {
         let input = g.inputs()[0];
         let out = g.output().ok_or_else(|| JitError::Program("no return".into()))?;
         let mut at = HashMap::new();
+        let mut dots = HashMap::new();
         let mut next = 0i64;
         for &id in &order {
             let node = g.node(id);
+            let mut len = node.ty.elements() as i64;
+            if let Op::IntConv1d(c) = &node.op {
+                let x = &g.node(g.operands(id)[0]).ty;
+                let (ch, l) = (x.shape[0], x.shape[1]);
+                let w = &p.tensors[&format!("{}.w", node.name)].1;
+                let b = p.tensors.get(&format!("{}.b", node.name)).map(|(_, v)| v.as_slice());
+                if let Elem::Int { signed, bits } = x.elem {
+                    if let Some(dc) = dot::DotConv::plan(c, ch, w, b, signed, bits) {
+                        let bytes = dot::packed_rows(c, l) * dc.c4;
+                        len = (dc.co_pad * node.ty.shape[1]) as i64;
+                        dots.insert(id, (dc, next));
+                        next += bytes.div_ceil(4) as i64;
+                    }
+                }
+            }
             let slot = if id == input {
                 (Region::Input, 0)
             } else if node.op == Op::Flatten {
                 at[&g.operands(id)[0]]
             } else {
                 let s = (Region::Scratch, next);
-                next += node.ty.elements() as i64;
+                next += len;
                 s
             };
             at.insert(id, slot);
@@ -234,6 +261,7 @@ impl Layout {
         Ok(Layout {
             order,
             at,
+            dot: dots,
             input_len: g.node(input).ty.elements() as usize,
             output_len: g.node(out).ty.elements() as usize,
             scratch_len: next as usize,
@@ -245,7 +273,7 @@ impl Layout {
 fn emit(
     b: &mut FunctionBuilder,
     p: &IntProgram,
-    layout: &Layout,
+    layout: &mut Layout,
 ) -> Result<Vec<Vec<i32>>, JitError> {
     let g = &p.graph;
     let entry = b.create_block();
@@ -266,7 +294,7 @@ fn emit(
             .ok_or(JitError::Program(format!("no tensor `{name}`")))
     };
     let mut tables: Vec<Vec<i32>> = vec![];
-    for &id in &layout.order {
+    for &id in &layout.order.clone() {
         let node = g.node(id);
         let args = g.operands(id);
         let Some(&a) = args.first() else { continue };
@@ -284,6 +312,14 @@ fn emit(
         // Tables are moved into `tables` after the kernel took their
         // addresses: moving a Vec does not move its heap buffer.
         match &node.op {
+            Op::IntConv1d(c) if layout.dot.contains_key(&id) => {
+                let (dc, packed) = layout.dot.remove(&id).expect("planned");
+                let (left, _) = c.padding.amounts(c.kernel, c.dilation);
+                let xp = b.ins().iadd_imm_s(scratch, packed * 4);
+                dot::pack(b, x, d.c, d.l, xp, dot::packed_rows(c, d.l), left, &dc);
+                dot::conv(b, c, d.lo, xp, y, &dc);
+                tables.extend([dc.weights, dc.bias]);
+            }
             Op::IntConv1d(c) => {
                 let w = tensor(format!("{}.w", node.name))?;
                 let bias = if c.bias { Some(tensor(format!("{}.b", node.name))?) } else { None };

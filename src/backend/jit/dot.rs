@@ -1,0 +1,219 @@
+//! The vector convolution: `u8 x i8` products summed four at a time into
+//! `i32x4` lanes, the tree that Cranelift's x64 backend turns into one
+//! `vpdpbusd` on AVX-VNNI / AVX512-VNNI hosts and into widening multiplies
+//! and pairwise adds elsewhere (the same exact integers either way).
+//!
+//! Layouts. The input is packed time-major, `u8[rows][c4]` (`c4` = channels
+//! rounded up to 4), with the padding rows present, so every tap is a plain
+//! load. Signed inputs are offset by 128 into `u8` (padding too), and the
+//! bias absorbs `-128 * sum(w)`: products stay exact and the sum is the
+//! same integer. Weights are packed per block of 4 output channels, tap and
+//! group of 4 input channels: 16 bytes whose lane `j` holds the 4 weights of
+//! output channel `4b + j`. One step broadcasts 4 input bytes of one time
+//! step to all lanes and accumulates 4 output channels.
+
+use cranelift_codegen::ir::{types, Endianness, InstBuilder, MemFlagsData, Value};
+use cranelift_frontend::{FunctionBuilder, Variable};
+
+use super::kernels::{load, store, Buf};
+use super::loops::for_n;
+use super::IDX;
+use crate::ir::op::Conv1d;
+
+/// Output channel blocks (of 4) and time steps computed together: 8
+/// accumulators, 2 weight vectors and a broadcast fit x64's 16 vector registers.
+const BLOCKS: usize = 2;
+const STEPS: usize = 4;
+
+/// A conv the vector kernel computes: its packed weights and adjusted bias.
+pub struct DotConv {
+    /// `[blocks][kernel][c4 / 4]` of 16 bytes, as little-endian `i32` words.
+    pub weights: Vec<i32>,
+    /// Per padded output channel: `b - offset * sum(w)`.
+    pub bias: Vec<i32>,
+    /// Input channels rounded up to 4; output channels up to `4 * BLOCKS`.
+    pub c4: usize,
+    pub co_pad: usize,
+    /// Added to every input integer to make it a `u8` (128 for signed).
+    pub offset: i32,
+}
+
+impl DotConv {
+    /// The packing of `op`'s weights `w` (`[co, c, k]`) and bias, when every
+    /// weight fits `i8` and inputs (`signed`, `bits`) fit `u8` after the
+    /// offset; `None` otherwise (the scalar kernel runs).
+    pub fn plan(op: &Conv1d, c: usize, w: &[i32], b: Option<&[i32]>, signed: bool, bits: u8) -> Option<DotConv> {
+        // Signed inputs of up to 8 bits fit u8 after the offset of 128.
+        let _ = signed;
+        if op.groups != 1 || bits > 8 || w.iter().any(|&v| !(-128..=127).contains(&v)) {
+            return None;
+        }
+        let (co, k) = (op.out_channels, op.kernel);
+        let c4 = c.div_ceil(4) * 4;
+        let co_pad = co.div_ceil(4 * BLOCKS) * 4 * BLOCKS;
+        let offset = if signed { 128 } else { 0 };
+        let mut bytes = vec![0u8; co_pad / 4 * k * c4 * 4];
+        for o in 0..co {
+            for ci in 0..c {
+                for t in 0..k {
+                    let (blk, lane) = (o / 4, o % 4);
+                    let at = ((blk * k + t) * (c4 / 4) + ci / 4) * 16 + lane * 4 + ci % 4;
+                    bytes[at] = w[(o * c + ci) * k + t] as i8 as u8;
+                }
+            }
+        }
+        let weights = bytes.chunks(4).map(|q| i32::from_le_bytes([q[0], q[1], q[2], q[3]])).collect();
+        let bias = (0..co_pad)
+            .map(|o| {
+                if o >= co {
+                    return 0;
+                }
+                let sum: i64 = w[o * c * k..][..c * k].iter().map(|&v| i64::from(v)).sum();
+                let adjusted = i64::from(b.map_or(0, |b| b[o])) - i64::from(offset) * sum;
+                // Wrapping is exact here: the true accumulator fits i32 and
+                // i32 addition is arithmetic modulo 2^32.
+                adjusted as i32
+            })
+            .collect();
+        Some(DotConv { weights, bias, c4, co_pad, offset })
+    }
+}
+
+fn flags() -> MemFlagsData {
+    MemFlagsData::trusted()
+}
+
+fn little() -> MemFlagsData {
+    MemFlagsData::new().with_endianness(Endianness::Little)
+}
+
+/// Rows of the packed input: the padded length (every tap of every output
+/// step lies inside it, as the conv's output length guarantees).
+pub fn packed_rows(op: &Conv1d, l: usize) -> usize {
+    let (left, right) = op.padding.amounts(op.kernel, op.dilation);
+    left + l + right
+}
+
+/// `dst[(left + t) * c4 + ci] = x[ci, t] + offset` as bytes; padding rows
+/// (and rows past the input) hold `offset`, the image of 0.
+#[allow(clippy::too_many_arguments)]
+pub fn pack(b: &mut FunctionBuilder, x: Buf, c: usize, l: usize, dst: Value, rows: usize, left: usize, dc: &DotConv) {
+    let fill = b.ins().iconst(types::I32, i64::from(dc.offset));
+    let pad_bytes = |from: usize, to: usize| (from * dc.c4, to * dc.c4);
+    for (from, to) in [pad_bytes(0, left), pad_bytes(left + l, rows)] {
+        if from < to {
+            for_n(b, from as i64, to as i64, |b, i| {
+                let p = b.ins().iadd(dst, i);
+                b.ins().istore8(flags(), fill, p, 0);
+            });
+        }
+    }
+    let c4 = dc.c4 as i64;
+    for_n(b, 0, c as i64, |b, ci| {
+        let row = b.ins().imul_imm_s(ci, l as i64);
+        for_n(b, 0, l as i64, |b, t| {
+            let i = b.ins().iadd(row, t);
+            let v = load(b, x, i);
+            let v = b.ins().iadd(v, fill);
+            let at = b.ins().iadd_imm_s(t, left as i64);
+            let at = b.ins().imul_imm_s(at, c4);
+            let at = b.ins().iadd(at, ci);
+            let p = b.ins().iadd(dst, at);
+            b.ins().istore8(flags(), v, p, 0);
+        });
+    });
+}
+
+/// `acc + sum over 4 bytes of w (signed) * x (unsigned)`, per `i32` lane.
+fn dot(b: &mut FunctionBuilder, acc: Value, x: Value, w: Value) -> Value {
+    let (wl, xl) = (b.ins().swiden_low(w), b.ins().uwiden_low(x));
+    let lo = b.ins().imul(wl, xl);
+    let (wh, xh) = (b.ins().swiden_high(w), b.ins().uwiden_high(x));
+    let hi = b.ins().imul(wh, xh);
+    let (a, c) = (b.ins().swiden_low(lo), b.ins().swiden_high(lo));
+    let plo = b.ins().iadd_pairwise(a, c);
+    let (a, c) = (b.ins().swiden_low(hi), b.ins().swiden_high(hi));
+    let phi = b.ins().iadd_pairwise(a, c);
+    let sum = b.ins().iadd_pairwise(plo, phi);
+    b.ins().iadd(sum, acc)
+}
+
+/// The convolution from the packed input `xp` (byte address) into `y`
+/// (`i32[co_pad, lo]`, channel-major).
+pub fn conv(b: &mut FunctionBuilder, op: &Conv1d, lo: usize, xp: Value, y: Buf, dc: &DotConv) {
+    let wt = b.ins().iconst(IDX, dc.weights.as_ptr() as i64);
+    let bt = Buf { base: b.ins().iconst(IDX, dc.bias.as_ptr() as i64), offset: 0 };
+    let (groups4, kernel) = (dc.c4 / 4, op.kernel as i64);
+    let row_bytes = dc.c4 as i64;
+    let full = (lo / STEPS) as i64;
+    let tile_bytes = (kernel * groups4 as i64 * 16) as i64;
+    for_n(b, 0, (dc.co_pad / (4 * BLOCKS)) as i64, |b, cb| {
+        let wblk = b.ins().imul_imm_s(cb, tile_bytes * BLOCKS as i64);
+        let wblk = b.ins().iadd(wt, wblk);
+        let co0 = b.ins().imul_imm_s(cb, (4 * BLOCKS) as i64);
+        let tiles = |b: &mut FunctionBuilder, t0: Value, steps: usize| {
+            let accs: Vec<Variable> = (0..BLOCKS * steps).map(|_| b.declare_var(types::I32X4)).collect();
+            for blk in 0..BLOCKS {
+                let at = b.ins().iadd_imm_s(co0, (4 * blk) as i64);
+                let bytes = b.ins().ishl_imm_s(at, 2);
+                let p = b.ins().iadd(bt.base, bytes);
+                let bias = b.ins().load(types::I32X4, flags(), p, 0);
+                for s in 0..steps {
+                    b.def_var(accs[blk * steps + s], bias);
+                }
+            }
+            for_n(b, 0, kernel, |b, k| {
+                // Input row of step s: (t0 + s) * stride + k * dilation.
+                let r = b.ins().imul_imm_s(t0, op.stride as i64);
+                let kd = b.ins().imul_imm_s(k, op.dilation as i64);
+                let r = b.ins().iadd(r, kd);
+                let r = b.ins().imul_imm_s(r, row_bytes);
+                let xrow = b.ins().iadd(xp, r);
+                let wk = b.ins().imul_imm_s(k, groups4 as i64 * 16);
+                let wk = b.ins().iadd(wblk, wk);
+                for_n(b, 0, groups4 as i64, |b, g| {
+                    let woff = b.ins().ishl_imm_s(g, 4);
+                    let wp = b.ins().iadd(wk, woff);
+                    let ws: Vec<Value> = (0..BLOCKS)
+                        .map(|blk| b.ins().load(types::I8X16, flags(), wp, (blk as i64 * tile_bytes) as i32))
+                        .collect();
+                    let xoff = b.ins().ishl_imm_s(g, 2);
+                    let xq = b.ins().iadd(xrow, xoff);
+                    for s in 0..steps {
+                        let off = (s * op.stride) as i64 * row_bytes;
+                        let x4 = b.ins().load(types::I32, flags(), xq, off as i32);
+                        let xv = b.ins().splat(types::I32X4, x4);
+                        let xv = b.ins().bitcast(types::I8X16, little(), xv);
+                        for (blk, &w) in ws.iter().enumerate() {
+                            let v = accs[blk * steps + s];
+                            let acc = b.use_var(v);
+                            let acc = dot(b, acc, xv, w);
+                            b.def_var(v, acc);
+                        }
+                    }
+                });
+            });
+            for blk in 0..BLOCKS {
+                for s in 0..steps {
+                    let acc = b.use_var(accs[blk * steps + s]);
+                    let t = b.ins().iadd_imm_s(t0, s as i64);
+                    for lane in 0..4u8 {
+                        let v = b.ins().extractlane(acc, lane);
+                        let co = b.ins().iadd_imm_s(co0, (4 * blk) as i64 + i64::from(lane));
+                        let i = b.ins().imul_imm_s(co, lo as i64);
+                        let i = b.ins().iadd(i, t);
+                        store(b, y, i, v);
+                    }
+                }
+            }
+        };
+        for_n(b, 0, full, |b, tile| {
+            let t0 = b.ins().imul_imm_s(tile, STEPS as i64);
+            tiles(b, t0, STEPS);
+        });
+        for t in (full as usize * STEPS)..lo {
+            let t0 = b.ins().iconst(IDX, t as i64);
+            tiles(b, t0, 1);
+        }
+    });
+}

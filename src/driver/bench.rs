@@ -1,0 +1,114 @@
+//! `potc bench`: inference speed of a lowered program on random inputs of
+//! its shape, for comparison with other runtimes (`scripts/bench-infer.sh`).
+
+use std::time::{Duration, Instant};
+
+use rand::{RngExt, SeedableRng};
+
+use super::lower::{load_program, Engine};
+use super::model_data::pool;
+use super::Failure;
+use crate::backend::jit::{JitOptions, JitProgram};
+use crate::interp::integer::{range, IntInterpreter};
+
+/// Flags of `potc bench` (see `potc bench --help`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchOptions {
+    /// A program directory written by `potc lower`.
+    pub program: String,
+    /// The engine to measure.
+    #[arg(long, value_enum, default_value_t = Engine::Jit)]
+    pub engine: Engine,
+    /// Samples per batch (1: latency of one sample).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub batch: u32,
+    /// Worker threads a batch is spread over (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Seconds of measurement (after a warm-up of a tenth of it).
+    #[arg(long, default_value_t = 2.0)]
+    pub seconds: f64,
+    /// Print one JSON object on standard output.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the JIT's machine code (as text) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub disasm: Option<String>,
+}
+
+pub fn bench(o: &BenchOptions) -> Result<String, Failure> {
+    if !(o.seconds > 0.0 && o.seconds <= 600.0) {
+        return Err(Failure("error: --seconds must lie in (0, 600]\n".into()));
+    }
+    let program = load_program(&o.program)?;
+    let input = &program.graph.node(program.graph.inputs()[0]).ty;
+    let (lo, hi) = range(input.elem).unwrap_or((0, 0));
+    let batch = o.batch as usize;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let x: Vec<i64> = (0..batch * input.elements() as usize).map(|_| rng.random_range(lo..=hi)).collect();
+    let threads = pool(o.threads)?;
+    let mut compile_ms = None;
+    let run: Box<dyn Fn() + Sync> = match o.engine {
+        Engine::Jit => {
+            let opts = JitOptions { disasm: o.disasm.is_some(), ..JitOptions::default() };
+            let jit = JitProgram::compile(&program, opts)
+                .map_err(|e| Failure(format!("error: the JIT: {e}\n")))?;
+            if let (Some(path), Some(text)) = (&o.disasm, &jit.disasm) {
+                std::fs::write(path, text).map_err(|e| Failure(format!("{path}: error: cannot write: {e}\n")))?;
+            }
+            compile_ms = Some(jit.compile_time.as_secs_f64() * 1e3);
+            Box::new(move || {
+                std::hint::black_box(jit.run(&x));
+            })
+        }
+        Engine::Interp => {
+            let interp = IntInterpreter::new(&program.graph, &program.tensors)
+                .map_err(|e| Failure(format!("error: {e}\n")))?;
+            Box::new(move || {
+                std::hint::black_box(interp.run(&x));
+            })
+        }
+    };
+    let times = threads.install(|| measure(&*run, Duration::from_secs_f64(o.seconds)));
+    let median = times[times.len() / 2];
+    let latency_us = median.as_secs_f64() * 1e6;
+    let sps = batch as f64 / median.as_secs_f64();
+    let n = threads.current_num_threads();
+    let mut out = serde_json::json!({
+        "engine": o.engine.name(),
+        "batch": batch,
+        "threads": n,
+        "latency_us_median": latency_us,
+        "samples_per_second": sps,
+        "runs": times.len(),
+    });
+    if let Some(ms) = compile_ms {
+        out["compile_ms"] = ms.into();
+    }
+    Ok(if o.json {
+        out.to_string() + "\n"
+    } else {
+        format!(
+            "{}: batch {batch}, {n} threads: median {latency_us:.1} us per batch, {sps:.0} samples/s ({} runs)\n",
+            o.engine.name(),
+            times.len()
+        )
+    })
+}
+
+/// Sorted run times of `f` over about `budget`, after a warm-up.
+fn measure(f: &(dyn Fn() + Sync), budget: Duration) -> Vec<Duration> {
+    let warm = Instant::now();
+    while warm.elapsed() < budget / 10 {
+        f();
+    }
+    let start = Instant::now();
+    let mut times = vec![];
+    while start.elapsed() < budget || times.len() < 5 {
+        let t = Instant::now();
+        f();
+        times.push(t.elapsed());
+    }
+    times.sort();
+    times
+}

@@ -12,7 +12,7 @@
 //! output channel `4b + j`. One step broadcasts 4 input bytes of one time
 //! step to all lanes and accumulates 4 output channels.
 
-use cranelift_codegen::ir::{types, Endianness, InstBuilder, MemFlagsData, Value};
+use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData, Value};
 use cranelift_frontend::{FunctionBuilder, Variable};
 
 use super::kernels::{load, store, Buf};
@@ -83,10 +83,6 @@ fn flags() -> MemFlagsData {
     MemFlagsData::trusted()
 }
 
-fn little() -> MemFlagsData {
-    MemFlagsData::new().with_endianness(Endianness::Little)
-}
-
 /// Rows of the packed input: the padded length (every tap of every output
 /// step lies inside it, as the conv's output length guarantees).
 pub fn packed_rows(op: &Conv1d, l: usize) -> usize {
@@ -94,12 +90,20 @@ pub fn packed_rows(op: &Conv1d, l: usize) -> usize {
     left + l + right
 }
 
-/// `dst[(left + t) * c4 + ci] = x[ci, t] + offset` as bytes; padding rows
-/// (and rows past the input) hold `offset`, the image of 0.
+/// Bytes per packed row: each group of 4 channels is stored 4 times, so a
+/// step's 4 input bytes load as a ready broadcast vector.
+pub fn row_bytes(dc: &DotConv) -> usize {
+    dc.c4 * 4
+}
+
+/// `x[ci, t] + offset` as bytes at row `left + t`, group `ci / 4`, byte
+/// `ci % 4` of each of the group's 4 copies; padding rows (and rows past the
+/// input) hold `offset`, the image of 0.
 #[allow(clippy::too_many_arguments)]
 pub fn pack(b: &mut FunctionBuilder, x: Buf, c: usize, l: usize, dst: Value, rows: usize, left: usize, dc: &DotConv) {
     let fill = b.ins().iconst(types::I32, i64::from(dc.offset));
-    let pad_bytes = |from: usize, to: usize| (from * dc.c4, to * dc.c4);
+    let rb = row_bytes(dc);
+    let pad_bytes = |from: usize, to: usize| (from * rb, to * rb);
     for (from, to) in [pad_bytes(0, left), pad_bytes(left + l, rows)] {
         if from < to {
             for_n(b, from as i64, to as i64, |b, i| {
@@ -108,18 +112,24 @@ pub fn pack(b: &mut FunctionBuilder, x: Buf, c: usize, l: usize, dst: Value, row
             });
         }
     }
-    let c4 = dc.c4 as i64;
     for_n(b, 0, c as i64, |b, ci| {
         let row = b.ins().imul_imm_s(ci, l as i64);
+        // Byte of channel ci within its row: (ci / 4) * 16 + ci % 4.
+        let grp = b.ins().ushr_imm_s(ci, 2);
+        let grp = b.ins().ishl_imm_s(grp, 4);
+        let sub = b.ins().band_imm_s(ci, 3);
+        let col = b.ins().iadd(grp, sub);
         for_n(b, 0, l as i64, |b, t| {
             let i = b.ins().iadd(row, t);
             let v = load(b, x, i);
             let v = b.ins().iadd(v, fill);
             let at = b.ins().iadd_imm_s(t, left as i64);
-            let at = b.ins().imul_imm_s(at, c4);
-            let at = b.ins().iadd(at, ci);
+            let at = b.ins().imul_imm_s(at, rb as i64);
+            let at = b.ins().iadd(at, col);
             let p = b.ins().iadd(dst, at);
-            b.ins().istore8(flags(), v, p, 0);
+            for copy in 0..4 {
+                b.ins().istore8(flags(), v, p, copy * 4);
+            }
         });
     });
 }
@@ -144,7 +154,7 @@ pub fn conv(b: &mut FunctionBuilder, op: &Conv1d, lo: usize, xp: Value, y: Buf, 
     let wt = b.ins().iconst(IDX, dc.weights.as_ptr() as i64);
     let bt = Buf { base: b.ins().iconst(IDX, dc.bias.as_ptr() as i64), offset: 0 };
     let (groups4, kernel) = (dc.c4 / 4, op.kernel as i64);
-    let row_bytes = dc.c4 as i64;
+    let row_bytes = row_bytes(dc) as i64;
     let full = (lo / STEPS) as i64;
     let tile_bytes = (kernel * groups4 as i64 * 16) as i64;
     for_n(b, 0, (dc.co_pad / (4 * BLOCKS)) as i64, |b, cb| {
@@ -171,19 +181,19 @@ pub fn conv(b: &mut FunctionBuilder, op: &Conv1d, lo: usize, xp: Value, y: Buf, 
                 let xrow = b.ins().iadd(xp, r);
                 let wk = b.ins().imul_imm_s(k, groups4 as i64 * 16);
                 let wk = b.ins().iadd(wblk, wk);
-                for_n(b, 0, groups4 as i64, |b, g| {
-                    let woff = b.ins().ishl_imm_s(g, 4);
-                    let wp = b.ins().iadd(wk, woff);
+                // Weight and input pointers advance 16 bytes a group: loop
+                // variables, so the loop body holds no address arithmetic.
+                let (wv, xv) = (b.declare_var(IDX), b.declare_var(IDX));
+                b.def_var(wv, wk);
+                b.def_var(xv, xrow);
+                for_n(b, 0, groups4 as i64, |b, _| {
+                    let (wp, xq) = (b.use_var(wv), b.use_var(xv));
                     let ws: Vec<Value> = (0..BLOCKS)
                         .map(|blk| b.ins().load(types::I8X16, flags(), wp, (blk as i64 * tile_bytes) as i32))
                         .collect();
-                    let xoff = b.ins().ishl_imm_s(g, 2);
-                    let xq = b.ins().iadd(xrow, xoff);
                     for s in 0..steps {
                         let off = (s * op.stride) as i64 * row_bytes;
-                        let x4 = b.ins().load(types::I32, flags(), xq, off as i32);
-                        let xv = b.ins().splat(types::I32X4, x4);
-                        let xv = b.ins().bitcast(types::I8X16, little(), xv);
+                        let xv = b.ins().load(types::I8X16, flags(), xq, off as i32);
                         for (blk, &w) in ws.iter().enumerate() {
                             let v = accs[blk * steps + s];
                             let acc = b.use_var(v);
@@ -191,6 +201,9 @@ pub fn conv(b: &mut FunctionBuilder, op: &Conv1d, lo: usize, xp: Value, y: Buf, 
                             b.def_var(v, acc);
                         }
                     }
+                    let (wn, xn) = (b.ins().iadd_imm_s(wp, 16), b.ins().iadd_imm_s(xq, 16));
+                    b.def_var(wv, wn);
+                    b.def_var(xv, xn);
                 });
             });
             for blk in 0..BLOCKS {

@@ -237,7 +237,7 @@ impl Layout {
                 let b = p.tensors.get(&format!("{}.b", node.name)).map(|(_, v)| v.as_slice());
                 if let Elem::Int { signed, bits } = x.elem {
                     if let Some(dc) = dot::DotConv::plan(c, ch, w, b, signed, bits) {
-                        let bytes = dot::packed_rows(c, l) * dc.c4;
+                        let bytes = dot::packed_rows(c, l) * dot::row_bytes(&dc);
                         len = (dc.co_pad * node.ty.shape[1]) as i64;
                         dots.insert(id, (dc, next));
                         next += bytes.div_ceil(4) as i64;

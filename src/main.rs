@@ -2,7 +2,9 @@
 //! 0 on success, 1 on a user error (bad file, bad flag, bad data).
 
 use clap::{Args, Parser, Subcommand};
-use potc::driver::{self, BenchOptions, EvalOptions, Failure, LowerOptions, RunOptions, TrainOptions};
+use potc::driver::{
+    self, BenchOptions, EvalOptions, Failure, LowerOptions, RunOptions, TrainOptions,
+};
 use std::io::Write;
 use std::process::ExitCode;
 

@@ -193,3 +193,39 @@ fn examples_on_gunpoint_agree_with_the_interpreter() {
         assert_eq!(jit, fq, "{m}");
     }
 }
+
+/// Without VNNI (as on other hosts) the dot products take the portable
+/// instruction sequence; the integers are the same.
+#[test]
+fn the_portable_dot_product_matches_too() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let mut tested = 0;
+    while tested < 40 {
+        let g = syntax::parse(&network(&mut rng)).unwrap();
+        let (q, store) = quantize(&g, &QuantConfig::parse("w4a8").unwrap(), &mut rng);
+        let Ok(p) = lower(&q, &store, 32) else { continue };
+        let x = inputs(&p, 3, &mut rng);
+        let interp = IntInterpreter::new(&p.graph, &p.tensors).unwrap().run(&x);
+        let opts = JitOptions { no_vnni: true, disasm: true, ..JitOptions::default() };
+        let jit = JitProgram::compile(&p, opts).unwrap();
+        assert!(!jit.disasm.as_deref().unwrap_or("").contains("vpdpbusd"));
+        assert_eq!(jit.run(&x), interp);
+        tested += 1;
+    }
+}
+
+/// On a VNNI host the dot-product tree becomes `vpdpbusd` (the point of its
+/// shape); elsewhere this test has nothing to check.
+#[test]
+fn vnni_hosts_get_vpdpbusd() {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avxvnni") || std::is_x86_feature_detected!("avx512vnni") {
+        let (_, g) = potc::driver::load_model("examples/tiny.pot").unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let (q, store) = quantize(&g, &QuantConfig::parse("w8a8").unwrap(), &mut rng);
+        let p = lower(&q, &store, 32).unwrap();
+        let opts = JitOptions { disasm: true, ..JitOptions::default() };
+        let jit = JitProgram::compile(&p, opts).unwrap();
+        assert!(jit.disasm.unwrap().contains("vpdpbusd"));
+    }
+}

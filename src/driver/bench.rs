@@ -45,7 +45,8 @@ pub fn bench(o: &BenchOptions) -> Result<String, Failure> {
     let (lo, hi) = range(input.elem).unwrap_or((0, 0));
     let batch = o.batch as usize;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let x: Vec<i64> = (0..batch * input.elements() as usize).map(|_| rng.random_range(lo..=hi)).collect();
+    let x: Vec<i64> =
+        (0..batch * input.elements() as usize).map(|_| rng.random_range(lo..=hi)).collect();
     let threads = pool(o.threads)?;
     let mut compile_ms = None;
     let run: Box<dyn Fn() + Sync> = match o.engine {
@@ -54,7 +55,8 @@ pub fn bench(o: &BenchOptions) -> Result<String, Failure> {
             let jit = JitProgram::compile(&program, opts)
                 .map_err(|e| Failure(format!("error: the JIT: {e}\n")))?;
             if let (Some(path), Some(text)) = (&o.disasm, &jit.disasm) {
-                std::fs::write(path, text).map_err(|e| Failure(format!("{path}: error: cannot write: {e}\n")))?;
+                std::fs::write(path, text)
+                    .map_err(|e| Failure(format!("{path}: error: cannot write: {e}\n")))?;
             }
             compile_ms = Some(jit.compile_time.as_secs_f64() * 1e3);
             Box::new(move || {

@@ -42,7 +42,14 @@ impl DotConv {
     /// The packing of `op`'s weights `w` (`[co, c, k]`) and bias, when every
     /// weight fits `i8` and inputs (`signed`, `bits`) fit `u8` after the
     /// offset; `None` otherwise (the scalar kernel runs).
-    pub fn plan(op: &Conv1d, c: usize, w: &[i32], b: Option<&[i32]>, signed: bool, bits: u8) -> Option<DotConv> {
+    pub fn plan(
+        op: &Conv1d,
+        c: usize,
+        w: &[i32],
+        b: Option<&[i32]>,
+        signed: bool,
+        bits: u8,
+    ) -> Option<DotConv> {
         // Signed inputs of up to 8 bits fit u8 after the offset of 128.
         let _ = signed;
         if op.groups != 1 || bits > 8 || w.iter().any(|&v| !(-128..=127).contains(&v)) {
@@ -62,7 +69,8 @@ impl DotConv {
                 }
             }
         }
-        let weights = bytes.chunks(4).map(|q| i32::from_le_bytes([q[0], q[1], q[2], q[3]])).collect();
+        let weights =
+            bytes.chunks(4).map(|q| i32::from_le_bytes([q[0], q[1], q[2], q[3]])).collect();
         let bias = (0..co_pad)
             .map(|o| {
                 if o >= co {
@@ -100,7 +108,16 @@ pub fn row_bytes(dc: &DotConv) -> usize {
 /// `ci % 4` of each of the group's 4 copies; padding rows (and rows past the
 /// input) hold `offset`, the image of 0.
 #[allow(clippy::too_many_arguments)]
-pub fn pack(b: &mut FunctionBuilder, x: Buf, c: usize, l: usize, dst: Value, rows: usize, left: usize, dc: &DotConv) {
+pub fn pack(
+    b: &mut FunctionBuilder,
+    x: Buf,
+    c: usize,
+    l: usize,
+    dst: Value,
+    rows: usize,
+    left: usize,
+    dc: &DotConv,
+) {
     let fill = b.ins().iconst(types::I32, i64::from(dc.offset));
     let rb = row_bytes(dc);
     let pad_bytes = |from: usize, to: usize| (from * rb, to * rb);
@@ -162,7 +179,8 @@ pub fn conv(b: &mut FunctionBuilder, op: &Conv1d, lo: usize, xp: Value, y: Buf, 
         let wblk = b.ins().iadd(wt, wblk);
         let co0 = b.ins().imul_imm_s(cb, (4 * BLOCKS) as i64);
         let tiles = |b: &mut FunctionBuilder, t0: Value, steps: usize| {
-            let accs: Vec<Variable> = (0..BLOCKS * steps).map(|_| b.declare_var(types::I32X4)).collect();
+            let accs: Vec<Variable> =
+                (0..BLOCKS * steps).map(|_| b.declare_var(types::I32X4)).collect();
             for blk in 0..BLOCKS {
                 let at = b.ins().iadd_imm_s(co0, (4 * blk) as i64);
                 let bytes = b.ins().ishl_imm_s(at, 2);
@@ -189,7 +207,14 @@ pub fn conv(b: &mut FunctionBuilder, op: &Conv1d, lo: usize, xp: Value, y: Buf, 
                 for_n(b, 0, groups4 as i64, |b, _| {
                     let (wp, xq) = (b.use_var(wv), b.use_var(xv));
                     let ws: Vec<Value> = (0..BLOCKS)
-                        .map(|blk| b.ins().load(types::I8X16, flags(), wp, (blk as i64 * tile_bytes) as i32))
+                        .map(|blk| {
+                            b.ins().load(
+                                types::I8X16,
+                                flags(),
+                                wp,
+                                (blk as i64 * tile_bytes) as i32,
+                            )
+                        })
                         .collect();
                     for s in 0..steps {
                         let off = (s * op.stride) as i64 * row_bytes;

@@ -53,6 +53,10 @@ pub struct JitOptions {
     pub no_opt: bool,
     /// Keep the generated machine code's disassembly (`JitProgram::disasm`).
     pub disasm: bool,
+    /// Generate code for a host without VNNI even on one with it: the dot
+    /// products become widening multiplies and pairwise adds (the fallback
+    /// other hosts get; tested against the interpreter).
+    pub no_vnni: bool,
 }
 
 /// The generated entry point: `run(input, output, scratch)` on one sample.
@@ -124,8 +128,13 @@ impl JitProgram {
         set(&mut flags, "opt_level", if opts.no_opt { "none" } else { "speed" })?;
         set(&mut flags, "is_pic", "false")?;
         set(&mut flags, "use_colocated_libcalls", "false")?;
-        let isa = cranelift_native::builder()
-            .map_err(|e| JitError::Host(e.to_string()))?
+        let mut host = cranelift_native::builder().map_err(|e| JitError::Host(e.to_string()))?;
+        if opts.no_vnni && cfg!(target_arch = "x86_64") {
+            for f in ["has_avx_vnni", "has_avx512vnni"] {
+                host.set(f, "false").map_err(|e| JitError::Settings(format!("{f}: {e}")))?;
+            }
+        }
+        let isa = host
             .finish(settings::Flags::new(flags))
             .map_err(|e| JitError::Settings(e.to_string()))?;
         let mut module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));

@@ -173,7 +173,7 @@ pub fn conv(b: &mut FunctionBuilder, op: &Conv1d, lo: usize, xp: Value, y: Buf, 
     let (groups4, kernel) = (dc.c4 / 4, op.kernel as i64);
     let row_bytes = row_bytes(dc) as i64;
     let full = (lo / STEPS) as i64;
-    let tile_bytes = (kernel * groups4 as i64 * 16) as i64;
+    let tile_bytes = kernel * groups4 as i64 * 16;
     for_n(b, 0, (dc.co_pad / (4 * BLOCKS)) as i64, |b, cb| {
         let wblk = b.ins().imul_imm_s(cb, tile_bytes * BLOCKS as i64);
         let wblk = b.ins().iadd(wt, wblk);

@@ -16,7 +16,7 @@ use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData, Value};
 use cranelift_frontend::{FunctionBuilder, Variable};
 
 use super::kernels::{load, store, Buf};
-use super::loops::for_n;
+use super::loops::{for_n, for_range};
 use super::IDX;
 use crate::ir::op::Conv1d;
 
@@ -104,49 +104,69 @@ pub fn row_bytes(dc: &DotConv) -> usize {
     dc.c4 * 4
 }
 
-/// `x[ci, t] + offset` as bytes at row `left + t`, group `ci / 4`, byte
-/// `ci % 4` of each of the group's 4 copies; padding rows (and rows past the
-/// input) hold `offset`, the image of 0.
-#[allow(clippy::too_many_arguments)]
-pub fn pack(
-    b: &mut FunctionBuilder,
-    x: Buf,
-    c: usize,
-    l: usize,
-    dst: Value,
-    rows: usize,
-    left: usize,
-    dc: &DotConv,
-) {
+/// Where the packed input of a conv lives and how it is laid out.
+#[derive(Debug, Clone, Copy)]
+pub struct Packed {
+    /// Byte address of row 0.
+    pub base: Value,
+    /// Rows before the input's first step (the conv's left padding).
+    pub left: usize,
+    /// Rows in all (see [`packed_rows`]).
+    pub rows: usize,
+    /// The input's length.
+    pub l: usize,
+}
+
+/// Fills the padding rows (before and after the input) with `offset`, the
+/// image of 0.
+pub fn fill_padding(b: &mut FunctionBuilder, at: Packed, dc: &DotConv) {
     let fill = b.ins().iconst(types::I32, i64::from(dc.offset));
     let rb = row_bytes(dc);
-    let pad_bytes = |from: usize, to: usize| (from * rb, to * rb);
-    for (from, to) in [pad_bytes(0, left), pad_bytes(left + l, rows)] {
+    for (from, to) in [(0, at.left * rb), ((at.left + at.l) * rb, at.rows * rb)] {
         if from < to {
             for_n(b, from as i64, to as i64, |b, i| {
-                let p = b.ins().iadd(dst, i);
+                let p = b.ins().iadd(at.base, i);
                 b.ins().istore8(flags(), fill, p, 0);
             });
         }
     }
+}
+
+/// Stores `v + offset` (an `i32` Value) as the byte of channel `ci` at input
+/// step `t` (both `i64` Values): row `left + t`, group `ci / 4`, byte
+/// `ci % 4` of each of the group's 4 copies.
+pub fn store_packed(
+    b: &mut FunctionBuilder,
+    at: Packed,
+    dc: &DotConv,
+    ci: Value,
+    t: Value,
+    v: Value,
+) {
+    let rb = row_bytes(dc) as i64;
+    let grp = b.ins().ushr_imm_s(ci, 2);
+    let grp = b.ins().ishl_imm_s(grp, 4);
+    let sub = b.ins().band_imm_s(ci, 3);
+    let col = b.ins().iadd(grp, sub);
+    let v = b.ins().iadd_imm_s(v, i64::from(dc.offset));
+    let row = b.ins().iadd_imm_s(t, at.left as i64);
+    let row = b.ins().imul_imm_s(row, rb);
+    let byte = b.ins().iadd(row, col);
+    let p = b.ins().iadd(at.base, byte);
+    for copy in 0..4 {
+        b.ins().istore8(flags(), v, p, copy * 4);
+    }
+}
+
+/// Packs `x` (`i32[c, l]`, channel-major) with its padding.
+pub fn pack(b: &mut FunctionBuilder, x: Buf, c: usize, at: Packed, dc: &DotConv) {
+    fill_padding(b, at, dc);
     for_n(b, 0, c as i64, |b, ci| {
-        let row = b.ins().imul_imm_s(ci, l as i64);
-        // Byte of channel ci within its row: (ci / 4) * 16 + ci % 4.
-        let grp = b.ins().ushr_imm_s(ci, 2);
-        let grp = b.ins().ishl_imm_s(grp, 4);
-        let sub = b.ins().band_imm_s(ci, 3);
-        let col = b.ins().iadd(grp, sub);
-        for_n(b, 0, l as i64, |b, t| {
+        let row = b.ins().imul_imm_s(ci, at.l as i64);
+        for_n(b, 0, at.l as i64, |b, t| {
             let i = b.ins().iadd(row, t);
             let v = load(b, x, i);
-            let v = b.ins().iadd(v, fill);
-            let at = b.ins().iadd_imm_s(t, left as i64);
-            let at = b.ins().imul_imm_s(at, rb as i64);
-            let at = b.ins().iadd(at, col);
-            let p = b.ins().iadd(dst, at);
-            for copy in 0..4 {
-                b.ins().istore8(flags(), v, p, copy * 4);
-            }
+            store_packed(b, at, dc, ci, t, v);
         });
     });
 }
@@ -165,16 +185,32 @@ fn dot(b: &mut FunctionBuilder, acc: Value, x: Value, w: Value) -> Value {
     b.ins().iadd(sum, acc)
 }
 
+/// The number of output channel blocks a step's range counts.
+pub fn blocks(dc: &DotConv) -> usize {
+    dc.co_pad / (4 * BLOCKS)
+}
+
 /// The convolution from the packed input `xp` (byte address) into `y`
-/// (`i32[co_pad, lo]`, channel-major).
-pub fn conv(b: &mut FunctionBuilder, op: &Conv1d, lo: usize, xp: Value, y: Buf, dc: &DotConv) {
+/// (`i32[co_pad, lo]`, channel-major), for output channel blocks `from..to`
+/// (of [`blocks`]).
+#[allow(clippy::too_many_arguments)]
+pub fn conv(
+    b: &mut FunctionBuilder,
+    op: &Conv1d,
+    lo: usize,
+    xp: Value,
+    y: Buf,
+    dc: &DotConv,
+    from: Value,
+    to: Value,
+) {
     let wt = b.ins().iconst(IDX, dc.weights.as_ptr() as i64);
     let bt = Buf { base: b.ins().iconst(IDX, dc.bias.as_ptr() as i64), offset: 0 };
     let (groups4, kernel) = (dc.c4 / 4, op.kernel as i64);
     let row_bytes = row_bytes(dc) as i64;
     let full = (lo / STEPS) as i64;
     let tile_bytes = kernel * groups4 as i64 * 16;
-    for_n(b, 0, (dc.co_pad / (4 * BLOCKS)) as i64, |b, cb| {
+    for_range(b, from, to, 1, |b, cb| {
         let wblk = b.ins().imul_imm_s(cb, tile_bytes * BLOCKS as i64);
         let wblk = b.ins().iadd(wt, wblk);
         let co0 = b.ins().imul_imm_s(cb, (4 * BLOCKS) as i64);

@@ -152,19 +152,22 @@ pub fn linear(b: &mut FunctionBuilder, d: Dims, x: Buf, y: Buf, w: &[i32], bias:
 
 /// Per channel `c`: `clamp(((x << s[c]) + a[c]) >> r[c], lo, hi)` in `i64`,
 /// the form of both `requant` (`shift_round`) and `shl`; see [`shift_tables`].
+#[allow(clippy::too_many_arguments)]
 pub fn shift_clamp(
     b: &mut FunctionBuilder,
     d: Dims,
     x: Buf,
-    y: Buf,
+    y: Sink,
     tables: &ShiftTables,
     lo: i64,
     hi: i64,
+    from: Value,
+    to: Value,
 ) {
     let (st, at_, rt) = (table(b, &tables.left), table(b, &tables.add_lo), table(b, &tables.right));
     let ah = table(b, &tables.add_hi);
     let l = d.l as i64;
-    for_n(b, 0, d.c as i64, |b, c| {
+    for_range(b, from, to, 1, |b, c| {
         let s = load(b, st, c);
         let s = b.ins().sextend(types::I64, s);
         let r = load(b, rt, c);
@@ -185,9 +188,19 @@ pub fn shift_clamp(
             let v = b.ins().iadd(v, a);
             let v = b.ins().sshr(v, r);
             let v = clamp64(b, v, lo, hi);
-            store(b, y, i, v);
+            match &y {
+                Sink::Buf(y) => store(b, *y, i, v),
+                Sink::Packed(at, dc) => super::dot::store_packed(b, *at, dc, c, t, v),
+            }
         });
     });
+}
+
+/// Where a requantization writes: its own buffer, or straight into the
+/// packed input of the one vector convolution that reads it.
+pub enum Sink<'a> {
+    Buf(Buf),
+    Packed(super::dot::Packed, &'a super::dot::DotConv),
 }
 
 /// `clamp(v, lo, hi)` of an `i64`, as `i32`.
@@ -226,6 +239,14 @@ pub fn requant_tables(shifts: &[i32]) -> ShiftTables {
         t.add_hi.push((add >> 32) as i32);
     }
     t
+}
+
+/// The tables of `shl` (left shifts `0..=62`; beyond 32 every nonzero i32
+/// saturates, as it does at 32).
+pub fn shl_tables(shifts: &[i32]) -> ShiftTables {
+    let left: Vec<i32> = shifts.iter().map(|&s| s.clamp(0, 32)).collect();
+    let zeros = vec![0; left.len()];
+    ShiftTables { left, right: zeros.clone(), add_lo: zeros.clone(), add_hi: zeros }
 }
 
 /// `y = clamp(a + b)` in `i64`.

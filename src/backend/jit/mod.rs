@@ -1,13 +1,15 @@
 //! The Cranelift JIT for integer programs (`potc run --engine jit`). Every
 //! cranelift import of the crate is in this folder.
 //!
-//! One program becomes one native function `run(input, output, scratch)`
-//! computing one sample: the ops in program order, each lowered by
-//! [`kernels`] into counted loops ([`loops`]) over `i32` buffers in the
-//! scratch arena, the weights and shift tables baked in as the addresses of
-//! buffers the [`JitProgram`] owns. Samples run in parallel, one scratch
-//! arena per thread. The only `unsafe` call into generated code is
-//! `Code::call`.
+//! Each op of a program becomes one native function, a *step*
+//! `step(input, output, scratch, from, to)`, lowered by [`kernels`] and
+//! [`dot`] into counted loops ([`loops`]) over buffers in a scratch arena,
+//! with the weights and shift tables baked in as the addresses of buffers
+//! the [`JitProgram`] owns. A step whose outer loop splits (output channel
+//! blocks of a convolution, channels of a requantization) computes only
+//! `from..to` of it, so one sample can be spread over two threads; batches
+//! run a sample per thread instead. The only `unsafe` call into generated
+//! code is `Code::step`.
 
 mod dot;
 mod kernels;
@@ -16,11 +18,12 @@ mod loops;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use cranelift_codegen::ir::{types, AbiParam, InstBuilder, UserFuncName};
+use cranelift_codegen::ir::{types, AbiParam, InstBuilder, Signature, UserFuncName, Value};
 use cranelift_codegen::settings::{self, Configurable};
+use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
-use cranelift_module::{default_libcall_names, Linkage, Module};
+use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
 use rayon::prelude::*;
 
 use crate::interp::integer::range;
@@ -59,8 +62,8 @@ pub struct JitOptions {
     pub no_vnni: bool,
 }
 
-/// The generated entry point: `run(input, output, scratch)` on one sample.
-type Entry = unsafe extern "C" fn(*const i32, *mut i32, *mut i32);
+/// A generated step: `(input, output, scratch, from, to)`.
+type Step = unsafe extern "C" fn(*const i32, *mut i32, *mut i32, i64, i64);
 
 /// A compiled program: the native code and everything it points into.
 pub struct JitProgram {
@@ -79,29 +82,56 @@ pub struct JitProgram {
     pub disasm: Option<String>,
 }
 
-/// The entry point and the buffer sizes it relies on. Private and only
-/// copied into closures that `JitProgram` methods run to completion, so it
-/// never outlives the module that owns the code.
-#[derive(Clone, Copy)]
+/// The steps and the buffer sizes they rely on. Private, and borrowed only
+/// by `JitProgram` methods, so it never outlives the module that owns the code.
 struct Code {
-    entry: Entry,
+    /// Each step with the length of its splittable range (1: not split).
+    steps: Vec<(Step, usize)>,
     input_len: usize,
     output_len: usize,
     scratch_len: usize,
 }
 
+/// The three buffers of one sample, shared by the threads that split a step.
+#[derive(Clone, Copy)]
+struct Buffers(*const i32, *mut i32, *mut i32);
+
+// SAFETY: the pointers are only passed to steps (see `Code::step`), whose
+// concurrent halves write disjoint parts of the buffers.
+unsafe impl Send for Buffers {}
+unsafe impl Sync for Buffers {}
+
 impl Code {
-    fn call(&self, x: &[i32], out: &mut [i32], scratch: &mut [i32]) {
+    /// Runs step `i` over `from..to` of its range.
+    fn step(&self, i: usize, buf: Buffers, from: usize, to: usize) {
+        let (step, len) = self.steps[i];
+        assert!(from <= to && to <= len, "step range");
+        // SAFETY: `buf` holds `input_len`, `output_len` and `scratch_len`
+        // i32 (asserted in `call`, which made it); the generated code touches
+        // no other memory but the tables the `JitProgram` owns, at indices
+        // that are compile-time functions of the checked shapes (see
+        // `Layout`); it neither allocates, unwinds nor keeps a pointer. For
+        // `from..to` inside the range, a step writes only the part of its
+        // output that range names, and reads values earlier steps finished,
+        // so two threads running disjoint ranges of one step do not race.
+        unsafe { step(buf.0, buf.1, buf.2, from as i64, to as i64) }
+    }
+
+    /// One sample through every step; with `split`, each splittable step's
+    /// range is halved between two rayon tasks.
+    fn call(&self, x: &[i32], out: &mut [i32], scratch: &mut [i32], split: bool) {
         assert_eq!(x.len(), self.input_len, "input length");
         assert_eq!(out.len(), self.output_len, "output length");
         assert_eq!(scratch.len(), self.scratch_len, "scratch length");
-        // SAFETY: the generated code reads exactly `input_len` i32 from `x`,
-        // writes `output_len` to `out` and uses `scratch_len` in `scratch`
-        // (every index is a compile-time function of the checked shapes, see
-        // `Layout`), all asserted above; the tables it reads are owned by the
-        // `JitProgram`, alive while `self` is (see `Code`); it neither
-        // allocates, unwinds nor keeps any pointer.
-        unsafe { (self.entry)(x.as_ptr(), out.as_mut_ptr(), scratch.as_mut_ptr()) }
+        let buf = Buffers(x.as_ptr(), out.as_mut_ptr(), scratch.as_mut_ptr());
+        for (i, &(_, len)) in self.steps.iter().enumerate() {
+            if split && len >= 2 {
+                let mid = len / 2;
+                rayon::join(|| self.step(i, buf, 0, mid), || self.step(i, buf, mid, len));
+            } else {
+                self.step(i, buf, 0, len);
+            }
+        }
     }
 }
 
@@ -113,6 +143,63 @@ impl Drop for JitProgram {
             // `self`; no copy of it outlives `self` (see `Code`).
             unsafe { m.free_memory() };
         }
+    }
+}
+
+/// The parameters of a step, as values of the function being built.
+struct Params {
+    input: Value,
+    output: Value,
+    scratch: Value,
+    from: Value,
+    to: Value,
+}
+
+/// Defines the steps of one module.
+struct Steps<'m> {
+    module: &'m mut JITModule,
+    ctx: Context,
+    fctx: FunctionBuilderContext,
+    sig: Signature,
+    defined: Vec<(FuncId, usize)>,
+    /// Name and machine-code size of each step, for profilers.
+    symbols: Vec<(String, usize)>,
+    disasm: Option<String>,
+}
+
+impl Steps<'_> {
+    /// Defines a step named `name` whose range has `len` parts.
+    fn define(
+        &mut self,
+        name: &str,
+        len: usize,
+        body: impl FnOnce(&mut FunctionBuilder, &Params) -> Result<(), JitError>,
+    ) -> Result<(), JitError> {
+        let err = |e: cranelift_module::ModuleError| JitError::Codegen(format!("{name}: {e:?}"));
+        let id = self.module.declare_function(name, Linkage::Local, &self.sig).map_err(err)?;
+        self.ctx.func.signature = self.sig.clone();
+        self.ctx.func.name = UserFuncName::user(0, id.as_u32());
+        let mut b = FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        b.seal_block(entry);
+        let [input, output, scratch, from, to] = b.block_params(entry)[..] else {
+            return Err(JitError::Codegen("a step has five parameters".into()));
+        };
+        body(&mut b, &Params { input, output, scratch, from, to })?;
+        b.ins().return_(&[]);
+        b.finalize(self.module.target_config());
+        self.ctx.set_disasm(self.disasm.is_some());
+        self.module.define_function(id, &mut self.ctx).map_err(err)?;
+        let size = self.ctx.compiled_code().map_or(0, |c| c.code_buffer().len());
+        self.symbols.push((name.to_string(), size));
+        if let (Some(text), Some(code)) = (&mut self.disasm, self.ctx.compiled_code()) {
+            text.push_str(&format!("; {name}\n{}\n", code.vcode.as_deref().unwrap_or("")));
+        }
+        self.module.clear_context(&mut self.ctx);
+        self.defined.push((id, len.max(1)));
+        Ok(())
     }
 }
 
@@ -138,31 +225,39 @@ impl JitProgram {
             .finish(settings::Flags::new(flags))
             .map_err(|e| JitError::Settings(e.to_string()))?;
         let mut module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
-        let mut ctx = module.make_context();
-        for _ in 0..3 {
-            ctx.func.signature.params.push(AbiParam::new(IDX));
-        }
-        let id = module
-            .declare_function("run", Linkage::Export, &ctx.func.signature)
-            .map_err(|e| JitError::Codegen(e.to_string()))?;
-        ctx.func.name = UserFuncName::user(0, id.as_u32());
-        let mut fctx = FunctionBuilderContext::new();
-        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+        let mut sig = module.make_signature();
+        sig.params.extend([AbiParam::new(IDX); 5]);
         let mut layout = Layout::of(p)?;
-        let tables = emit(&mut b, p, &mut layout)?;
-        b.finalize(module.target_config());
-        ctx.set_disasm(opts.disasm);
-        module.define_function(id, &mut ctx).map_err(|e| JitError::Codegen(format!("{e:?}")))?;
-        let disasm = ctx.compiled_code().and_then(|c| c.vcode.clone());
-        module.clear_context(&mut ctx);
+        let mut steps = Steps {
+            ctx: module.make_context(),
+            module: &mut module,
+            fctx: FunctionBuilderContext::new(),
+            sig,
+            defined: vec![],
+            symbols: vec![],
+            disasm: opts.disasm.then(String::new),
+        };
+        let tables = emit(&mut steps, p, &mut layout)?;
+        let (defined, disasm) = (std::mem::take(&mut steps.defined), steps.disasm.take());
+        let symbols = std::mem::take(&mut steps.symbols);
+        drop(steps);
         module.finalize_definitions().map_err(|e| JitError::Codegen(e.to_string()))?;
-        let code = module.get_finalized_function(id);
-        // SAFETY: `code` is the finalized function just defined with the
-        // signature of `Entry` (three pointer-sized arguments, no result,
-        // the host's default calling convention, which `extern "C"` is).
-        let entry: Entry = unsafe { std::mem::transmute::<*const u8, Entry>(code) };
+        if std::env::var_os("POTC_PERF_MAP").is_some() {
+            perf_map(&module, &defined, &symbols);
+        }
+        let steps = defined
+            .into_iter()
+            .map(|(id, len)| {
+                let code = module.get_finalized_function(id);
+                // SAFETY: `code` is a finalized function defined with the
+                // signature of `Step` (five pointer-sized arguments, no
+                // result, the host's default calling convention, which
+                // `extern "C"` is).
+                (unsafe { std::mem::transmute::<*const u8, Step>(code) }, len)
+            })
+            .collect();
         let code = Code {
-            entry,
+            steps,
             input_len: layout.input_len,
             output_len: layout.output_len,
             scratch_len: layout.scratch_len,
@@ -178,33 +273,52 @@ impl JitProgram {
         })
     }
 
-    /// A scratch arena for `Code::call`.
+    /// A scratch arena for [`JitProgram::run_one`].
     pub fn scratch(&self) -> Vec<i32> {
         vec![0; self.code.scratch_len]
     }
 
     /// Runs one sample: `x` holds `input_len` integers of the input type,
-    /// `out` receives `output_len`; panics on other lengths.
+    /// `out` receives `output_len`; panics on other lengths. The sample's
+    /// layers are split over the current rayon pool.
     pub fn run_one(&self, x: &[i32], out: &mut [i32], scratch: &mut [i32]) {
-        self.code.call(x, out, scratch);
+        let split = rayon::current_num_threads() > 1;
+        self.code.call(x, out, scratch, split);
     }
 
-    /// Runs every sample of `x` (sample-major), in parallel over the current
-    /// rayon pool, and returns the outputs sample-major.
+    /// Runs every sample of `x` (sample-major) and returns the outputs
+    /// sample-major: one sample split over the rayon pool, or many samples
+    /// in parallel, one per thread.
     pub fn run(&self, x: &[i64]) -> Vec<i64> {
-        let code = self.code;
+        let code = &self.code;
         let n = x.len() / code.input_len.max(1);
         let mut out = vec![0i32; n * code.output_len];
+        let split = n == 1 && rayon::current_num_threads() > 1;
         out.par_chunks_mut(code.output_len.max(1)).enumerate().for_each_init(
             || (vec![0i32; code.scratch_len], vec![0i32; code.input_len]),
             |(scratch, xi), (i, o)| {
                 for (d, &v) in xi.iter_mut().zip(&x[i * code.input_len..]) {
                     *d = v as i32;
                 }
-                code.call(xi, o, scratch);
+                code.call(xi, o, scratch, split);
             },
         );
         out.into_iter().map(i64::from).collect()
+    }
+}
+
+/// Appends each step to `/tmp/perf-<pid>.map`, so that `perf report` names
+/// the steps of generated code (set `POTC_PERF_MAP=1`). Best effort: a
+/// profiling aid, never an error.
+fn perf_map(module: &JITModule, defined: &[(FuncId, usize)], symbols: &[(String, usize)]) {
+    use std::io::Write;
+    let path = format!("/tmp/perf-{}.map", std::process::id());
+    let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) else {
+        return;
+    };
+    for ((id, _), (name, size)) in defined.iter().zip(symbols) {
+        let addr = module.get_finalized_function(*id) as usize;
+        let _ = writeln!(f, "{addr:x} {size:x} potc_step_{name}");
     }
 }
 
@@ -216,6 +330,11 @@ struct Layout {
     /// Convolutions the vector kernel runs, with their packed input's
     /// offset in the scratch arena (in i32 words).
     dot: HashMap<NodeId, (dot::DotConv, i64)>,
+    /// Per vector convolution: left padding, packed rows, input length.
+    pack_geometry: HashMap<NodeId, (usize, usize, usize)>,
+    /// Requantizations whose only reader is a vector convolution: they
+    /// write its packed input directly (value: the convolution).
+    fused: HashMap<NodeId, NodeId>,
     input_len: usize,
     output_len: usize,
     scratch_len: usize,
@@ -235,6 +354,7 @@ impl Layout {
         let out = g.output().ok_or_else(|| JitError::Program("no return".into()))?;
         let mut at = HashMap::new();
         let mut dots = HashMap::new();
+        let mut geometry = HashMap::new();
         let mut next = 0i64;
         for &id in &order {
             let node = g.node(id);
@@ -248,6 +368,8 @@ impl Layout {
                     if let Some(dc) = dot::DotConv::plan(c, ch, w, b, signed, bits) {
                         let bytes = dot::packed_rows(c, l) * dot::row_bytes(&dc);
                         len = (dc.co_pad * node.ty.shape[1]) as i64;
+                        let (left, _) = c.padding.amounts(c.kernel, c.dilation);
+                        geometry.insert(id, (left, dot::packed_rows(c, l), l));
                         dots.insert(id, (dc, next));
                         next += bytes.div_ceil(4) as i64;
                     }
@@ -264,6 +386,16 @@ impl Layout {
             };
             at.insert(id, slot);
         }
+        let mut fused = HashMap::new();
+        for &conv in dots.keys() {
+            let a = g.operands(conv)[0];
+            if matches!(g.node(a).op, Op::Requant(_))
+                && g.users(a) == [conv]
+                && g.output() != Some(a)
+            {
+                fused.insert(a, conv);
+            }
+        }
         if next > i32::MAX as i64 / 4 {
             return Err(JitError::Program(format!("{next} scratch elements exceed 2 GiB")));
         }
@@ -271,6 +403,8 @@ impl Layout {
             order,
             at,
             dot: dots,
+            pack_geometry: geometry,
+            fused,
             input_len: g.node(input).ty.elements() as usize,
             output_len: g.node(out).ty.elements() as usize,
             scratch_len: next as usize,
@@ -278,23 +412,14 @@ impl Layout {
     }
 }
 
-/// Emits the body of `run`; returns the tables whose addresses it holds.
-fn emit(
-    b: &mut FunctionBuilder,
-    p: &IntProgram,
-    layout: &mut Layout,
-) -> Result<Vec<Vec<i32>>, JitError> {
+/// Defines the steps of `p` in program order; returns the tables whose
+/// addresses they hold.
+fn emit(steps: &mut Steps, p: &IntProgram, layout: &mut Layout) -> Result<Vec<Vec<i32>>, JitError> {
     let g = &p.graph;
-    let entry = b.create_block();
-    b.append_block_params_for_function_params(entry);
-    b.switch_to_block(entry);
-    b.seal_block(entry);
-    let [input, output, scratch] = b.block_params(entry)[..] else {
-        return Err(JitError::Codegen("the entry block has three parameters".into()));
-    };
-    let buf = |id: NodeId| {
-        let (region, offset) = layout.at[&id];
-        Buf { base: if region == Region::Input { input } else { scratch }, offset }
+    let at = layout.at.clone();
+    let buf = move |id: NodeId, ps: &Params| {
+        let (region, offset) = at[&id];
+        Buf { base: if region == Region::Input { ps.input } else { ps.scratch }, offset }
     };
     let tensor = |name: String| -> Result<Vec<i32>, JitError> {
         p.tensors
@@ -303,7 +428,7 @@ fn emit(
             .ok_or(JitError::Program(format!("no tensor `{name}`")))
     };
     let mut tables: Vec<Vec<i32>> = vec![];
-    for &id in &layout.order.clone() {
+    for (i, &id) in layout.order.clone().iter().enumerate() {
         let node = g.node(id);
         let args = g.operands(id);
         let Some(&a) = args.first() else { continue };
@@ -314,60 +439,97 @@ fn emit(
             co: node.ty.shape[0],
             lo: node.ty.shape.get(1).copied().unwrap_or(1),
         };
-        let (x, y) = (buf(a), buf(id));
+        if !matches!(node.ty.elem, Elem::Int { .. }) {
+            return Err(JitError::Program(format!("`%{}` is not an integer value", node.name)));
+        }
         let n = node.ty.elements() as usize;
         let (lo, hi) = range(node.ty.elem)
             .ok_or_else(|| JitError::Program(format!("`%{}` is f32", node.name)))?;
-        // Tables are moved into `tables` after the kernel took their
-        // addresses: moving a Vec does not move its heap buffer.
+        let name = format!("{i}_{}", node.op.name());
+        // Tables are moved into `tables` after a kernel took their addresses:
+        // moving a Vec does not move its heap buffer.
         match &node.op {
             Op::IntConv1d(c) if layout.dot.contains_key(&id) => {
-                let (dc, packed) = layout.dot.remove(&id).expect("planned");
-                let (left, _) = c.padding.amounts(c.kernel, c.dilation);
-                let xp = b.ins().iadd_imm_s(scratch, packed * 4);
-                dot::pack(b, x, d.c, d.l, xp, dot::packed_rows(c, d.l), left, &dc);
-                dot::conv(b, c, d.lo, xp, y, &dc);
-                tables.extend([dc.weights, dc.bias]);
+                let (dc, _) = &layout.dot[&id];
+                let fused = layout.fused.contains_key(&a);
+                steps.define(&format!("{name}_pack"), 1, |b, ps| {
+                    let at = packed(&layout, id, ps, b);
+                    if fused {
+                        dot::fill_padding(b, at, dc);
+                    } else {
+                        dot::pack(b, buf(a, ps), d.c, at, dc);
+                    }
+                    Ok(())
+                })?;
+                steps.define(&name, dot::blocks(dc), |b, ps| {
+                    let at = packed(&layout, id, ps, b);
+                    dot::conv(b, c, d.lo, at.base, buf(id, ps), dc, ps.from, ps.to);
+                    Ok(())
+                })?;
             }
             Op::IntConv1d(c) => {
                 let w = tensor(format!("{}.w", node.name))?;
                 let bias = if c.bias { Some(tensor(format!("{}.b", node.name))?) } else { None };
-                kernels::conv1d(b, c, d, x, y, &w, bias.as_deref());
+                steps.define(&name, 1, |b, ps| {
+                    kernels::conv1d(b, c, d, buf(a, ps), buf(id, ps), &w, bias.as_deref());
+                    Ok(())
+                })?;
                 tables.push(w);
                 tables.extend(bias);
             }
             Op::IntLinear(l) => {
                 let w = tensor(format!("{}.w", node.name))?;
                 let bias = if l.bias { Some(tensor(format!("{}.b", node.name))?) } else { None };
-                kernels::linear(b, d, x, y, &w, bias.as_deref());
+                steps.define(&name, 1, |b, ps| {
+                    kernels::linear(b, d, buf(a, ps), buf(id, ps), &w, bias.as_deref());
+                    Ok(())
+                })?;
                 tables.push(w);
                 tables.extend(bias);
             }
-            Op::Requant(q) => {
-                let spec = QuantSpec { bits: q.bits as u32, signed: q.signed, narrow: q.narrow };
-                let t = kernels::requant_tables(&tensor(format!("{}.shift", node.name))?);
-                kernels::shift_clamp(b, d, x, y, &t, spec.qmin(), spec.qmax());
-                tables.extend([t.left, t.right, t.add_lo, t.add_hi]);
-            }
-            Op::Shl => {
-                let left: Vec<i32> = tensor(format!("{}.shift", node.name))?
-                    .iter()
-                    .map(|&s| s.clamp(0, 32))
-                    .collect();
-                let zeros = vec![0; left.len()];
-                let t = kernels::ShiftTables {
-                    left,
-                    right: zeros.clone(),
-                    add_lo: zeros.clone(),
-                    add_hi: zeros,
+            Op::Requant(_) | Op::Shl => {
+                let shifts = tensor(format!("{}.shift", node.name))?;
+                let (t, lo, hi) = match &node.op {
+                    Op::Requant(q) => {
+                        let spec =
+                            QuantSpec { bits: q.bits as u32, signed: q.signed, narrow: q.narrow };
+                        (kernels::requant_tables(&shifts), spec.qmin(), spec.qmax())
+                    }
+                    _ => (kernels::shl_tables(&shifts), lo, hi),
                 };
-                kernels::shift_clamp(b, d, x, y, &t, lo, hi);
+                let into = layout.fused.get(&id).copied();
+                steps.define(&name, d.c, |b, ps| {
+                    let sink = match into {
+                        Some(conv) => kernels::Sink::Packed(
+                            packed(&layout, conv, ps, b),
+                            &layout.dot[&conv].0,
+                        ),
+                        None => kernels::Sink::Buf(buf(id, ps)),
+                    };
+                    kernels::shift_clamp(b, d, buf(a, ps), sink, &t, lo, hi, ps.from, ps.to);
+                    Ok(())
+                })?;
                 tables.extend([t.left, t.right, t.add_lo, t.add_hi]);
             }
-            Op::Add => kernels::add(b, n, x, buf(args[1]), y, lo, hi),
-            Op::Relu => kernels::relu(b, n, x, y),
-            Op::GlobalSumPool => kernels::sum_pool(b, d, x, y),
-            Op::MaxPool1d(pool) => kernels::max_pool(b, pool, d, x, y),
+            Op::Add => {
+                let z = args[1];
+                steps.define(&name, 1, |b, ps| {
+                    kernels::add(b, n, buf(a, ps), buf(z, ps), buf(id, ps), lo, hi);
+                    Ok(())
+                })?
+            }
+            Op::Relu => steps.define(&name, 1, |b, ps| {
+                kernels::relu(b, n, buf(a, ps), buf(id, ps));
+                Ok(())
+            })?,
+            Op::GlobalSumPool => steps.define(&name, 1, |b, ps| {
+                kernels::sum_pool(b, d, buf(a, ps), buf(id, ps));
+                Ok(())
+            })?,
+            Op::MaxPool1d(pool) => steps.define(&name, 1, |b, ps| {
+                kernels::max_pool(b, pool, d, buf(a, ps), buf(id, ps));
+                Ok(())
+            })?,
             Op::Flatten => {}
             op => {
                 return Err(JitError::Program(format!(
@@ -377,12 +539,22 @@ fn emit(
                 )))
             }
         }
-        if !matches!(node.ty.elem, Elem::Int { .. }) {
-            return Err(JitError::Program(format!("`%{}` is not an integer value", node.name)));
-        }
     }
     let out = g.output().ok_or_else(|| JitError::Program("no return".into()))?;
-    kernels::copy(b, layout.output_len, buf(out), Buf { base: output, offset: 0 });
-    b.ins().return_(&[]);
+    let len = layout.output_len;
+    steps.define("output", 1, |b, ps| {
+        kernels::copy(b, len, buf(out, ps), Buf { base: ps.output, offset: 0 });
+        Ok(())
+    })?;
+    for (_, (dc, _)) in layout.dot.drain() {
+        tables.extend([dc.weights, dc.bias]);
+    }
     Ok(tables)
+}
+
+/// The packed input of vector convolution `conv`, in the step being built.
+fn packed(layout: &Layout, conv: NodeId, ps: &Params, b: &mut FunctionBuilder) -> dot::Packed {
+    let (_, offset) = layout.dot[&conv];
+    let (left, rows, l) = layout.pack_geometry[&conv];
+    dot::Packed { base: b.ins().iadd_imm_s(ps.scratch, offset * 4), left, rows, l }
 }

@@ -453,7 +453,7 @@ fn emit(steps: &mut Steps, p: &IntProgram, layout: &mut Layout) -> Result<Vec<Ve
                 let (dc, _) = &layout.dot[&id];
                 let fused = layout.fused.contains_key(&a);
                 steps.define(&format!("{name}_pack"), 1, |b, ps| {
-                    let at = packed(&layout, id, ps, b);
+                    let at = packed(layout, id, ps, b);
                     if fused {
                         dot::fill_padding(b, at, dc);
                     } else {
@@ -462,7 +462,7 @@ fn emit(steps: &mut Steps, p: &IntProgram, layout: &mut Layout) -> Result<Vec<Ve
                     Ok(())
                 })?;
                 steps.define(&name, dot::blocks(dc), |b, ps| {
-                    let at = packed(&layout, id, ps, b);
+                    let at = packed(layout, id, ps, b);
                     dot::conv(b, c, d.lo, at.base, buf(id, ps), dc, ps.from, ps.to);
                     Ok(())
                 })?;
@@ -500,10 +500,9 @@ fn emit(steps: &mut Steps, p: &IntProgram, layout: &mut Layout) -> Result<Vec<Ve
                 let into = layout.fused.get(&id).copied();
                 steps.define(&name, d.c, |b, ps| {
                     let sink = match into {
-                        Some(conv) => kernels::Sink::Packed(
-                            packed(&layout, conv, ps, b),
-                            &layout.dot[&conv].0,
-                        ),
+                        Some(conv) => {
+                            kernels::Sink::Packed(packed(layout, conv, ps, b), &layout.dot[&conv].0)
+                        }
                         None => kernels::Sink::Buf(buf(id, ps)),
                     };
                     kernels::shift_clamp(b, d, buf(a, ps), sink, &t, lo, hi, ps.from, ps.to);

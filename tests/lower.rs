@@ -223,7 +223,6 @@ fn lowering_and_running_errors_are_clear() {
     );
     ok(potc(&["lower", "examples/tiny.pot", "--weights", &quant, "-o", &prog]));
     fails(potc(&["run", &p("nothing"), "--data", test]), "not a program directory");
-    fails(potc(&["run", &prog, "--data", test, "--engine", "jit"]), "not have yet");
     let short = p("short.tsv");
     std::fs::write(&short, "1\t0.5\t0.25\t1.0\n2\t0.0\t-1.0\t2.0\n").unwrap();
     fails(potc(&["run", &prog, "--data", &short]), "the program takes i8[1, 150]");

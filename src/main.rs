@@ -37,7 +37,7 @@ enum Command {
     Print(PrintArgs),
     /// List the passes that `--passes` can name, or describe one.
     Passes(PassesArgs),
-    /// Train a model on a data set (float; quantization-aware with `--quant`, coming).
+    /// Train a model on a data set: in float, or quantization-aware with `--quant`.
     ///
     /// Progress goes to standard error; with `--json`, standard output holds one
     /// JSON object: test_accuracy, train_seconds, samples_per_second (median over

@@ -50,8 +50,8 @@ impl DotConv {
         signed: bool,
         bits: u8,
     ) -> Option<DotConv> {
-        // Signed inputs of up to 8 bits fit u8 after the offset of 128.
-        let _ = signed;
+        // Inputs of up to 8 bits fit u8: unsigned as they are, signed after
+        // the offset of 128.
         if op.groups != 1 || bits > 8 || w.iter().any(|&v| !(-128..=127).contains(&v)) {
             return None;
         }

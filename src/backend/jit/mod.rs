@@ -498,7 +498,11 @@ fn emit(steps: &mut Steps, p: &IntProgram, layout: &mut Layout) -> Result<Vec<Ve
                     _ => (kernels::shl_tables(&shifts), lo, hi),
                 };
                 let into = layout.fused.get(&id).copied();
-                steps.define(&name, d.c, |b, ps| {
+                let parts = match into {
+                    Some(conv) => layout.dot[&conv].0.c4 / 4,
+                    None => d.c,
+                };
+                steps.define(&name, parts, |b, ps| {
                     let sink = match into {
                         Some(conv) => {
                             kernels::Sink::Packed(packed(layout, conv, ps, b), &layout.dot[&conv].0)

@@ -120,10 +120,8 @@ fn eval_int(o: &EvalOptions, engine: super::lower::Engine) -> Result<String, Fai
     let (program, _) = super::lower::lower_model(&model, &ck, path, 32, false)?;
     let report = super::lower::run_report(&program, &o.data, o.threads, engine)?;
     let mode = if engine == super::lower::Engine::Jit { "jit" } else { "int" };
-    let mut out = report.json(mode);
-    out.as_object_mut().map(|m| m.remove("engine"));
     Ok(if o.json {
-        out.to_string() + "\n"
+        report.json(mode).to_string() + "\n"
     } else {
         format!("accuracy {:.4} on {} samples ({mode})\n", report.accuracy, report.n)
     })

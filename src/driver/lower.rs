@@ -205,7 +205,6 @@ pub fn run_program(
 
 /// Accuracy and output integers of a program on a data set.
 pub struct RunReport {
-    pub engine: Engine,
     pub accuracy: f64,
     pub n: usize,
     pub ints: Vec<i64>,
@@ -213,13 +212,12 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// The JSON `run` and `eval --mode int` print.
+    /// The JSON `eval --mode int|jit` prints (`run` adds the engine).
     pub fn json(&self, mode: &str) -> serde_json::Value {
         let mut out = serde_json::json!({
             "accuracy": self.accuracy,
             "n": self.n,
             "mode": mode,
-            "engine": self.engine.name(),
             "logits_sha256": logits_sha256(&self.ints),
         });
         if let Some(e) = self.exponent {
@@ -247,14 +245,16 @@ pub fn run_report(
         })
         .count();
     let accuracy = correct as f64 / ds.n.max(1) as f64;
-    Ok(RunReport { engine, accuracy, n: ds.n, ints, exponent: program.output_exponent() })
+    Ok(RunReport { accuracy, n: ds.n, ints, exponent: program.output_exponent() })
 }
 
 pub fn run(o: &RunOptions) -> Result<String, Failure> {
     let program = load_program(&o.program)?;
     let report = run_report(&program, &o.data, o.threads, o.engine)?;
     Ok(if o.json {
-        report.json("int").to_string() + "\n"
+        let mut out = report.json("int");
+        out["engine"] = o.engine.name().into();
+        out.to_string() + "\n"
     } else {
         format!(
             "accuracy {:.4} on {} samples (int, {})\n",

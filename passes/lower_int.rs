@@ -21,6 +21,7 @@ use crate::ir::verify::is_integer_program;
 use crate::ir::{Elem, Graph, NodeId};
 use crate::pass::{IntStore, ParamStore, Pass, PassContext, Semantics};
 use crate::quant::accum::{int_layer_bound, max_magnitude, signed_bits};
+use crate::quant::quantizer::quantize64;
 use crate::quant::QuantSpec;
 
 pub struct LowerInt;
@@ -270,14 +271,9 @@ impl Lowering<'_> {
             .collect();
         let bint: Option<Vec<i32>> = if bias {
             let b = self.param(id, "b")?;
-            let lim = i32::MAX as f64;
+            let e = |r: usize| exp_of(&qw.exps, r) + ex;
             Some(
-                (0..rows)
-                    .map(|r| {
-                        let e = exp_of(&qw.exps, r) + ex;
-                        (b[r] as f64 * pow2(-e) + 0.5).floor().clamp(-lim, lim) as i32
-                    })
-                    .collect(),
+                (0..rows).map(|r| quantize64(b[r] as f64, e(r), &QuantSpec::BIAS) as i32).collect(),
             )
         } else {
             None

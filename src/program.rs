@@ -7,12 +7,13 @@
 use std::path::{Path, PathBuf};
 
 use crate::ckpt::{write_atomic, Checkpoint, TensorData, KEY_LABELS};
-use crate::interp::integer::range;
 use crate::ir::op::Op;
 use crate::ir::verify::is_integer_program;
 use crate::ir::{print, Elem, Graph};
 use crate::pass::IntStore;
 use crate::quant::accum::{int_layer_bound, max_magnitude, signed_bits};
+use crate::quant::quantizer::quantize64;
+use crate::quant::QuantSpec;
 
 pub const MODEL_FILE: &str = "model.pot";
 pub const WEIGHTS_FILE: &str = "weights.safetensors";
@@ -195,11 +196,9 @@ impl IntProgram {
     /// quantizer, round half up then clamp, in f64 as the simulation does it.
     pub fn quantize_input(&self, x: &[f32]) -> Vec<i64> {
         let (elem, e) = self.input();
-        let (lo, hi) = range(elem).unwrap_or((i64::MIN, i64::MAX));
-        let inv = 2f64.powi(-e);
-        x.iter()
-            .map(|&v| (f64::from(v) * inv + 0.5).floor().clamp(lo as f64, hi as f64) as i64)
-            .collect()
+        let Elem::Int { signed, bits } = elem else { return vec![] };
+        let spec = QuantSpec { bits: u32::from(bits), signed, narrow: false };
+        x.iter().map(|&v| quantize64(f64::from(v), e, &spec) as i64).collect()
     }
 }
 

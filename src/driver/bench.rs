@@ -9,7 +9,7 @@ use super::lower::{load_program, Engine};
 use super::model_data::pool;
 use super::Failure;
 use crate::backend::jit::{JitOptions, JitProgram};
-use crate::interp::integer::{range, IntInterpreter};
+use crate::interp::integer::IntInterpreter;
 
 /// Flags of `potc bench` (see `potc bench --help`).
 #[derive(clap::Args, Debug, Clone)]
@@ -42,7 +42,7 @@ pub fn bench(o: &BenchOptions) -> Result<String, Failure> {
     }
     let program = load_program(&o.program)?;
     let input = &program.graph.node(program.graph.inputs()[0]).ty;
-    let (lo, hi) = range(input.elem).unwrap_or((0, 0));
+    let (lo, hi) = input.elem.range().unwrap_or((0, 0));
     let batch = o.batch as usize;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let x: Vec<i64> =

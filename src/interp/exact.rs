@@ -14,7 +14,7 @@ use super::plan::{Plan, Step};
 use super::Weights;
 use crate::data::Dataset;
 use crate::ir::op::Op;
-use crate::quant::quantizer::pow2;
+use crate::quant::quantizer::{pow2, quantize64};
 use crate::quant::QuantSpec;
 use crate::train::fit::batch;
 
@@ -178,8 +178,7 @@ fn bias_rows(
         let v = match (&p.wexps, ex) {
             (Some(we), Some(ex)) => {
                 let e = if we.len() == 1 { we[0] } else { we[r] } + ex;
-                let acc = QuantSpec { bits: 32, signed: true, narrow: true };
-                fake_quant64(w[b][r] as f64, e, &acc)
+                fake_quant64(w[b][r] as f64, e, &QuantSpec::BIAS)
             }
             _ => p.b.as_ref().map_or(0.0, |b| b[r] as f64),
         };
@@ -195,8 +194,7 @@ fn mac_exps(p: &mac::MacParams, ex: Option<i32>, co: usize) -> Option<Vec<i32>> 
 
 /// `q(x) * 2^e` in f64 (the f32 version's rule: half up, then clamp).
 pub fn fake_quant64(x: f64, e: i32, spec: &QuantSpec) -> f64 {
-    let q = (x * pow2(-e) as f64 + 0.5).floor().clamp(spec.qmin() as f64, spec.qmax() as f64);
-    q * pow2(e) as f64
+    quantize64(x, e, spec) * 2f64.powi(e)
 }
 
 fn pool64(win: &Window, x: &[f64], avg: bool) -> Vec<f64> {

@@ -41,7 +41,9 @@ impl IntInterpreter {
             return Err("an integer program has one input".into());
         };
         let order = g.order().map_err(|_| "the graph has a cycle".to_string())?;
-        let slot = |id: NodeId| order.iter().position(|&o| o == id).expect("in order");
+        let slots: std::collections::HashMap<NodeId, usize> =
+            order.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+        let slot = |id: NodeId| slots[&id];
         let mut steps = vec![];
         for &id in &order {
             let node = g.node(id);
@@ -183,8 +185,9 @@ fn conv1d(op: &Conv1d, x: &[i64], c: usize, l: usize, lo: usize, p: &[Vec<i64>])
 }
 
 /// The output steps `t0..t1` whose input index `t * stride + off` lies in
-/// `0..l` (the others read zero padding).
-fn taps(off: isize, stride: usize, l: usize, lo: usize) -> (usize, usize) {
+/// `0..l` (the others read zero padding); `t0 <= t1 <= lo`. The JIT's
+/// kernels compute their loop bounds with it too.
+pub fn taps(off: isize, stride: usize, l: usize, lo: usize) -> (usize, usize) {
     let t0 = if off >= 0 { 0 } else { off.unsigned_abs().div_ceil(stride) };
     let t1 = if off >= l as isize { 0 } else { (l as isize - off) as usize }.div_ceil(stride);
     (t0.min(lo), t1.min(lo).max(t0.min(lo)))
@@ -216,17 +219,8 @@ pub fn shift_round(x: i64, k: i64) -> i64 {
 
 /// Clamps every value to the range of `elem` (integers only).
 fn saturate(y: &mut [i64], elem: Elem) {
-    if let Some((lo, hi)) = range(elem) {
+    if let Some((lo, hi)) = elem.range() {
         y.iter_mut().for_each(|v| *v = (*v).clamp(lo, hi));
-    }
-}
-
-/// The range of an integer element type.
-pub fn range(elem: Elem) -> Option<(i64, i64)> {
-    match elem {
-        Elem::Int { signed: true, bits } => Some((-(1i64 << (bits - 1)), (1i64 << (bits - 1)) - 1)),
-        Elem::Int { signed: false, bits } => Some((0, (1i64 << bits) - 1)),
-        Elem::F32 => None,
     }
 }
 

@@ -19,6 +19,17 @@ pub enum Elem {
 }
 
 impl Elem {
+    /// The range `(lo, hi)` of an integer type; `None` for `f32`.
+    pub fn range(self) -> Option<(i64, i64)> {
+        match self {
+            Elem::Int { signed: true, bits } => {
+                Some((-(1i64 << (bits - 1)), (1i64 << (bits - 1)) - 1))
+            }
+            Elem::Int { signed: false, bits } => Some((0, (1i64 << bits) - 1)),
+            Elem::F32 => None,
+        }
+    }
+
     /// Parses `f32`, `i<bits>` (2..=32) or `u<bits>` (1..=32).
     pub fn parse(s: &str) -> Option<Elem> {
         if s == "f32" {

@@ -34,18 +34,21 @@ fn layer(plan: &Plan, w: &Weights, s: &Step) -> Option<LayerBound> {
     let (spec, ex) = input_quantizer(plan, w, s.args[0])?;
     let p = mac::params(w, &mac::slots(s, bias, q), q, rows, div, Some(ex));
     let exps = p.wexps.as_ref()?;
-    let x_max = spec.qmin().unsigned_abs().max(spec.qmax().unsigned_abs()) as f64;
+    let x_max = spec.qmin().unsigned_abs().max(spec.qmax().unsigned_abs()) as u128;
     let per = p.w.len() / rows;
-    let max_abs: Vec<u64> = (0..rows)
-        .map(|c| {
-            let ew = if exps.len() == 1 { exps[0] } else { exps[c] };
-            // Weights and bias are integers times 2^ew and 2^(ew+ex): exact in f64.
-            let wsum: f64 =
-                p.w[c * per..(c + 1) * per].iter().map(|&v| (v as f64).abs()).sum::<f64>()
-                    / pow2(ew) as f64;
-            let b = p.b.as_ref().map_or(0.0, |b| (b[c] as f64).abs() / pow2(ew + ex) as f64);
-            (wsum * x_max + b) as u64
-        })
+    let ew = |r: usize| if exps.len() == 1 { exps[0] } else { exps[r] };
+    // Weights and bias are integers times 2^ew and 2^(ew+ex): exact in f64.
+    let wint: Vec<i32> =
+        p.w.iter()
+            .enumerate()
+            .map(|(i, &v)| (v as f64 / pow2(ew(i / per)) as f64) as i32)
+            .collect();
+    let bint: Option<Vec<i32>> = p.b.as_ref().map(|b| {
+        b.iter().enumerate().map(|(r, &v)| (v as f64 / pow2(ew(r) + ex) as f64) as i32).collect()
+    });
+    let max_abs: Vec<u64> = int_channel_bounds(&wint, bint.as_deref(), rows, x_max)
+        .into_iter()
+        .map(|b| u64::try_from(b).unwrap_or(u64::MAX))
         .collect();
     let worst = max_abs.iter().copied().max().unwrap_or(0);
     Some(LayerBound { layer: s.name.clone(), bits: signed_bits(worst), max_abs })
@@ -67,26 +70,31 @@ fn input_quantizer(plan: &Plan, w: &Weights, mut slot: usize) -> Option<(QuantSp
     }
 }
 
-/// The worst output channel of an integer MAC layer with `rows` channels:
-/// `(channel, max|acc|)` with `max|acc| = sum|w| * x_max + |b|`, exact.
-pub fn int_layer_bound(w: &[i32], b: Option<&[i32]>, rows: usize, x_max: u128) -> (usize, u128) {
+/// Per output channel of an integer MAC layer (`w` is `[rows, ...]`):
+/// `max|acc| = sum|w| * x_max + |b|`, exact.
+pub fn int_channel_bounds(w: &[i32], b: Option<&[i32]>, rows: usize, x_max: u128) -> Vec<u128> {
     let per = w.len() / rows.max(1);
     (0..rows)
         .map(|r| {
             let wsum: u128 = w[r * per..][..per].iter().map(|v| v.unsigned_abs() as u128).sum();
-            (r, wsum * x_max + b.map_or(0, |b| b[r].unsigned_abs() as u128))
+            wsum * x_max + b.map_or(0, |b| b[r].unsigned_abs() as u128)
         })
+        .collect()
+}
+
+/// The worst output channel of an integer MAC layer: `(channel, max|acc|)`
+/// of [`int_channel_bounds`], the first on ties.
+pub fn int_layer_bound(w: &[i32], b: Option<&[i32]>, rows: usize, x_max: u128) -> (usize, u128) {
+    int_channel_bounds(w, b, rows, x_max)
+        .into_iter()
+        .enumerate()
         .max_by_key(|&(r, bound)| (bound, usize::MAX - r))
         .unwrap_or((0, 0))
 }
 
 /// The largest magnitude a value of integer type `elem` can have.
 pub fn max_magnitude(elem: crate::ir::Elem) -> u128 {
-    match elem {
-        crate::ir::Elem::Int { signed: true, bits } => 1u128 << (bits - 1),
-        crate::ir::Elem::Int { signed: false, bits } => (1u128 << bits) - 1,
-        crate::ir::Elem::F32 => u128::MAX,
-    }
+    elem.range().map_or(u128::MAX, |(lo, hi)| lo.unsigned_abs().max(hi.unsigned_abs()).into())
 }
 
 /// The width of a two's-complement integer holding `±max`.

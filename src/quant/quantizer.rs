@@ -15,6 +15,10 @@ pub struct QuantSpec {
 }
 
 impl QuantSpec {
+    /// The bias's grid: a signed 32-bit accumulator, narrow so that `±qb`
+    /// both fit (spec section 4).
+    pub const BIAS: QuantSpec = QuantSpec { bits: 32, signed: true, narrow: true };
+
     pub fn qmin(&self) -> i64 {
         match (self.signed, self.narrow) {
             (false, _) => 0,
@@ -48,6 +52,13 @@ impl QuantSpec {
             0.0
         }
     }
+}
+
+/// `q(x)` in f64, as an integer-valued f64: `clamp(floor(x * 2^-e + 0.5))`.
+/// The one definition the exact evaluation, the integer program's bias and
+/// its data boundary (`potc run`) share, so they round alike.
+pub fn quantize64(x: f64, e: i32, spec: &QuantSpec) -> f64 {
+    (x * 2f64.powi(-e) + 0.5).floor().clamp(spec.qmin() as f64, spec.qmax() as f64)
 }
 
 /// `2^e` as f32 (exact for the clamped exponent range).

@@ -11,6 +11,7 @@ use cranelift_frontend::FunctionBuilder;
 
 use super::loops::{for_n, for_range};
 use super::IDX;
+use crate::interp::integer::taps;
 use crate::ir::op::{Conv1d, Pool1d};
 
 /// Where a value's elements live: `base + 4 * (offset + index)`.
@@ -92,7 +93,8 @@ pub fn conv1d(
             let wrow = b.ins().imul_imm_s(co, cg as i64 * kernel);
             for k in 0..kernel {
                 let off = k * op.dilation as i64 - left as i64;
-                let (t0, t1) = taps(off, stride, l, lo);
+                let (t0, t1) = taps(off as isize, op.stride, d.l, d.lo);
+                let (t0, t1) = (t0 as i64, t1 as i64);
                 if t0 >= t1 {
                     continue;
                 }
@@ -118,13 +120,6 @@ pub fn conv1d(
             }
         });
     });
-}
-
-/// The output steps `t0..t1` whose input index `t * stride + off` lies in `0..l`.
-fn taps(off: i64, stride: i64, l: i64, lo: i64) -> (i64, i64) {
-    let t0 = if off >= 0 { 0 } else { (-off + stride - 1) / stride };
-    let t1 = if off >= l { 0 } else { (l - off + stride - 1) / stride };
-    (t0.min(lo), t1.min(lo))
 }
 
 /// `y[r] = bias[r] + sum over i of w[r, i] * x[i]`.

@@ -131,7 +131,7 @@ pub fn weight_backward(
 /// The bias on the accumulator's grid: `round_half_up(b * 2^-(ew+ex))` in 32
 /// bits, times `2^(ew+ex)` (spec section 4).
 pub fn quantize_bias(b: &[f32], wexps: &[i32], ex: i32) -> Vec<f32> {
-    let acc = QuantSpec { bits: 32, signed: true, narrow: true };
+    let acc = QuantSpec::BIAS;
     // In f64: a bias can be far beyond 2^22 grid steps, where the f32 rounding
     // of activations is no longer exact.
     let lim = acc.qmax() as f64;

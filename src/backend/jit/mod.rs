@@ -26,7 +26,6 @@ use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
 use rayon::prelude::*;
 
-use crate::interp::integer::range;
 use crate::ir::op::Op;
 use crate::ir::{Elem, NodeId};
 use crate::program::IntProgram;
@@ -52,8 +51,6 @@ pub enum JitError {
 /// Code generation choices.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct JitOptions {
-    /// Cranelift's `opt_level = none` instead of `speed` (faster to compile).
-    pub no_opt: bool,
     /// Keep the generated machine code's disassembly (`JitProgram::disasm`).
     pub disasm: bool,
     /// Generate code for a host without VNNI even on one with it: the dot
@@ -80,6 +77,8 @@ pub struct JitProgram {
     pub compile_time: Duration,
     /// The machine code as text, with `JitOptions::disasm`.
     pub disasm: Option<String>,
+    /// Scratch arenas `run` reuses.
+    arenas: std::sync::Mutex<Vec<Vec<i32>>>,
 }
 
 /// The steps and the buffer sizes they rely on. Private, and borrowed only
@@ -212,7 +211,7 @@ impl JitProgram {
         let set = |f: &mut settings::Builder, k: &str, v: &str| {
             f.set(k, v).map_err(|e| JitError::Settings(format!("{k} = {v}: {e}")))
         };
-        set(&mut flags, "opt_level", if opts.no_opt { "none" } else { "speed" })?;
+        set(&mut flags, "opt_level", "speed")?;
         set(&mut flags, "is_pic", "false")?;
         set(&mut flags, "use_colocated_libcalls", "false")?;
         let mut host = cranelift_native::builder().map_err(|e| JitError::Host(e.to_string()))?;
@@ -270,6 +269,7 @@ impl JitProgram {
             output_len: layout.output_len,
             compile_time: started.elapsed(),
             disasm,
+            arenas: Default::default(),
         })
     }
 
@@ -291,18 +291,29 @@ impl JitProgram {
     /// in parallel, one per thread.
     pub fn run(&self, x: &[i64]) -> Vec<i64> {
         let code = &self.code;
-        let n = x.len() / code.input_len.max(1);
+        let (k, m) = (code.input_len.max(1), code.output_len.max(1));
+        let n = x.len() / k;
+        let threads = rayon::current_num_threads();
+        let split = n == 1 && threads > 1;
         let mut out = vec![0i32; n * code.output_len];
-        let split = n == 1 && rayon::current_num_threads() > 1;
-        out.par_chunks_mut(code.output_len.max(1)).enumerate().for_each_init(
-            || (vec![0i32; code.scratch_len], vec![0i32; code.input_len]),
-            |(scratch, xi), (i, o)| {
-                for (d, &v) in xi.iter_mut().zip(&x[i * code.input_len..]) {
-                    *d = v as i32;
-                }
-                code.call(xi, o, scratch, split);
-            },
-        );
+        // One contiguous run of samples per thread, each with a scratch arena
+        // from the pool: arenas are reused across calls, not allocated and
+        // zeroed each time. Steps write every word they read before reading
+        // it, except the packed padding channels, which only ever meet zero
+        // weights.
+        let per = n.div_ceil(threads).max(1);
+        out.par_chunks_mut(per * m).zip(x.par_chunks(per * k)).for_each(|(outs, xs)| {
+            let mut scratch =
+                self.arenas.lock().ok().and_then(|mut a| a.pop()).unwrap_or_else(|| self.scratch());
+            let mut xi = vec![0i32; code.input_len];
+            for (o, xv) in outs.chunks_mut(m).zip(xs.chunks(k)) {
+                xi.iter_mut().zip(xv).for_each(|(d, &v)| *d = v as i32);
+                code.call(&xi, o, &mut scratch, split);
+            }
+            if let Ok(mut a) = self.arenas.lock() {
+                a.push(scratch);
+            }
+        });
         out.into_iter().map(i64::from).collect()
     }
 }
@@ -443,7 +454,10 @@ fn emit(steps: &mut Steps, p: &IntProgram, layout: &mut Layout) -> Result<Vec<Ve
             return Err(JitError::Program(format!("`%{}` is not an integer value", node.name)));
         }
         let n = node.ty.elements() as usize;
-        let (lo, hi) = range(node.ty.elem)
+        let (lo, hi) = node
+            .ty
+            .elem
+            .range()
             .ok_or_else(|| JitError::Program(format!("`%{}` is f32", node.name)))?;
         let name = format!("{i}_{}", node.op.name());
         // Tables are moved into `tables` after a kernel took their addresses:

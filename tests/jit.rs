@@ -5,9 +5,9 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
-use common::{lower, network, quantize};
+use common::{json, lower, network, ok, potc, quantize};
 use potc::backend::jit::{JitOptions, JitProgram};
 use potc::interp::integer::IntInterpreter;
 use potc::pass::IntStore;
@@ -28,7 +28,7 @@ fn both(p: &IntProgram, x: &[i64]) -> (Vec<i64>, Vec<i64>) {
 /// Random input integers of the program's input type, extremes included.
 fn inputs(p: &IntProgram, n: usize, rng: &mut ChaCha8Rng) -> Vec<i64> {
     let input = p.graph.node(p.graph.inputs()[0]);
-    let (lo, hi) = potc::interp::integer::range(input.ty.elem).unwrap();
+    let (lo, hi) = input.ty.elem.range().unwrap();
     let len = n * input.ty.elements() as usize;
     (0..len)
         .map(|_| match rng.random_range(0..4) {
@@ -135,18 +135,8 @@ fn wide_macs_near_the_accumulator_limit() {
     assert!(want.iter().any(|&v| v.abs() > 1 << 20), "reaches large values");
 }
 
-fn potc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_potc"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap()
-}
-
 fn sha(out: Output) -> String {
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["logits_sha256"].as_str().unwrap().to_string()
+    json(&ok(out))["logits_sha256"].as_str().unwrap().to_string()
 }
 
 /// `potc run --engine jit` (the default) and `eval --mode jit` agree with the
@@ -166,28 +156,10 @@ fn examples_on_gunpoint_agree_with_the_interpreter() {
         assert!(potc(&["lower", &model, "--weights", ck, "-o", out]).status.success());
         let interp = sha(potc(&["run", out, "--data", test, "--engine", "interp", "--json"]));
         let jit = sha(potc(&["run", out, "--data", test, "--json"]));
-        let evaljit = sha(potc(&[
-            "eval",
-            &model,
-            "--weights",
-            ck,
-            "--data",
-            test,
-            "--mode",
-            "jit",
-            "--json",
-        ]));
-        let fq = sha(potc(&[
-            "eval",
-            &model,
-            "--weights",
-            ck,
-            "--data",
-            test,
-            "--mode",
-            "fake-quant",
-            "--json",
-        ]));
+        let eval = |mode: &str| {
+            sha(potc(&["eval", &model, "--weights", ck, "--data", test, "--mode", mode, "--json"]))
+        };
+        let (evaljit, fq) = (eval("jit"), eval("fake-quant"));
         assert_eq!(jit, interp, "{m}");
         assert_eq!(evaljit, fq, "{m}");
         assert_eq!(jit, fq, "{m}");
@@ -206,7 +178,7 @@ fn the_portable_dot_product_matches_too() {
         let Ok(p) = lower(&q, &store, 32) else { continue };
         let x = inputs(&p, 3, &mut rng);
         let interp = IntInterpreter::new(&p.graph, &p.tensors).unwrap().run(&x);
-        let opts = JitOptions { no_vnni: true, disasm: true, ..JitOptions::default() };
+        let opts = JitOptions { no_vnni: true, disasm: true };
         let jit = JitProgram::compile(&p, opts).unwrap();
         assert!(!jit.disasm.as_deref().unwrap_or("").contains("vpdpbusd"));
         assert_eq!(jit.run(&x), interp);

@@ -2,6 +2,8 @@
 //! parameters, the quantized graph and its integer program.
 #![allow(dead_code)]
 
+use std::process::{Command, Output};
+
 use potc::data::Dataset;
 use potc::ir::Graph;
 use potc::pass::{IntStore, ParamStore, PassContext, PassManager};
@@ -154,4 +156,24 @@ pub fn random_config(rng: &mut ChaCha8Rng) -> QuantConfig {
     cfg.per_channel = rng.random_bool(0.5);
     cfg.pot_weights = w <= 5 && rng.random_bool(0.3);
     cfg
+}
+
+/// The `potc` binary run from the project root.
+pub fn potc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_potc"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap()
+}
+
+/// Standard output of a run that must succeed.
+pub fn ok(out: Output) -> String {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// One JSON object.
+pub fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
 }

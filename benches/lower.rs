@@ -85,8 +85,9 @@ fn lowering(c: &mut Criterion) {
         let out = dir.path().join(name);
         group.bench_function(name, |b| {
             b.iter(|| {
-                let (p, _) =
-                    lower_model(&g, &ck, Path::new("bench.safetensors"), 32, false).unwrap();
+                let p = lower_model(&g, &ck, Path::new("bench.safetensors"), 32, false)
+                    .unwrap()
+                    .program;
                 p.save(&out).unwrap();
             })
         });

@@ -16,6 +16,7 @@ pub mod ir;
 pub mod pass;
 pub mod program;
 pub mod quant;
+pub mod report;
 pub mod syntax;
 pub mod train;
 

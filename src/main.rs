@@ -3,7 +3,8 @@
 
 use clap::{Args, Parser, Subcommand};
 use potc::driver::{
-    self, BenchOptions, EvalOptions, Failure, LowerOptions, RunOptions, TrainOptions,
+    self, BenchOptions, EvalOptions, Failure, LowerOptions, ReportOptions,
+    RunOptions, TrainOptions,
 };
 use std::io::Write;
 use std::process::ExitCode;
@@ -67,6 +68,15 @@ enum Command {
     /// --json: engine, batch, threads, latency_us_median, samples_per_second
     /// (and compile_ms for the JIT).
     Bench(BenchOptions),
+    /// What a lowered program asks of hardware, op by op.
+    ///
+    /// A table of every op: shape, integer type, scale (2^e), weight format,
+    /// bits and scale, requantization shifts, accumulator bits needed (the
+    /// worst case of spec section 7) and configured, parameter bits, MACs per
+    /// sample; with totals. --json prints the same as one object; --plot DIR
+    /// draws each layer's weight histogram over its quantization grid and
+    /// the training curves (SVG).
+    Report(ReportOptions),
 }
 
 #[derive(Args)]
@@ -117,6 +127,7 @@ fn run(cli: Cli) -> Result<String, Failure> {
         Command::Lower(o) => driver::lower(&o),
         Command::Run(o) => driver::run(&o),
         Command::Bench(o) => driver::bench(&o),
+        Command::Report(o) => driver::report(&o),
     }
 }
 

@@ -117,7 +117,7 @@ fn eval_int(o: &EvalOptions, engine: super::lower::Engine) -> Result<String, Fai
     let (_, model) = load_model(&o.model)?;
     let path = Path::new(&o.weights);
     let ck = Checkpoint::load(path)?;
-    let (program, _) = super::lower::lower_model(&model, &ck, path, 32, false)?;
+    let program = super::lower::lower_model(&model, &ck, path, 32, false)?.program;
     let report = super::lower::run_report(&program, &o.data, o.threads, engine)?;
     let mode = if engine == super::lower::Engine::Jit { "jit" } else { "int" };
     Ok(if o.json {

@@ -8,14 +8,16 @@ use super::model_data::pool;
 use super::quantized::inference_model;
 use super::{load_model, Failure};
 use crate::backend::jit::{JitOptions, JitProgram};
-use crate::ckpt::{Checkpoint, KEY_INPUT_SHAPE};
+use crate::ckpt::{Checkpoint, KEY_HISTORY, KEY_INPUT_SHAPE};
 use crate::data;
 use crate::interp::integer::IntInterpreter;
 use crate::interp::kernels::loss::argmax;
+use crate::ir::op::Op;
 use crate::ir::{print, Graph, Type};
-use crate::pass::{IntStore, PassContext, PassManager};
+use crate::pass::{IntStore, ParamStore, PassContext, PassManager};
 use crate::passes::registry;
 use crate::program::{model_path, IntProgram};
+use crate::report::source::Source;
 
 /// The passes from the quantized float model to the integer program.
 pub const LOWER_PIPELINE: &str = "lower-int,fuse-requant";
@@ -41,14 +43,22 @@ pub struct LowerOptions {
     pub print_after_all: bool,
 }
 
-/// The integer program of a trained model, and the `--print-after-all` text.
+/// A trained model lowered: the program, the `--print-after-all` text, and
+/// the float weights and history `potc report --plot` draws.
+pub struct Lowered {
+    pub program: IntProgram,
+    pub printed: String,
+    pub source: Source,
+}
+
+/// The integer program of a trained model.
 pub fn lower_model(
     model: &Graph,
     ck: &Checkpoint,
     ck_path: &Path,
     acc_bits: usize,
     print_after_all: bool,
-) -> Result<(IntProgram, String), Failure> {
+) -> Result<Lowered, Failure> {
     let typed = trained_shape(model, ck, ck_path)?;
     let (mut g, quant, mut store) = inference_model(ck, &typed, ck_path)?;
     if quant.is_none() {
@@ -62,6 +72,7 @@ pub fn lower_model(
         text += "// *** IR after quantization (canonicalize,fold-bn,insert-fake-quant) ***\n";
         text += &print(&g);
     }
+    let source = source_of(&g, &store, ck, ck_path)?;
     let mut ints = IntStore::new();
     let mut cx = PassContext {
         weights: Some(&mut store),
@@ -87,7 +98,33 @@ pub fn lower_model(
     let labels = crate::train::checkpoint::labels(ck)?;
     let program = IntProgram { graph: g, tensors: ints, labels };
     program.check().map_err(|e| Failure(format!("error: internal: the lowered program: {e}\n")))?;
-    Ok((program, text))
+    Ok(Lowered { program, printed: text, source })
+}
+
+/// Each quantized MAC layer's float weights as `lower-int` rounds them (the
+/// `1/L` of a folded average applied), and the checkpoint's history.
+fn source_of(
+    g: &Graph,
+    store: &ParamStore,
+    ck: &Checkpoint,
+    path: &Path,
+) -> Result<Source, Failure> {
+    let mut source = Source::default();
+    for id in g.order().map_err(|_| Failure("error: the graph has a cycle\n".into()))? {
+        let node = g.node(id);
+        let divisor = match &node.op {
+            Op::Conv1d(c) if c.quant.w_bits.is_some() => 1.0,
+            Op::Linear(l) if l.quant.w_bits.is_some() => l.input_divisor.unwrap_or(1) as f32,
+            _ => continue,
+        };
+        let name = format!("{}.w", node.name);
+        if let Some((shape, w)) = store.get(&name) {
+            let w = w.iter().map(|v| v / divisor).collect();
+            source.weights.insert(name, (shape.clone(), w));
+        }
+    }
+    source.history = ck.json(KEY_HISTORY).map_err(|e| e.in_file(path))?.unwrap_or_default();
+    Ok(source)
 }
 
 /// The model typed for the input it was trained on.
@@ -112,9 +149,11 @@ pub fn lower(o: &LowerOptions) -> Result<String, Failure> {
     let (_, model) = load_model(&o.model)?;
     let path = Path::new(&o.weights);
     let ck = Checkpoint::load(path)?;
-    let (program, text) = lower_model(&model, &ck, path, o.acc_bits as usize, o.print_after_all)?;
+    let Lowered { program, printed: text, source } =
+        lower_model(&model, &ck, path, o.acc_bits as usize, o.print_after_all)?;
     let out = Path::new(&o.out);
     program.save(out).map_err(|e| Failure(format!("error: {e}\n")))?;
+    source.save(out).map_err(|e| Failure(format!("error: {e}\n")))?;
     let ops = program.graph.len() - program.graph.inputs().len();
     eprintln!(
         "lowered `{}` to {} ({ops} integer ops) in {:.1} ms",

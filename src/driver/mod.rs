@@ -9,6 +9,7 @@ mod lower;
 mod model_data;
 mod plot;
 mod quantized;
+mod report;
 mod start;
 mod train;
 
@@ -16,10 +17,11 @@ pub use bench::{bench, BenchOptions};
 pub use eval::{eval, EvalOptions};
 pub use ir_cmds::{check, describe_passes, print_model};
 pub use lower::{
-    load_program, lower, lower_model, run, run_program, Engine, LowerOptions, RunOptions,
+    load_program, lower, lower_model, run, run_program, Engine, LowerOptions, Lowered, RunOptions,
     LOWER_PIPELINE,
 };
-pub use quantized::KEY_QUANT;
+pub use quantized::{weights_from, KEY_QUANT};
+pub use report::{report, ReportOptions};
 pub use train::{train, TrainOptions};
 
 use crate::diag::Diagnostic;

@@ -1,0 +1,62 @@
+//! `potc report`: the per-op table of a lowered program, and its plots.
+
+use std::path::Path;
+
+use super::lower::load_program;
+use super::plot::training_curves;
+use super::Failure;
+use crate::report::plot::{layers, weight_histograms};
+use crate::report::source::Source;
+use crate::report::{render, report as build};
+
+/// Flags of `potc report` (see `potc report --help`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ReportOptions {
+    /// A program directory written by `potc lower`.
+    pub program: String,
+    /// Print one JSON object on standard output (layers and totals).
+    #[arg(long)]
+    pub json: bool,
+    /// Draw SVGs into DIR: each MAC layer's float weights over its
+    /// quantization grid (`<layer>.weights.svg`), and the training curves
+    /// (`training.svg`), from the `source.safetensors` that `potc lower` keeps.
+    #[arg(long, value_name = "DIR")]
+    pub plot: Option<String>,
+}
+
+pub fn report(o: &ReportOptions) -> Result<String, Failure> {
+    let program = load_program(&o.program)?;
+    let r = build(&program).map_err(|e| Failure(format!("{}: error: {e}\n", o.program)))?;
+    if let Some(dir) = &o.plot {
+        let dir = Path::new(dir);
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Failure(format!("{}: error: cannot create the directory: {e}\n", dir.display()))
+        })?;
+        let src_path = Source::path(Path::new(&o.program));
+        if !src_path.exists() {
+            return Err(Failure(format!(
+                "{}: error: missing; --plot draws from the float weights `potc lower` keeps there \
+                 (lower the checkpoint again)\n",
+                src_path.display()
+            )));
+        }
+        let source = Source::load(Path::new(&o.program)).map_err(|e| Failure(format!("{e}\n")))?;
+        let mut written = weight_histograms(&layers(&r.layers, &source, &program.tensors), dir)
+            .map_err(|e| Failure(format!("error: {e}\n")))?;
+        if source.history.is_empty() {
+            eprintln!("note: no training history in {} (trained 0 epochs?)", src_path.display());
+        } else {
+            let path = dir.join("training.svg");
+            training_curves(&source.history, &path)?;
+            written.push(path);
+        }
+        for f in &written {
+            eprintln!("wrote {}", f.display());
+        }
+    }
+    Ok(if o.json {
+        serde_json::to_string(&r).map_err(|e| Failure(format!("error: {e}\n")))? + "\n"
+    } else {
+        render(&r)
+    })
+}

@@ -1,0 +1,125 @@
+//! `potc report`: the table's numbers against independent counts and the
+//! accumulator analysis, and the plots.
+
+mod common;
+
+use common::{json, lower, network, ok, potc, quantize, random_config};
+use potc::interp::plan::Plan;
+use potc::quant::accum::analyse;
+use potc::report::report;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+const TRAIN: &str = "examples/data/GunPoint_TRAIN.ts";
+const TEST: &str = "examples/data/GunPoint_TEST.ts";
+
+/// Trains FCN on GunPoint for `epochs` under w4a8 and lowers it; returns the
+/// tempdir, the checkpoint and the program directory.
+fn fcn_program(epochs: &str) -> (tempfile::TempDir, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("q.safetensors").to_str().unwrap().to_string();
+    let out = dir.path().join("int").to_str().unwrap().to_string();
+    let m = "examples/fcn.pot";
+    let train = ["train", m, "--train", TRAIN, "--test", TEST, "-o", &ck, "--quant", "w4a8"];
+    ok(potc(&[&train[..], &["--epochs", epochs, "--batch-size", "50", "--json"]].concat()));
+    ok(potc(&["lower", m, "--weights", &ck, "-o", &out]));
+    (dir, ck, out)
+}
+
+/// Conv MACs counted from the model text's geometry, by hand: every output
+/// step of every output channel reads `in_channels/groups * kernel` taps.
+#[test]
+fn fcn_macs_and_accumulators_match_independent_counts() {
+    let (_dir, ck, out) = fcn_program("0");
+    let r = json(&ok(potc(&["report", &out, "--json"])));
+    let layers = r["layers"].as_array().unwrap();
+    let macs =
+        |name: &str| layers.iter().find(|l| l["name"] == name).unwrap()["macs"].as_u64().unwrap();
+    // examples/fcn.pot on GunPoint (L = 150, "same" padding).
+    assert_eq!(macs("b1"), 128 * 8 * 150); // one input channel
+    assert_eq!(macs("b2"), 256 * 128 * 5 * 150);
+    assert_eq!(macs("b3"), 128 * 256 * 3 * 150);
+    assert_eq!(macs("logits"), 2 * 128);
+    assert_eq!(r["totals"]["macs"], 39_475_456);
+    // The simulation's accumulator analysis (spec section 7), through `eval`.
+    let fq = json(&ok(potc(&[
+        "eval",
+        "examples/fcn.pot",
+        "--weights",
+        &ck,
+        "--data",
+        TEST,
+        "--mode",
+        "fake-quant",
+        "--json",
+    ])));
+    let bounds = fq["accumulator_bits"].as_object().unwrap();
+    assert_eq!(bounds.len(), 4);
+    for (layer, bits) in bounds {
+        let row = layers.iter().find(|l| l["name"] == *layer).unwrap();
+        assert_eq!(row["acc_bits_needed"], *bits, "{layer}");
+        assert_eq!(row["acc_bits"], 32);
+    }
+    // Weight memory: 4-bit weights.
+    let b2 = layers.iter().find(|l| l["name"] == "b2").unwrap();
+    assert_eq!(b2["weight_memory_bits"], 256 * 128 * 5 * 4);
+    let text = ok(potc(&["report", &out]));
+    assert!(text.contains("39,475,456 MACs per sample"), "{text}");
+    assert!(text.contains("%b2") && text.contains("int4"), "{text}");
+}
+
+/// On random networks, the report's accumulator bits are the analysis of
+/// the quantized float model, layer for layer.
+#[test]
+fn accumulator_bits_equal_the_analysis_on_random_networks() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let mut compared = 0;
+    for case in 0..200 {
+        let g = potc::syntax::parse(&network(&mut rng)).unwrap();
+        let cfg = random_config(&mut rng);
+        let (q, store) = quantize(&g, &cfg, &mut rng);
+        let Ok(p) = lower(&q, &store, 32) else { continue };
+        let plan = Plan::new(&q).unwrap();
+        let w = potc::driver::weights_from(&plan, &store, 0);
+        let bounds = analyse(&plan, &w);
+        let r = report(&p).unwrap();
+        let macs: Vec<_> = r.layers.iter().filter(|l| l.acc_bits_needed.is_some()).collect();
+        assert_eq!(macs.len(), bounds.len(), "case {case}");
+        for (row, b) in macs.iter().zip(&bounds) {
+            assert_eq!(row.name, b.layer, "case {case}");
+            assert_eq!(row.acc_bits_needed, Some(b.bits), "case {case}: %{}", b.layer);
+            compared += 1;
+        }
+    }
+    assert!(compared > 300, "only {compared} layers compared");
+}
+
+#[test]
+fn plots_are_written_and_non_empty() {
+    let (dir, _, out) = fcn_program("2");
+    let plots = dir.path().join("plots");
+    ok(potc(&["report", &out, "--plot", plots.to_str().unwrap()]));
+    for f in ["b1", "b2", "b3", "logits"]
+        .iter()
+        .map(|l| format!("{l}.weights.svg"))
+        .chain(["training.svg".to_string()])
+    {
+        let text = std::fs::read_to_string(plots.join(&f)).unwrap();
+        assert!(text.len() > 1000 && text.contains("<svg"), "{f}");
+    }
+}
+
+#[test]
+fn report_errors_are_clear() {
+    let (_dir, _, out) = fcn_program("0");
+    std::fs::remove_file(std::path::Path::new(&out).join("source.safetensors")).unwrap();
+    let o = potc(&["report", &out, "--plot", &format!("{out}/plots")]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("source.safetensors") && err.contains("lower"), "{err}");
+    // The table needs only the program.
+    ok(potc(&["report", &out, "--json"]));
+    let o = potc(&["report", "examples"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"));
+}

@@ -11,6 +11,7 @@ pub mod data;
 pub mod diag;
 pub mod driver;
 pub mod eqsat;
+pub mod export;
 pub mod interp;
 pub mod ir;
 pub mod pass;

@@ -3,7 +3,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use potc::driver::{
-    self, BenchOptions, EvalOptions, Failure, LowerOptions, ReportOptions,
+    self, BenchOptions, EvalOptions, ExportOptions, Failure, LowerOptions, ReportOptions,
     RunOptions, TrainOptions,
 };
 use std::io::Write;
@@ -77,6 +77,14 @@ enum Command {
     /// draws each layer's weight histogram over its quantization grid and
     /// the training curves (SVG).
     Report(ReportOptions),
+    /// Write hand-off files for hardware from a lowered program.
+    ///
+    /// `--format c`: a C99 header and source computing the program's integers
+    /// with fixed-width types and shifts only, plus a `main` that runs the data
+    /// file written from --data. `--format vectors`: every op's input and
+    /// output integers for --samples samples, as `.npz`, `$readmemh` hex files
+    /// and `manifest.json`, for a hardware test bench.
+    Export(ExportOptions),
 }
 
 #[derive(Args)]
@@ -127,6 +135,7 @@ fn run(cli: Cli) -> Result<String, Failure> {
         Command::Lower(o) => driver::lower(&o),
         Command::Run(o) => driver::run(&o),
         Command::Bench(o) => driver::bench(&o),
+        Command::Export(o) => driver::export(&o),
         Command::Report(o) => driver::report(&o),
     }
 }

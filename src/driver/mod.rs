@@ -4,6 +4,7 @@
 
 mod bench;
 mod eval;
+mod export;
 mod ir_cmds;
 mod lower;
 mod model_data;
@@ -15,6 +16,7 @@ mod train;
 
 pub use bench::{bench, BenchOptions};
 pub use eval::{eval, EvalOptions};
+pub use export::{export, ExportFormat, ExportOptions};
 pub use ir_cmds::{check, describe_passes, print_model};
 pub use lower::{
     load_program, lower, lower_model, run, run_program, Engine, LowerOptions, Lowered, RunOptions,

@@ -22,10 +22,28 @@ struct Step {
     params: Vec<Vec<i64>>,
 }
 
+/// One value of the program: the input or an op's output. Its index in
+/// [`IntInterpreter::values`] is its slot (program order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValueInfo {
+    /// The IR value name (without `%`).
+    pub name: String,
+    /// The IR op name (`"input"` for the input).
+    pub op: &'static str,
+    /// The operands' indices into [`IntInterpreter::values`], in position order.
+    pub operands: Vec<usize>,
+    pub ty: Type,
+    /// The op's parameter tensors (`<name>.<slot>`), in `Op::params` order.
+    pub params: Vec<String>,
+}
+
 /// A program ready to run: its steps in order, over value slots.
 pub struct IntInterpreter {
     steps: Vec<Step>,
-    slots: usize,
+    /// Every value in program order (slot order).
+    values: Vec<ValueInfo>,
+    /// The step computing each slot (`None` for the input).
+    step_of: Vec<Option<usize>>,
     input: usize,
     output: usize,
     /// Elements of one input sample and of one output sample.
@@ -45,20 +63,31 @@ impl IntInterpreter {
             order.iter().enumerate().map(|(i, &id)| (id, i)).collect();
         let slot = |id: NodeId| slots[&id];
         let mut steps = vec![];
+        let mut values = Vec::with_capacity(order.len());
+        let mut step_of = Vec::with_capacity(order.len());
         for &id in &order {
             let node = g.node(id);
-            if node.op == Op::Input {
-                continue;
-            }
             let operands = g.operands(id);
             let tys: Vec<&Type> = operands.iter().map(|&o| &g.node(o).ty).collect();
-            let params = node
-                .op
-                .params(&tys)
+            let specs = if node.op == Op::Input { vec![] } else { node.op.params(&tys) };
+            let names: Vec<String> =
+                specs.iter().map(|p| format!("{}.{}", node.name, p.slot)).collect();
+            values.push(ValueInfo {
+                name: node.name.clone(),
+                op: node.op.name(),
+                operands: operands.iter().map(|&o| slot(o)).collect(),
+                ty: node.ty.clone(),
+                params: names.clone(),
+            });
+            if node.op == Op::Input {
+                step_of.push(None);
+                continue;
+            }
+            step_of.push(Some(steps.len()));
+            let params = names
                 .iter()
-                .map(|p| {
-                    let name = format!("{}.{}", node.name, p.slot);
-                    let (_, v) = tensors.get(&name).ok_or(format!("missing tensor `{name}`"))?;
+                .map(|name| {
+                    let (_, v) = tensors.get(name).ok_or(format!("missing tensor `{name}`"))?;
                     Ok(v.iter().map(|&x| i64::from(x)).collect())
                 })
                 .collect::<Result<_, String>>()?;
@@ -75,7 +104,8 @@ impl IntInterpreter {
         let out = g.output().ok_or("the program has no `return`")?;
         Ok(IntInterpreter {
             steps,
-            slots: order.len(),
+            values,
+            step_of,
             input: slot(*input),
             output: slot(out),
             input_len: g.node(*input).ty.elements() as usize,
@@ -96,19 +126,67 @@ impl IntInterpreter {
 
     /// One sample through the program.
     pub fn run_one(&self, x: &[i64]) -> Vec<i64> {
-        let mut values: Vec<Vec<i64>> = vec![Vec::new(); self.slots];
+        std::mem::take(&mut self.trace_one(x)[self.output])
+    }
+
+    /// One sample through the program, keeping every value: element `i` is
+    /// value `i` of [`values`](Self::values) (the input, then each op's
+    /// output, in program order), `[channel, time]` row-major.
+    pub fn trace_one(&self, x: &[i64]) -> Vec<Vec<i64>> {
+        let mut values: Vec<Vec<i64>> = vec![Vec::new(); self.values.len()];
         values[self.input] = x.to_vec();
         for s in &self.steps {
-            let mut y = step(s, &values);
+            let arg = |i: usize| s.args.get(i).map_or(&[][..], |&a| values[a].as_slice());
+            let mut y = step(s, arg(0), arg(1));
             saturate(&mut y, s.out_ty.elem);
             values[s.out] = y;
         }
-        std::mem::take(&mut values[self.output])
+        values
+    }
+
+    /// Runs the op computing value `index` alone on the given operand values
+    /// (one sample each, in operand order) and saturates to its type: what
+    /// [`trace_one`](Self::trace_one) computes for that value.
+    ///
+    /// # Panics
+    /// If `index` is the input or out of range, or the operands do not match
+    /// the op's arity and shapes.
+    pub fn run_op(&self, index: usize, operands: &[&[i64]]) -> Vec<i64> {
+        let s = &self.steps[self.step_of[index].expect("the input is not computed by an op")];
+        assert_eq!(
+            operands.len(),
+            s.args.len(),
+            "`{}` takes {} operands",
+            self.values[index].name,
+            s.args.len()
+        );
+        for (&a, o) in s.args.iter().zip(operands) {
+            let want = self.values[a].ty.elements() as usize;
+            assert_eq!(o.len(), want, "operand `{}` has {want} elements", self.values[a].name);
+        }
+        let mut y = step(s, operands[0], operands.get(1).copied().unwrap_or(&[]));
+        saturate(&mut y, s.out_ty.elem);
+        y
+    }
+
+    /// Every value of the program in program order (slot order).
+    pub fn values(&self) -> &[ValueInfo] {
+        &self.values
+    }
+
+    /// The input's index in [`values`](Self::values).
+    pub fn input_index(&self) -> usize {
+        self.input
+    }
+
+    /// The output's index in [`values`](Self::values).
+    pub fn output_index(&self) -> usize {
+        self.output
     }
 }
 
-fn step(s: &Step, v: &[Vec<i64>]) -> Vec<i64> {
-    let x = &v[s.args[0]];
+/// One op on its operands: `x`, and `z` for binary ops (empty otherwise).
+fn step(s: &Step, x: &[i64], z: &[i64]) -> Vec<i64> {
     let (c, l) = s.arg_dims;
     match &s.op {
         Op::IntConv1d(op) => conv1d(op, x, c, l, s.out_ty.shape[1], &s.params),
@@ -131,8 +209,8 @@ fn step(s: &Step, v: &[Vec<i64>]) -> Vec<i64> {
         }
         Op::Shl => per_channel(x, l, &s.params[0], |v, k| shift_round(v, -k)),
         Op::Relu => x.iter().map(|&v| v.max(0)).collect(),
-        Op::Add => x.iter().zip(&v[s.args[1]]).map(|(a, b)| a.saturating_add(*b)).collect(),
-        Op::Flatten => x.clone(),
+        Op::Add => x.iter().zip(z).map(|(a, b)| a.saturating_add(*b)).collect(),
+        Op::Flatten => x.to_vec(),
         Op::GlobalSumPool => x.chunks(l).map(|r| r.iter().sum()).collect(),
         Op::MaxPool1d(p) => {
             let (k, stride, pad) = (p.kernel, p.stride(), p.padding);

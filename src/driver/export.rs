@@ -1,0 +1,104 @@
+//! `potc export`: hand-off files for hardware from a program directory.
+
+use std::path::Path;
+
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::lower::load_program;
+use super::Failure;
+use crate::data;
+use crate::export::{self, Samples};
+use crate::program::IntProgram;
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// C99 header and source (fixed-width integers, shifts only) and a `main`
+    /// that runs a data file; build with `make` or `cc -O2 *.c`.
+    C,
+    /// Every op's input and output integers for a few samples: `.npz`,
+    /// `$readmemh` hex files and `manifest.json`.
+    Vectors,
+}
+
+/// Flags of `potc export` (see `potc export --help`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ExportOptions {
+    /// A program directory written by `potc lower`.
+    pub program: String,
+    /// What to write.
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// The directory to write into (created if missing).
+    #[arg(short = 'o', long = "out", value_name = "DIR")]
+    pub out: String,
+    /// A data set (`.ts`, `.tsv`, `.npz`) to quantize and ship with the files:
+    /// the C `main`'s input file, or the vectors' samples. Without it, the C
+    /// export has no data file and the vectors use seeded random inputs.
+    #[arg(long, value_name = "DATA")]
+    pub data: Option<String>,
+    /// Samples in the test vectors (the first N of --data).
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..))]
+    pub samples: u64,
+}
+
+pub fn export(o: &ExportOptions) -> Result<String, Failure> {
+    let program = load_program(&o.program)?;
+    let data = match &o.data {
+        Some(path) => Some(quantized_data(&program, path)?),
+        None => None,
+    };
+    let dir = Path::new(&o.out);
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Failure(format!("{}: error: cannot create the directory: {e}\n", o.out)))?;
+    let written = match o.format {
+        ExportFormat::C => export::c::write(&program, dir, data.as_ref()),
+        ExportFormat::Vectors => {
+            let n = o.samples as usize;
+            let samples = match data {
+                Some(d) => first(d, n, program_input_len(&program)),
+                None => random_samples(&program, n),
+            };
+            export::vectors::write(&program, dir, &samples)
+        }
+    }
+    .map_err(|e| Failure(format!("error: {e}\n")))?;
+    eprintln!("wrote {} files to {}", written.len(), dir.display());
+    Ok(String::new())
+}
+
+/// The data set's samples as the program's input integers.
+fn quantized_data(p: &IntProgram, path: &str) -> Result<Samples, Failure> {
+    let ds = data::load(Path::new(path))?;
+    let ds = if p.labels.is_empty() { ds } else { ds.with_labels(&p.labels)? };
+    let input = &p.graph.node(p.graph.inputs()[0]).ty;
+    if input.shape != [ds.channels, ds.length] {
+        return Err(Failure(format!(
+            "{path}: the series are [{}, {}], the program takes {input}\n",
+            ds.channels, ds.length
+        )));
+    }
+    Ok(Samples { x: p.quantize_input(&ds.x), y: ds.y, n: ds.n, source: path.to_string() })
+}
+
+fn program_input_len(p: &IntProgram) -> usize {
+    p.graph.node(p.graph.inputs()[0]).ty.elements() as usize
+}
+
+/// The first `n` samples.
+fn first(mut s: Samples, n: usize, len: usize) -> Samples {
+    let n = n.min(s.n);
+    s.x.truncate(n * len);
+    s.y.truncate(n);
+    s.n = n;
+    s
+}
+
+/// `n` samples drawn uniformly over the input type's range (seed 0).
+fn random_samples(p: &IntProgram, n: usize) -> Samples {
+    let (elem, _) = p.input();
+    let (lo, hi) = elem.range().unwrap_or((-128, 127));
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let x = (0..n * program_input_len(p)).map(|_| rng.random_range(lo..=hi)).collect();
+    Samples { x, y: vec![], n, source: "random (seed 0)".into() }
+}

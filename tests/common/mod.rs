@@ -177,3 +177,18 @@ pub fn ok(out: Output) -> String {
 pub fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
 }
+
+/// Random input integers of a program's input type for `n` samples, half of
+/// them at the type's extremes (so clamps and shifts saturate).
+pub fn random_inputs(p: &IntProgram, n: usize, rng: &mut ChaCha8Rng) -> Vec<i64> {
+    let input = p.graph.node(p.graph.inputs()[0]);
+    let (lo, hi) = input.ty.elem.range().unwrap();
+    let len = n * input.ty.elements() as usize;
+    (0..len)
+        .map(|_| match rng.random_range(0..4) {
+            0 => lo,
+            1 => hi,
+            _ => rng.random_range(lo..=hi),
+        })
+        .collect()
+}

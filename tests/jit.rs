@@ -7,7 +7,7 @@ mod common;
 
 use std::process::Output;
 
-use common::{json, lower, network, ok, potc, quantize};
+use common::{json, lower, network, ok, potc, quantize, random_inputs};
 use potc::backend::jit::{JitOptions, JitProgram};
 use potc::interp::integer::IntInterpreter;
 use potc::pass::IntStore;
@@ -23,20 +23,6 @@ fn both(p: &IntProgram, x: &[i64]) -> (Vec<i64>, Vec<i64>) {
     let interp = IntInterpreter::new(&p.graph, &p.tensors).unwrap();
     let jit = JitProgram::compile(p, JitOptions::default()).unwrap();
     (interp.run(x), jit.run(x))
-}
-
-/// Random input integers of the program's input type, extremes included.
-fn inputs(p: &IntProgram, n: usize, rng: &mut ChaCha8Rng) -> Vec<i64> {
-    let input = p.graph.node(p.graph.inputs()[0]);
-    let (lo, hi) = input.ty.elem.range().unwrap();
-    let len = n * input.ty.elements() as usize;
-    (0..len)
-        .map(|_| match rng.random_range(0..4) {
-            0 => lo,
-            1 => hi,
-            _ => rng.random_range(lo..=hi),
-        })
-        .collect()
 }
 
 proptest! {
@@ -58,7 +44,7 @@ proptest! {
             Err(e) if e.contains("accumulator") => return Ok(()),
             Err(e) => panic!("{text}\n{e}"),
         };
-        let x = inputs(&p, 3, &mut rng);
+        let x = random_inputs(&p, 3, &mut rng);
         let (want, got) = both(&p, &x);
         prop_assert_eq!(want, got, "{}", potc::ir::print(&p.graph));
     }
@@ -99,7 +85,7 @@ proptest! {
         let p = IntProgram { graph, tensors: t, labels: vec![] };
         p.check().unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let x = inputs(&p, 4, &mut rng);
+        let x = random_inputs(&p, 4, &mut rng);
         let (want, got) = both(&p, &x);
         prop_assert_eq!(want, got);
     }
@@ -129,7 +115,7 @@ fn wide_macs_near_the_accumulator_limit() {
     let p = IntProgram { graph, tensors: t, labels: vec![] };
     p.check().unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(5);
-    let x = inputs(&p, 64, &mut rng);
+    let x = random_inputs(&p, 64, &mut rng);
     let (want, got) = both(&p, &x);
     assert_eq!(want, got);
     assert!(want.iter().any(|&v| v.abs() > 1 << 20), "reaches large values");
@@ -176,7 +162,7 @@ fn the_portable_dot_product_matches_too() {
         let g = syntax::parse(&network(&mut rng)).unwrap();
         let (q, store) = quantize(&g, &QuantConfig::parse("w4a8").unwrap(), &mut rng);
         let Ok(p) = lower(&q, &store, 32) else { continue };
-        let x = inputs(&p, 3, &mut rng);
+        let x = random_inputs(&p, 3, &mut rng);
         let interp = IntInterpreter::new(&p.graph, &p.tensors).unwrap().run(&x);
         let opts = JitOptions { no_vnni: true, disasm: true };
         let jit = JitProgram::compile(&p, opts).unwrap();

@@ -101,20 +101,11 @@ pub fn write(p: &IntProgram, dir: &Path, data: &Samples) -> Result<Vec<PathBuf>,
     )?;
     put(NPZ_FILE, &mut |w| w.write_all(&npz))?;
     drop(npz);
-    for a in &values {
+    // Values carry a sample dimension, parameters do not.
+    let headers = values.iter().map(|a| (a, format!(" x {n} samples"), "sample, "));
+    for (a, samples, sample_dim) in headers.chain(params.iter().map(|a| (a, String::new(), ""))) {
         let header = format!(
-            "{}: {}{:?} x {n} samples, one element a line, row-major [sample, {}], {}",
-            a.name,
-            a.ty,
-            a.shape,
-            a.dims.join(", "),
-            digits(a.ty)
-        );
-        put(&a.hex_file(), &mut |w| encode::hex(w, &header, a.ty, &a.data))?;
-    }
-    for a in &params {
-        let header = format!(
-            "{}: {}{:?}, one element a line, row-major [{}], {}",
+            "{}: {}{:?}{samples}, one element a line, row-major [{sample_dim}{}], {}",
             a.name,
             a.ty,
             a.shape,

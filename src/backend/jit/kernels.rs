@@ -5,7 +5,6 @@
 //! the reference interpreter does. MACs add in `i32`: the program loader has
 //! proved (spec section 7) that no partial sum leaves the accumulator.
 
-use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData, Value};
 use cranelift_frontend::FunctionBuilder;
 
@@ -35,7 +34,7 @@ fn flags() -> MemFlagsData {
 }
 
 /// The address of element `idx` (an `i64` Value) of `buf`.
-fn addr(b: &mut FunctionBuilder, buf: Buf, idx: Value) -> (Value, i32) {
+pub fn addr(b: &mut FunctionBuilder, buf: Buf, idx: Value) -> (Value, i32) {
     let bytes = b.ins().ishl_imm_s(idx, 2);
     let p = b.ins().iadd(buf.base, bytes);
     (p, (buf.offset * 4) as i32)
@@ -146,179 +145,12 @@ pub fn linear(b: &mut FunctionBuilder, d: Dims, x: Buf, y: Buf, w: &[i32], bias:
     });
 }
 
-/// Per channel `c`: `clamp(((x << s[c]) + a[c]) >> r[c], lo, hi)` in `i64`,
-/// the form of both `requant` (`shift_round`) and `shl`; see [`requant_tables`].
-/// Into a buffer the range counts channels; into a packed convolution input
-/// it counts groups of 4 channels, whose 4 bytes per step are stored as one
-/// 16-byte vector (the group's 4 copies).
-#[allow(clippy::too_many_arguments)]
-pub fn shift_clamp(
-    b: &mut FunctionBuilder,
-    d: Dims,
-    x: Buf,
-    y: Sink,
-    tables: &ShiftTables,
-    lo: i64,
-    hi: i64,
-    from: Value,
-    to: Value,
-) {
-    let t = Tables::of(b, tables);
-    let l = d.l as i64;
-    match y {
-        Sink::Buf(y) => for_range(b, from, to, 1, |b, c| {
-            let k = t.channel(b, c);
-            let row = b.ins().imul_imm_s(c, l);
-            for_n(b, 0, l, |b, step| {
-                let i = b.ins().iadd(row, step);
-                let v = load(b, x, i);
-                let v = k.apply(b, v, lo, hi);
-                store(b, y, i, v);
-            });
-        }),
-        Sink::Packed(at, dc) => for_range(b, from, to, 1, |b, g| {
-            // The group's channels 4g..4g+4; those past the last read the
-            // last one's row and store 0 (their weights are 0).
-            let last = b.ins().iconst(IDX, d.c as i64 - 1);
-            let chans: Vec<(Value, Value, Shift)> = (0..4)
-                .map(|j| {
-                    let c = b.ins().imul_imm_s(g, 4);
-                    let c = b.ins().iadd_imm_s(c, j);
-                    let real = b.ins().icmp_imm_s(IntCC::SignedLessThan, c, d.c as i64);
-                    let c = b.ins().smin(c, last);
-                    let row = b.ins().imul_imm_s(c, l);
-                    (real, row, t.channel(b, c))
-                })
-                .collect();
-            let rb = super::dot::row_bytes(dc) as i64;
-            for_n(b, 0, l, |b, step| {
-                let mut word = b.ins().iconst(types::I32, 0);
-                for (j, (real, row, k)) in chans.iter().enumerate() {
-                    let i = b.ins().iadd(*row, step);
-                    let v = load(b, x, i);
-                    let v = k.apply(b, v, lo, hi);
-                    let v = b.ins().iadd_imm_s(v, i64::from(dc.offset));
-                    let zero = b.ins().iconst(types::I32, 0);
-                    let v = b.ins().select(*real, v, zero);
-                    let v = b.ins().band_imm_s(v, 0xff);
-                    let v = b.ins().ishl_imm_s(v, 8 * j as i64);
-                    word = b.ins().bor(word, v);
-                }
-                let copies = b.ins().splat(types::I32X4, word);
-                let row = b.ins().iadd_imm_s(step, at.left as i64);
-                let row = b.ins().imul_imm_s(row, rb);
-                let col = b.ins().imul_imm_s(g, 16);
-                let off = b.ins().iadd(row, col);
-                let p = b.ins().iadd(at.base, off);
-                b.ins().store(MemFlagsData::trusted(), copies, p, 0);
-            });
-        }),
-    }
-}
-
-/// Where a requantization writes: its own buffer, or straight into the
-/// packed input of the one vector convolution that reads it.
-pub enum Sink<'a> {
-    Buf(Buf),
-    Packed(super::dot::Packed, &'a super::dot::DotConv),
-}
-
-/// The shift tables as addresses in the code.
-struct Tables {
-    left: Buf,
-    right: Buf,
-    add_lo: Buf,
-    add_hi: Buf,
-}
-
-/// One channel's shift, loaded from the tables.
-struct Shift {
-    left: Value,
-    right: Value,
-    add: Value,
-}
-
-impl Tables {
-    fn of(b: &mut FunctionBuilder, t: &ShiftTables) -> Tables {
-        Tables {
-            left: table(b, &t.left),
-            right: table(b, &t.right),
-            add_lo: table(b, &t.add_lo),
-            add_hi: table(b, &t.add_hi),
-        }
-    }
-
-    fn channel(&self, b: &mut FunctionBuilder, c: Value) -> Shift {
-        let left = load(b, self.left, c);
-        let left = b.ins().sextend(types::I64, left);
-        let right = load(b, self.right, c);
-        let right = b.ins().sextend(types::I64, right);
-        // The addend 2^(k-1) can exceed i32: two halves.
-        let alo = load(b, self.add_lo, c);
-        let alo = b.ins().uextend(types::I64, alo);
-        let ahi = load(b, self.add_hi, c);
-        let ahi = b.ins().uextend(types::I64, ahi);
-        let ahi = b.ins().ishl_imm_s(ahi, 32);
-        let add = b.ins().bor(alo, ahi);
-        Shift { left, right, add }
-    }
-}
-
-impl Shift {
-    /// `clamp(((v << left) + add) >> right, lo, hi)` of an `i32`, in `i64`.
-    fn apply(&self, b: &mut FunctionBuilder, v: Value, lo: i64, hi: i64) -> Value {
-        let v = b.ins().sextend(types::I64, v);
-        let v = b.ins().ishl(v, self.left);
-        let v = b.ins().iadd(v, self.add);
-        let v = b.ins().sshr(v, self.right);
-        clamp64(b, v, lo, hi)
-    }
-}
-
 /// `clamp(v, lo, hi)` of an `i64`, as `i32`.
-fn clamp64(b: &mut FunctionBuilder, v: Value, lo: i64, hi: i64) -> Value {
+pub fn clamp64(b: &mut FunctionBuilder, v: Value, lo: i64, hi: i64) -> Value {
     let (l, h) = (b.ins().iconst(types::I64, lo), b.ins().iconst(types::I64, hi));
     let v = b.ins().smax(v, l);
     let v = b.ins().smin(v, h);
     b.ins().ireduce(types::I32, v)
-}
-
-/// Per-channel shift tables: `(x << left + add) >> right`, with `add` split
-/// into 32-bit halves.
-pub struct ShiftTables {
-    pub left: Vec<i32>,
-    pub right: Vec<i32>,
-    pub add_lo: Vec<i32>,
-    pub add_hi: Vec<i32>,
-}
-
-/// The tables of `requant` for shifts `k` (`shift_round`) on `i32` inputs.
-/// `k <= 0`: `x << min(-k, 32)` (beyond 32 any nonzero value saturates anyway);
-/// `k > 0`: `(x + 2^(k-1)) >> k` with `k` capped at 33 (beyond, every `i32`
-/// rounds to 0, as it does at 33).
-pub fn requant_tables(shifts: &[i32]) -> ShiftTables {
-    let mut t = ShiftTables { left: vec![], right: vec![], add_lo: vec![], add_hi: vec![] };
-    for &k in shifts {
-        let (left, right, add) = if k > 0 {
-            let k = k.min(33);
-            (0, k, 1i64 << (k - 1))
-        } else {
-            (k.unsigned_abs().min(32) as i32, 0, 0)
-        };
-        t.left.push(left);
-        t.right.push(right);
-        t.add_lo.push(add as u32 as i32);
-        t.add_hi.push((add >> 32) as i32);
-    }
-    t
-}
-
-/// The tables of `shl` (left shifts `0..=62`; beyond 32 every nonzero i32
-/// saturates, as it does at 32).
-pub fn shl_tables(shifts: &[i32]) -> ShiftTables {
-    let left: Vec<i32> = shifts.iter().map(|&s| s.clamp(0, 32)).collect();
-    let zeros = vec![0; left.len()];
-    ShiftTables { left, right: zeros.clone(), add_lo: zeros.clone(), add_hi: zeros }
 }
 
 /// `y = clamp(a + b)` in `i64`.

@@ -14,6 +14,7 @@
 mod dot;
 mod kernels;
 mod loops;
+mod requant;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -507,9 +508,9 @@ fn emit(steps: &mut Steps, p: &IntProgram, layout: &mut Layout) -> Result<Vec<Ve
                     Op::Requant(q) => {
                         let spec =
                             QuantSpec { bits: q.bits as u32, signed: q.signed, narrow: q.narrow };
-                        (kernels::requant_tables(&shifts), spec.qmin(), spec.qmax())
+                        (requant::requant_tables(&shifts), spec.qmin(), spec.qmax())
                     }
-                    _ => (kernels::shl_tables(&shifts), lo, hi),
+                    _ => (requant::shl_tables(&shifts), lo, hi),
                 };
                 let into = layout.fused.get(&id).copied();
                 let parts = match into {
@@ -519,11 +520,11 @@ fn emit(steps: &mut Steps, p: &IntProgram, layout: &mut Layout) -> Result<Vec<Ve
                 steps.define(&name, parts, |b, ps| {
                     let sink = match into {
                         Some(conv) => {
-                            kernels::Sink::Packed(packed(layout, conv, ps, b), &layout.dot[&conv].0)
+                            requant::Sink::Packed(packed(layout, conv, ps, b), &layout.dot[&conv].0)
                         }
-                        None => kernels::Sink::Buf(buf(id, ps)),
+                        None => requant::Sink::Buf(buf(id, ps)),
                     };
-                    kernels::shift_clamp(b, d, buf(a, ps), sink, &t, lo, hi, ps.from, ps.to);
+                    requant::shift_clamp(b, d, buf(a, ps), sink, &t, lo, hi, ps.from, ps.to);
                     Ok(())
                 })?;
                 tables.extend([t.left, t.right, t.add_lo, t.add_hi]);

@@ -49,6 +49,25 @@ proptest! {
         prop_assert_eq!(want, got, "{}", potc::ir::print(&p.graph));
     }
 
+    /// One sample at a time on two threads: each layer's range split
+    /// between them (the batch-1 path) gives the same integers.
+    #[test]
+    fn single_samples_split_over_two_threads_match(seed in any::<u64>()) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let text = network(&mut rng);
+        let g = syntax::parse(&text).unwrap();
+        let (q, store) = quantize(&g, &QuantConfig::parse("w4a8").unwrap(), &mut rng);
+        let Ok(p) = lower(&q, &store, 32) else { return Ok(()) };
+        let x = random_inputs(&p, 2, &mut rng);
+        let interp = IntInterpreter::new(&p.graph, &p.tensors).unwrap();
+        let jit = JitProgram::compile(&p, JitOptions::default()).unwrap();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        for sample in x.chunks(jit.input_len) {
+            let got = pool.install(|| jit.run(sample));
+            prop_assert_eq!(interp.run(sample), got, "{}", potc::ir::print(&p.graph));
+        }
+    }
+
     /// Shifts in both directions up to the loader's limits, clamps to every
     /// width 2..16, signed and unsigned, on i16 inputs at the extremes.
     #[test]
@@ -149,7 +168,26 @@ fn examples_on_gunpoint_agree_with_the_interpreter() {
         assert_eq!(jit, interp, "{m}");
         assert_eq!(evaljit, fq, "{m}");
         assert_eq!(jit, fq, "{m}");
+        split_samples_match(out, test);
     }
+}
+
+/// The batch-1 path: single samples of real data with every layer split
+/// over two threads (many channel blocks here: 128 and 256 channels).
+fn split_samples_match(program: &str, data: &str) {
+    let p = potc::driver::load_program(program).unwrap();
+    let ds = potc::data::load(std::path::Path::new(data)).unwrap();
+    let x = p.quantize_input(&ds.x[..8 * ds.channels * ds.length]);
+    let interp = IntInterpreter::new(&p.graph, &p.tensors).unwrap();
+    let jit = JitProgram::compile(&p, JitOptions::default()).unwrap();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let mut outputs = std::collections::BTreeSet::new();
+    for sample in x.chunks(jit.input_len) {
+        let got = pool.install(|| jit.run(sample));
+        assert_eq!(got, interp.run(sample), "{program}");
+        outputs.insert(got);
+    }
+    assert!(outputs.len() > 1, "the samples should not all give one output");
 }
 
 /// Without VNNI (as on other hosts) the dot products take the portable

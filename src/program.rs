@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use crate::ckpt::{write_atomic, Checkpoint, TensorData, KEY_LABELS};
 use crate::ir::op::Op;
 use crate::ir::verify::is_integer_program;
-use crate::ir::{print, Elem, Graph};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::ir::{print, Elem, Graph, Type};
 use crate::pass::IntStore;
 use crate::quant::accum::{int_layer_bound, max_magnitude, signed_bits};
 use crate::quant::quantizer::quantize64;
@@ -184,12 +187,26 @@ impl IntProgram {
         v.iter().all(|&e| e == v[0]).then(|| v[0])
     }
 
+    /// The input's type (`[channels, length]` of an integer).
+    pub fn input_type(&self) -> &Type {
+        &self.graph.node(self.graph.inputs()[0]).ty
+    }
+
     /// The input's integer type and exponent.
     pub fn input(&self) -> (Elem, i32) {
-        let id = self.graph.inputs()[0];
-        let node = self.graph.node(id);
+        let node = self.graph.node(self.graph.inputs()[0]);
         let e = self.tensors.get(&format!("{}.exp", node.name)).map_or(0, |(_, v)| v[0]);
         (node.ty.elem, e)
+    }
+
+    /// `n` samples of input integers drawn uniformly over the input type's
+    /// range, seeded: what `potc bench` times and `potc export` ships
+    /// without data.
+    pub fn random_input(&self, n: usize, seed: u64) -> Vec<i64> {
+        let ty = self.input_type();
+        let (lo, hi) = ty.elem.range().unwrap_or((0, 0));
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        (0..n * ty.elements() as usize).map(|_| rng.random_range(lo..=hi)).collect()
     }
 
     /// Data (f32) to the program's input integers: `q(x)` of the input

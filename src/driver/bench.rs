@@ -3,8 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use rand::{RngExt, SeedableRng};
-
 use super::lower::{load_program, Engine};
 use super::model_data::pool;
 use super::Failure;
@@ -41,12 +39,8 @@ pub fn bench(o: &BenchOptions) -> Result<String, Failure> {
         return Err(Failure("error: --seconds must lie in (0, 600]\n".into()));
     }
     let program = load_program(&o.program)?;
-    let input = &program.graph.node(program.graph.inputs()[0]).ty;
-    let (lo, hi) = input.elem.range().unwrap_or((0, 0));
     let batch = o.batch as usize;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let x: Vec<i64> =
-        (0..batch * input.elements() as usize).map(|_| rng.random_range(lo..=hi)).collect();
+    let x = program.random_input(batch, 0);
     let threads = pool(o.threads)?;
     let mut compile_ms = None;
     let run: Box<dyn Fn() + Sync> = match o.engine {

@@ -2,12 +2,8 @@
 
 use std::path::Path;
 
-use rand::{RngExt, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-
-use super::lower::load_program;
+use super::lower::{load_data, load_program, quantized_input};
 use super::Failure;
-use crate::data;
 use crate::export::{self, Samples};
 use crate::program::IntProgram;
 
@@ -56,8 +52,13 @@ pub fn export(o: &ExportOptions) -> Result<String, Failure> {
         ExportFormat::Vectors => {
             let n = o.samples as usize;
             let samples = match data {
-                Some(d) => first(d, n, program_input_len(&program)),
-                None => random_samples(&program, n),
+                Some(d) => first(d, n, program.input_type().elements() as usize),
+                None => Samples {
+                    x: program.random_input(n, 0),
+                    y: vec![],
+                    n,
+                    source: "random (seed 0)".into(),
+                },
             };
             export::vectors::write(&program, dir, &samples)
         }
@@ -69,20 +70,8 @@ pub fn export(o: &ExportOptions) -> Result<String, Failure> {
 
 /// The data set's samples as the program's input integers.
 fn quantized_data(p: &IntProgram, path: &str) -> Result<Samples, Failure> {
-    let ds = data::load(Path::new(path))?;
-    let ds = if p.labels.is_empty() { ds } else { ds.with_labels(&p.labels)? };
-    let input = &p.graph.node(p.graph.inputs()[0]).ty;
-    if input.shape != [ds.channels, ds.length] {
-        return Err(Failure(format!(
-            "{path}: the series are [{}, {}], the program takes {input}\n",
-            ds.channels, ds.length
-        )));
-    }
-    Ok(Samples { x: p.quantize_input(&ds.x), y: ds.y, n: ds.n, source: path.to_string() })
-}
-
-fn program_input_len(p: &IntProgram) -> usize {
-    p.graph.node(p.graph.inputs()[0]).ty.elements() as usize
+    let ds = load_data(p, path)?;
+    Ok(Samples { x: quantized_input(p, &ds)?, y: ds.y, n: ds.n, source: path.to_string() })
 }
 
 /// The first `n` samples.
@@ -92,13 +81,4 @@ fn first(mut s: Samples, n: usize, len: usize) -> Samples {
     s.y.truncate(n);
     s.n = n;
     s
-}
-
-/// `n` samples drawn uniformly over the input type's range (seed 0).
-fn random_samples(p: &IntProgram, n: usize) -> Samples {
-    let (elem, _) = p.input();
-    let (lo, hi) = elem.range().unwrap_or((-128, 127));
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let x = (0..n * program_input_len(p)).map(|_| rng.random_range(lo..=hi)).collect();
-    Samples { x, y: vec![], n, source: "random (seed 0)".into() }
 }

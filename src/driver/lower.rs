@@ -212,6 +212,25 @@ pub fn load_program(dir: &str) -> Result<IntProgram, Failure> {
     IntProgram::load(Path::new(dir), graph).map_err(|e| Failure(format!("{e}\n")))
 }
 
+/// A data file, its labels mapped to class indices as in training.
+pub fn load_data(p: &IntProgram, path: &str) -> Result<data::Dataset, Failure> {
+    let ds = data::load(Path::new(path))?;
+    Ok(if p.labels.is_empty() { ds } else { ds.with_labels(&p.labels)? })
+}
+
+/// The series of `ds` as the program's input integers: the shape checked,
+/// then `q(x)` of the input quantizer.
+pub fn quantized_input(p: &IntProgram, ds: &data::Dataset) -> Result<Vec<i64>, Failure> {
+    let input = p.input_type();
+    if input.shape != [ds.channels, ds.length] {
+        return Err(Failure(format!(
+            "{}: the series are [{}, {}], the program takes {}\n",
+            ds.path, ds.channels, ds.length, input
+        )));
+    }
+    Ok(p.quantize_input(&ds.x))
+}
+
 /// The outputs of a program on a data set, sample-major.
 pub fn run_program(
     p: &IntProgram,
@@ -219,14 +238,7 @@ pub fn run_program(
     threads: usize,
     engine: Engine,
 ) -> Result<Vec<i64>, Failure> {
-    let input = &p.graph.node(p.graph.inputs()[0]).ty;
-    if input.shape != [ds.channels, ds.length] {
-        return Err(Failure(format!(
-            "{}: the series are [{}, {}], the program takes {}\n",
-            ds.path, ds.channels, ds.length, input
-        )));
-    }
-    let x = p.quantize_input(&ds.x);
+    let x = quantized_input(p, ds)?;
     let pool = pool(threads)?;
     match engine {
         Engine::Interp => {
@@ -273,8 +285,7 @@ pub fn run_report(
     threads: usize,
     engine: Engine,
 ) -> Result<RunReport, Failure> {
-    let ds = data::load(Path::new(data))?;
-    let ds = if program.labels.is_empty() { ds } else { ds.with_labels(&program.labels)? };
+    let ds = load_data(program, data)?;
     let ints = run_program(program, &ds, threads, engine)?;
     let k = ints.len() / ds.n.max(1);
     let correct = (0..ds.n)

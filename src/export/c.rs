@@ -72,7 +72,7 @@ fn header_text(p: &IntProgram, base: &str) -> Result<String, String> {
     let g = &p.graph;
     let up = base.to_ascii_uppercase();
     let (in_elem, in_exp) = p.input();
-    let in_ty = &g.node(g.inputs()[0]).ty;
+    let in_ty = p.input_type();
     let out_id = g.output().ok_or("the program has no `return`")?;
     let out_ty = &g.node(out_id).ty;
     let (in_c, out_c) = (model::input_ctype(p)?, model::output_ctype(p)?);
@@ -196,7 +196,7 @@ clean:
 fn data_text(p: &IntProgram, d: &Samples) -> Result<String, String> {
     let (elem, _) = p.input();
     let (lo, hi) = elem.range().ok_or("the input is not an integer")?;
-    let len = p.graph.node(p.graph.inputs()[0]).ty.elements() as usize;
+    let len = p.input_type().elements() as usize;
     if d.x.len() != d.n * len {
         return Err(format!(
             "{}: {} input integers for {} samples of {len}",

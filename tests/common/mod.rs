@@ -181,9 +181,9 @@ pub fn json(s: &str) -> serde_json::Value {
 /// Random input integers of a program's input type for `n` samples, half of
 /// them at the type's extremes (so clamps and shifts saturate).
 pub fn random_inputs(p: &IntProgram, n: usize, rng: &mut ChaCha8Rng) -> Vec<i64> {
-    let input = p.graph.node(p.graph.inputs()[0]);
-    let (lo, hi) = input.ty.elem.range().unwrap();
-    let len = n * input.ty.elements() as usize;
+    let input = p.input_type();
+    let (lo, hi) = input.elem.range().unwrap();
+    let len = n * input.elements() as usize;
     (0..len)
         .map(|_| match rng.random_range(0..4) {
             0 => lo,

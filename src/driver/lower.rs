@@ -14,7 +14,7 @@ use crate::interp::integer::IntInterpreter;
 use crate::interp::kernels::loss::argmax;
 use crate::ir::op::Op;
 use crate::ir::{print, Graph, Type};
-use crate::pass::{IntStore, ParamStore, PassContext, PassManager};
+use crate::pass::{IntStore, ParamStore, PassContext, PassManager, PassReport};
 use crate::passes::registry;
 use crate::program::{model_path, IntProgram};
 use crate::report::source::Source;
@@ -73,32 +73,45 @@ pub fn lower_model(
         text += &print(&g);
     }
     let source = source_of(&g, &store, ck, ck_path)?;
+    let ints = lower_graph(&mut g, &mut store, acc_bits, |r| {
+        if print_after_all {
+            let note = if r.changed { "" } else { " (no change)" };
+            text += &format!("\n// *** IR after {}{note} ***\n", r.pass.name());
+            for n in &r.notes {
+                text += &format!("// {n}\n");
+            }
+            text += &print(r.graph);
+        }
+    })
+    .map_err(|e| Failure(format!("error: lowering model `{}`: {e}\n", model.name)))?;
+    let labels = crate::train::checkpoint::labels(ck)?;
+    let program = IntProgram { graph: g, tensors: ints, labels };
+    program.check().map_err(|e| Failure(format!("error: internal: the lowered program: {e}\n")))?;
+    Ok(Lowered { program, printed: text, source })
+}
+
+/// Runs [`LOWER_PIPELINE`] on a quantized graph `g` whose (folded) float
+/// parameters are `store`: `g` becomes the integer program's graph, and
+/// the result holds its tensors. `after` sees each pass's report.
+pub fn lower_graph(
+    g: &mut Graph,
+    store: &mut ParamStore,
+    acc_bits: usize,
+    after: impl FnMut(PassReport<'_>),
+) -> Result<IntStore, String> {
     let mut ints = IntStore::new();
     let mut cx = PassContext {
-        weights: Some(&mut store),
+        weights: Some(store),
         ints: Some(&mut ints),
         acc_bits: Some(acc_bits),
         ..Default::default()
     };
     let registry = registry();
-    let pipeline =
-        registry.pipeline(LOWER_PIPELINE).map_err(|e| Failure(format!("error: {e}\n")))?;
+    let pipeline = registry.pipeline(LOWER_PIPELINE).map_err(|e| e.to_string())?;
     PassManager { allow_meaning_changes: false }
-        .run(&pipeline, &mut g, &mut cx, |r| {
-            if print_after_all {
-                let note = if r.changed { "" } else { " (no change)" };
-                text += &format!("\n// *** IR after {}{note} ***\n", r.pass.name());
-                for n in &r.notes {
-                    text += &format!("// {n}\n");
-                }
-                text += &print(r.graph);
-            }
-        })
-        .map_err(|e| Failure(format!("error: lowering model `{}`: {e}\n", model.name)))?;
-    let labels = crate::train::checkpoint::labels(ck)?;
-    let program = IntProgram { graph: g, tensors: ints, labels };
-    program.check().map_err(|e| Failure(format!("error: internal: the lowered program: {e}\n")))?;
-    Ok(Lowered { program, printed: text, source })
+        .run(&pipeline, g, &mut cx, after)
+        .map_err(|e| e.to_string())?;
+    Ok(ints)
 }
 
 /// Each quantized MAC layer's float weights as `lower-int` rounds them (the

@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 use potc::data::Dataset;
 use potc::ir::Graph;
-use potc::pass::{IntStore, ParamStore, PassContext, PassManager};
+use potc::pass::{ParamStore, PassContext, PassManager};
 use potc::passes::registry;
 use potc::program::IntProgram;
 use potc::quant::QuantConfig;
@@ -117,21 +117,9 @@ pub fn quantize(g: &Graph, cfg: &QuantConfig, rng: &mut ChaCha8Rng) -> (Graph, P
 
 /// The integer program of a quantized graph, or the lowering error.
 pub fn lower(q: &Graph, store: &ParamStore, acc_bits: usize) -> Result<IntProgram, String> {
-    let mut store = store.clone();
-    let mut ints = IntStore::new();
-    let mut g = q.clone();
-    let mut cx = PassContext {
-        weights: Some(&mut store),
-        ints: Some(&mut ints),
-        acc_bits: Some(acc_bits),
-        ..Default::default()
-    };
-    let reg = registry();
-    let pipeline = reg.pipeline(potc::driver::LOWER_PIPELINE).unwrap();
-    PassManager { allow_meaning_changes: false }
-        .run(&pipeline, &mut g, &mut cx, |_| {})
-        .map_err(|e| e.to_string())?;
-    let p = IntProgram { graph: g, tensors: ints, labels: vec![] };
+    let (mut g, mut store) = (q.clone(), store.clone());
+    let tensors = potc::driver::lower_graph(&mut g, &mut store, acc_bits, |_| {})?;
+    let p = IntProgram { graph: g, tensors, labels: vec![] };
     p.check()?;
     Ok(p)
 }

@@ -12,12 +12,13 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{lower, network, ok, potc, quantize, random_config, random_inputs};
+use common::{
+    int_program, lower, network, ok, potc, quantize, random_config, random_inputs, wide_mac_program,
+};
 use potc::driver::{load_program, run_program, Engine};
 use potc::export::c::{write, CFLAGS};
 use potc::export::Samples;
 use potc::interp::integer::IntInterpreter;
-use potc::pass::IntStore;
 use potc::program::IntProgram;
 use potc::syntax;
 use rand::{RngExt, SeedableRng};
@@ -274,21 +275,6 @@ fn random_networks_match_the_interpreter() {
 }
 
 /// A program from text and its tensors (exponents 0 for input and output).
-fn program(text: &str, tensors: &[(&str, Vec<usize>, Vec<i32>)]) -> IntProgram {
-    let graph = syntax::parse(text).unwrap_or_else(|e| panic!("{text}\n{e:?}"));
-    let mut t = IntStore::new();
-    for (name, shape, v) in tensors {
-        t.insert(name.to_string(), (shape.clone(), v.clone()));
-    }
-    let input = graph.node(graph.inputs()[0]).name.clone();
-    let output = graph.node(graph.output().unwrap()).name.clone();
-    t.insert(format!("{input}.exp"), (vec![1], vec![0]));
-    t.insert(format!("{output}.exp"), (vec![1], vec![0]));
-    let p = IntProgram { graph, tensors: t, labels: vec![] };
-    p.check().unwrap();
-    p
-}
-
 /// Shifts in both directions up to the loader's limits and clamps to widths
 /// 2..16, signed and unsigned (narrow too), on i16 inputs at the extremes.
 fn shift_program(rng: &mut ChaCha8Rng) -> IntProgram {
@@ -329,7 +315,7 @@ fn shift_program(rng: &mut ChaCha8Rng) -> IntProgram {
             .collect()
     };
     let (s, q, w) = (shifts(0, 62), shifts(-62, 62), shifts(0, 62));
-    program(&text, &[("s.shift", vec![3], s), ("q.shift", vec![3], q), ("w.shift", vec![3], w)])
+    int_program(&text, &[("s.shift", vec![3], s), ("q.shift", vec![3], q), ("w.shift", vec![3], w)])
 }
 
 /// A u32 input: 64-bit accumulators and an int64_t output, a value nothing reads.
@@ -346,7 +332,7 @@ fn u32_program() -> IntProgram {
   %f = flatten(%m) : u32[4]
   return %f
 }";
-    program(
+    int_program(
         text,
         &[
             ("c.w", vec![2, 2, 2], vec![0; 8]),
@@ -358,16 +344,9 @@ fn u32_program() -> IntProgram {
     )
 }
 
-/// Every geometry attribute, 16-bit weights with accumulators near the i32
-/// limit, and narrow accumulators (i16, i24) stored in narrower buffers.
+/// The wide program of `common`, and narrow accumulators (i16, i24) stored
+/// in narrower buffers.
 fn mac_programs() -> Vec<IntProgram> {
-    let wide = "model m(%x: i16[4, 9]) {
-  %c = int_conv1d(%x) {out_channels = 4, kernel = 3, stride = 2, padding = [2, 1], dilation = 2, groups = 2, w_bits = 16} : i32[4, 4]
-  %q = requant(%c) {bits = 16} : i16[4, 4]
-  %f = flatten(%q) : i16[16]
-  %y = int_linear(%f) {out_features = 3, w_bits = 16} : i32[3]
-  return %y
-}";
     let narrow = "model n(%x: i8[2, 7]) {
   %c = int_conv1d(%x) {out_channels = 4, kernel = 3, stride = 2, padding = [1, 2], dilation = 2, groups = 2, w_bits = 3, acc_bits = 16} : i16[4, 3]
   %f = flatten(%c) : i16[12]
@@ -375,17 +354,8 @@ fn mac_programs() -> Vec<IntProgram> {
   return %y
 }";
     vec![
-        program(
-            wide,
-            &[
-                ("c.w", vec![4, 2, 3], [10000, -10000, 10000, -10000, 10000, -9999].repeat(4)),
-                ("c.b", vec![4], vec![-1000, 7, 0, 1000]),
-                ("q.shift", vec![4], vec![15, 3, 0, -2]),
-                ("y.w", vec![3, 16], (0..48).map(|i| (i % 7 - 3) * 2000).collect()),
-                ("y.b", vec![3], vec![5, -5, 123456]),
-            ],
-        ),
-        program(
+        wide_mac_program(),
+        int_program(
             narrow,
             &[
                 ("c.w", vec![4, 1, 3], vec![3, -3, 2, 0, 1, -1, -3, -3, -3, 3, 3, 3]),

@@ -7,10 +7,11 @@ mod common;
 
 use std::process::Output;
 
-use common::{json, lower, network, ok, potc, quantize, random_inputs};
+use common::{
+    int_program, json, lower, network, ok, potc, quantize, random_inputs, wide_mac_program,
+};
 use potc::backend::jit::{JitOptions, JitProgram};
 use potc::interp::integer::IntInterpreter;
-use potc::pass::IntStore;
 use potc::program::IntProgram;
 use potc::quant::QuantConfig;
 use potc::syntax;
@@ -94,15 +95,7 @@ proptest! {
   return %g
 }}"
         );
-        let graph = syntax::parse(&text).unwrap();
-        let mut t = IntStore::new();
-        t.insert("s.shift".into(), (vec![3], up));
-        t.insert("q.shift".into(), (vec![3], k));
-        t.insert("w.shift".into(), (vec![3], back));
-        t.insert("x.exp".into(), (vec![1], vec![0]));
-        t.insert("g.exp".into(), (vec![1], vec![0]));
-        let p = IntProgram { graph, tensors: t, labels: vec![] };
-        p.check().unwrap();
+        let p = int_program(&text, &[("s.shift", vec![3], up), ("q.shift", vec![3], k), ("w.shift", vec![3], back)]);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let x = random_inputs(&p, 4, &mut rng);
         let (want, got) = both(&p, &x);
@@ -110,29 +103,11 @@ proptest! {
     }
 }
 
-/// A convolution and a linear layer with 16-bit inputs and weights, every
-/// geometry attribute set, accumulators near the i32 limit.
+/// 16-bit inputs and weights, every geometry attribute set, accumulators
+/// near the i32 limit (`common::wide_mac_program`).
 #[test]
 fn wide_macs_near_the_accumulator_limit() {
-    let text = "model m(%x: i16[4, 9]) {
-  %c = int_conv1d(%x) {out_channels = 4, kernel = 3, stride = 2, padding = [2, 1], dilation = 2, groups = 2, w_bits = 16} : i32[4, 4]
-  %q = requant(%c) {bits = 16} : i16[4, 4]
-  %f = flatten(%q) : i16[16]
-  %y = int_linear(%f) {out_features = 3, w_bits = 16} : i32[3]
-  return %y
-}";
-    let graph = syntax::parse(text).unwrap();
-    let mut t = IntStore::new();
-    // |acc| <= 32768 * (sum |w|) + |b|: 6 taps of 10000 reach 1.97e9 < 2^31.
-    t.insert("c.w".into(), (vec![4, 2, 3], [10000, -10000, 10000, -10000, 10000, -9999].repeat(4)));
-    t.insert("c.b".into(), (vec![4], vec![-1000, 7, 0, 1000]));
-    t.insert("q.shift".into(), (vec![4], vec![15, 3, 0, -2]));
-    t.insert("y.w".into(), (vec![3, 16], (0..48).map(|i| (i % 7 - 3) * 2000).collect()));
-    t.insert("y.b".into(), (vec![3], vec![5, -5, 123456]));
-    t.insert("x.exp".into(), (vec![1], vec![0]));
-    t.insert("y.exp".into(), (vec![1], vec![0]));
-    let p = IntProgram { graph, tensors: t, labels: vec![] };
-    p.check().unwrap();
+    let p = wide_mac_program();
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let x = random_inputs(&p, 64, &mut rng);
     let (want, got) = both(&p, &x);

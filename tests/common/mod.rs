@@ -180,3 +180,43 @@ pub fn random_inputs(p: &IntProgram, n: usize, rng: &mut ChaCha8Rng) -> Vec<i64>
         })
         .collect()
 }
+
+/// A hand-written integer program: its text and tensors, the input's and
+/// output's exponents 0, checked as the loader checks.
+pub fn int_program(text: &str, tensors: &[(&str, Vec<usize>, Vec<i32>)]) -> IntProgram {
+    let graph = syntax::parse(text).unwrap_or_else(|e| panic!("{text}\n{e:?}"));
+    let mut t = potc::pass::IntStore::new();
+    for (name, shape, v) in tensors {
+        t.insert(name.to_string(), (shape.clone(), v.clone()));
+    }
+    let input = graph.node(graph.inputs()[0]).name.clone();
+    let output = graph.node(graph.output().unwrap()).name.clone();
+    t.insert(format!("{input}.exp"), (vec![1], vec![0]));
+    t.insert(format!("{output}.exp"), (vec![1], vec![0]));
+    let p = IntProgram { graph, tensors: t, labels: vec![] };
+    p.check().unwrap();
+    p
+}
+
+/// A convolution and a linear layer with 16-bit inputs and weights, every
+/// geometry attribute set, accumulators near the i32 limit:
+/// |acc| <= 32768 * (sum |w|) + |b|, 6 taps of 10000 reach 1.97e9 < 2^31.
+pub fn wide_mac_program() -> IntProgram {
+    let text = "model m(%x: i16[4, 9]) {
+  %c = int_conv1d(%x) {out_channels = 4, kernel = 3, stride = 2, padding = [2, 1], dilation = 2, groups = 2, w_bits = 16} : i32[4, 4]
+  %q = requant(%c) {bits = 16} : i16[4, 4]
+  %f = flatten(%q) : i16[16]
+  %y = int_linear(%f) {out_features = 3, w_bits = 16} : i32[3]
+  return %y
+}";
+    int_program(
+        text,
+        &[
+            ("c.w", vec![4, 2, 3], [10000, -10000, 10000, -10000, 10000, -9999].repeat(4)),
+            ("c.b", vec![4], vec![-1000, 7, 0, 1000]),
+            ("q.shift", vec![4], vec![15, 3, 0, -2]),
+            ("y.w", vec![3, 16], (0..48).map(|i| (i % 7 - 3) * 2000).collect()),
+            ("y.b", vec![3], vec![5, -5, 123456]),
+        ],
+    )
+}

@@ -13,14 +13,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::{
-    int_program, lower, network, ok, potc, quantize, random_config, random_inputs, wide_mac_program,
+    int_program, ok, potc, random_config, random_inputs, random_program, wide_mac_program,
 };
 use potc::driver::{load_program, run_program, Engine};
 use potc::export::c::{write, CFLAGS};
 use potc::export::Samples;
 use potc::interp::integer::IntInterpreter;
 use potc::program::IntProgram;
-use potc::syntax;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -254,16 +253,8 @@ fn random_networks_match_the_interpreter() {
     let mut rng = ChaCha8Rng::seed_from_u64(2024);
     let (mut tested, mut narrow) = (0, 0);
     while tested < 30 {
-        let text = network(&mut rng);
-        let g = syntax::parse(&text).unwrap();
-        let cfg = random_config(&mut rng);
-        let (q, store) = quantize(&g, &cfg, &mut rng);
         let acc_bits = [32, 32, 24, 16][rng.random_range(0..4)];
-        let p = match lower(&q, &store, acc_bits) {
-            Ok(p) => p,
-            Err(e) if e.contains("accumulator") => continue,
-            Err(e) => panic!("{text}\n{e}"),
-        };
+        let Some((_, _, p)) = random_program(&mut rng, random_config, acc_bits) else { continue };
         narrow += usize::from(acc_bits < 32);
         let x = random_inputs(&p, 5, &mut rng);
         let dir = tmp.path().join(format!("n{tested}"));
@@ -394,9 +385,7 @@ fn model_files_hold_no_float_or_division() {
     let mut rng = ChaCha8Rng::seed_from_u64(4);
     let mut programs = edge_programs();
     while programs.len() < 16 {
-        let g = syntax::parse(&network(&mut rng)).unwrap();
-        let (q, store) = quantize(&g, &random_config(&mut rng), &mut rng);
-        if let Ok(p) = lower(&q, &store, 32) {
+        if let Some((_, _, p)) = random_program(&mut rng, random_config, 32) {
             programs.push(p);
         }
     }

@@ -8,16 +8,19 @@ mod common;
 use std::process::Output;
 
 use common::{
-    int_program, json, lower, network, ok, potc, quantize, random_inputs, wide_mac_program,
+    int_program, json, lower, ok, potc, quantize, random_inputs, random_program, wide_mac_program,
 };
 use potc::backend::jit::{JitOptions, JitProgram};
 use potc::interp::integer::IntInterpreter;
 use potc::program::IntProgram;
 use potc::quant::QuantConfig;
-use potc::syntax;
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+fn w4a8() -> QuantConfig {
+    QuantConfig::parse("w4a8").unwrap()
+}
 
 /// Both engines on the same input integers.
 fn both(p: &IntProgram, x: &[i64]) -> (Vec<i64>, Vec<i64>) {
@@ -33,18 +36,14 @@ proptest! {
     #[test]
     fn random_networks_match_the_interpreter(seed in any::<u64>()) {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let text = network(&mut rng);
-        let g = syntax::parse(&text).unwrap();
-        let (w, a) = (rng.random_range(2..=16), rng.random_range(2..=16));
-        let mut cfg = QuantConfig::parse(&format!("w{w}a{a}")).unwrap();
-        cfg.per_channel = rng.random_bool(0.5);
-        cfg.pot_weights = w <= 5 && rng.random_bool(0.3);
-        let (q, store) = quantize(&g, &cfg, &mut rng);
-        let p = match lower(&q, &store, 32) {
-            Ok(p) => p,
-            Err(e) if e.contains("accumulator") => return Ok(()),
-            Err(e) => panic!("{text}\n{e}"),
+        let widths = |rng: &mut ChaCha8Rng| {
+            let (w, a) = (rng.random_range(2..=16), rng.random_range(2..=16));
+            let mut cfg = QuantConfig::parse(&format!("w{w}a{a}")).unwrap();
+            cfg.per_channel = rng.random_bool(0.5);
+            cfg.pot_weights = w <= 5 && rng.random_bool(0.3);
+            cfg
         };
+        let Some((_, _, p)) = random_program(&mut rng, widths, 32) else { return Ok(()) };
         let x = random_inputs(&p, 3, &mut rng);
         let (want, got) = both(&p, &x);
         prop_assert_eq!(want, got, "{}", potc::ir::print(&p.graph));
@@ -55,10 +54,7 @@ proptest! {
     #[test]
     fn single_samples_split_over_two_threads_match(seed in any::<u64>()) {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let text = network(&mut rng);
-        let g = syntax::parse(&text).unwrap();
-        let (q, store) = quantize(&g, &QuantConfig::parse("w4a8").unwrap(), &mut rng);
-        let Ok(p) = lower(&q, &store, 32) else { return Ok(()) };
+        let Some((_, _, p)) = random_program(&mut rng, |_| w4a8(), 32) else { return Ok(()) };
         let x = random_inputs(&p, 2, &mut rng);
         let interp = IntInterpreter::new(&p.graph, &p.tensors).unwrap();
         let jit = JitProgram::compile(&p, JitOptions::default()).unwrap();
@@ -172,9 +168,7 @@ fn the_portable_dot_product_matches_too() {
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let mut tested = 0;
     while tested < 40 {
-        let g = syntax::parse(&network(&mut rng)).unwrap();
-        let (q, store) = quantize(&g, &QuantConfig::parse("w4a8").unwrap(), &mut rng);
-        let Ok(p) = lower(&q, &store, 32) else { continue };
+        let Some((_, _, p)) = random_program(&mut rng, |_| w4a8(), 32) else { continue };
         let x = random_inputs(&p, 3, &mut rng);
         let interp = IntInterpreter::new(&p.graph, &p.tensors).unwrap().run(&x);
         let opts = JitOptions { no_vnni: true, disasm: true };

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use common::{dataset, json, lower, network, ok, potc, quantize, random_config};
+use common::{dataset, json, lower, ok, potc, quantize, random_config, random_program};
 use potc::data::Dataset;
 use potc::interp::exact::evaluate_exact;
 use potc::interp::integer::IntInterpreter;
@@ -44,21 +44,15 @@ proptest! {
     #[test]
     fn random_networks_lower_exactly(seed in any::<u64>()) {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let text = network(&mut rng);
-        let g = syntax::parse(&text).unwrap_or_else(|e| panic!("{text}\n{e:?}"));
-        let cfg = random_config(&mut rng);
-        let (q, store) = quantize(&g, &cfg, &mut rng);
-        let p = match lower(&q, &store, 32) {
-            Ok(p) => p,
-            Err(e) if e.contains("accumulator") => return Ok(()),
-            Err(e) => panic!("{text}\n{e}"),
+        let Some((q, store, p)) = random_program(&mut rng, random_config, 32) else {
+            return Ok(());
         };
         let (c, l) = q.node(q.inputs()[0]).ty.sequence().unwrap();
         let n = 3;
         let scale = [0.05f32, 1.0, 40.0][rng.random_range(0..3)];
         let x: Vec<f32> = (0..n * c * l).map(|_| rng.random_range(-2.0f32..2.0) * scale).collect();
         let (want, got) = both(&q, &store, &p, &dataset(x, n, c, l));
-        prop_assert_eq!(want, got, "{}\n{}", text, potc::ir::print(&p.graph));
+        prop_assert_eq!(want, got, "{}\n{}", potc::ir::print(&q), potc::ir::print(&p.graph));
     }
 }
 

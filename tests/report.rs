@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{json, lower, network, ok, potc, quantize, random_config};
+use common::{json, ok, potc, random_config, random_program};
 use potc::interp::plan::Plan;
 use potc::quant::accum::analyse;
 use potc::report::report;
@@ -75,10 +75,7 @@ fn accumulator_bits_equal_the_analysis_on_random_networks() {
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let mut compared = 0;
     for case in 0..200 {
-        let g = potc::syntax::parse(&network(&mut rng)).unwrap();
-        let cfg = random_config(&mut rng);
-        let (q, store) = quantize(&g, &cfg, &mut rng);
-        let Ok(p) = lower(&q, &store, 32) else { continue };
+        let Some((q, store, p)) = random_program(&mut rng, random_config, 32) else { continue };
         let plan = Plan::new(&q).unwrap();
         let w = potc::driver::weights_from(&plan, &store, 0);
         let bounds = analyse(&plan, &w);

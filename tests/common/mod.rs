@@ -115,6 +115,26 @@ pub fn quantize(g: &Graph, cfg: &QuantConfig, rng: &mut ChaCha8Rng) -> (Graph, P
     (q, store)
 }
 
+/// A random network (`network`) quantized with `cfg(rng)` (`quantize`) and
+/// lowered with `acc_bits`: the quantized graph, its parameters and the
+/// program. `None` when an accumulator cannot fit (that refusal has its own
+/// test); any other lowering error fails the test.
+pub fn random_program(
+    rng: &mut ChaCha8Rng,
+    cfg: impl FnOnce(&mut ChaCha8Rng) -> QuantConfig,
+    acc_bits: usize,
+) -> Option<(Graph, ParamStore, IntProgram)> {
+    let text = network(rng);
+    let g = syntax::parse(&text).unwrap_or_else(|e| panic!("{text}\n{e:?}"));
+    let cfg = cfg(rng);
+    let (q, store) = quantize(&g, &cfg, rng);
+    match lower(&q, &store, acc_bits) {
+        Ok(p) => Some((q, store, p)),
+        Err(e) if e.contains("accumulator") => None,
+        Err(e) => panic!("{text}\n{e}"),
+    }
+}
+
 /// The integer program of a quantized graph, or the lowering error.
 pub fn lower(q: &Graph, store: &ParamStore, acc_bits: usize) -> Result<IntProgram, String> {
     let (mut g, mut store) = (q.clone(), store.clone());

@@ -25,12 +25,12 @@ impl IntType {
         }
     }
 
+    fn elem(self) -> Elem {
+        Elem::Int { signed: self.signed, bits: self.bits as u8 }
+    }
+
     pub fn fits(self, v: &[i64]) -> bool {
-        let (lo, hi) = if self.signed {
-            (-(1i64 << (self.bits - 1)), (1i64 << (self.bits - 1)) - 1)
-        } else {
-            (0, (1i64 << self.bits) - 1)
-        };
+        let (lo, hi) = self.elem().range().expect("an integer type has a range");
         v.iter().all(|x| (lo..=hi).contains(x))
     }
 
@@ -61,7 +61,7 @@ impl IntType {
 
 impl fmt::Display for IntType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}", if self.signed { 'i' } else { 'u' }, self.bits)
+        self.elem().fmt(f)
     }
 }
 

@@ -51,8 +51,9 @@ enum Command {
     /// Writes the directory OUT with `model.pot` (integer IR: int_conv1d,
     /// int_linear, requant, shl, ...) and `weights.safetensors` (i32 tensors:
     /// weights, biases, shift amounts, and `<value>.exp`, each value's
-    /// power-of-two exponent). Refuses a layer whose accumulator can overflow
-    /// --acc-bits, naming it.
+    /// power-of-two exponent) and `source.safetensors` (the float weights as
+    /// rounded and the training history, for `potc report --plot`). Refuses a
+    /// layer whose accumulator can overflow --acc-bits, naming it.
     Lower(LowerOptions),
     /// Run a lowered program on a data set with integer arithmetic only.
     ///

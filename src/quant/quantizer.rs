@@ -58,7 +58,7 @@ impl QuantSpec {
 /// The one definition the exact evaluation, the integer program's bias and
 /// its data boundary (`potc run`) share, so they round alike.
 pub fn quantize64(x: f64, e: i32, spec: &QuantSpec) -> f64 {
-    (x * 2f64.powi(-e) + 0.5).floor().clamp(spec.qmin() as f64, spec.qmax() as f64)
+    floor_half_up(x * 2f64.powi(-e)).clamp(spec.qmin() as f64, spec.qmax() as f64)
 }
 
 /// `2^e` as f32 (exact for the clamped exponent range).

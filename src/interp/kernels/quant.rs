@@ -2,7 +2,7 @@
 //! and biases of quantized MAC layers, with the straight-through estimator
 //! for values and TQT's gradient for the thresholds (`log2 t`).
 
-use crate::quant::quantizer::{floor_half_up, pow2, quantize_f32, QuantSpec, WeightQuantizer};
+use crate::quant::quantizer::{pow2, quantize64, quantize_f32, QuantSpec, WeightQuantizer};
 use rayon::prelude::*;
 
 const CHUNK: usize = 1 << 14;
@@ -131,16 +131,13 @@ pub fn weight_backward(
 /// The bias on the accumulator's grid: `round_half_up(b * 2^-(ew+ex))` in 32
 /// bits, times `2^(ew+ex)` (spec section 4).
 pub fn quantize_bias(b: &[f32], wexps: &[i32], ex: i32) -> Vec<f32> {
-    let acc = QuantSpec::BIAS;
     // In f64: a bias can be far beyond 2^22 grid steps, where the f32 rounding
     // of activations is no longer exact.
-    let lim = acc.qmax() as f64;
     b.iter()
         .enumerate()
         .map(|(r, &v)| {
             let e = row_exp(wexps, r) + ex;
-            let q = floor_half_up(v as f64 * pow2(-e) as f64).clamp(-lim, lim);
-            (q * pow2(e) as f64) as f32
+            (quantize64(f64::from(v), e, &QuantSpec::BIAS) * 2f64.powi(e)) as f32
         })
         .collect()
 }

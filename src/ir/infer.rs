@@ -2,7 +2,7 @@
 //! in `op.rs`). All arithmetic is checked; a result beyond the limits of
 //! `types::check_shape` is an error, never a wrap.
 
-use super::op::{Op, Pool1d};
+use super::op::{Conv1d, Op, Pool1d};
 use super::types::{check_shape, Elem, Type};
 
 /// The result type of `op` applied to operands of types `ins` (arity already checked).
@@ -10,30 +10,13 @@ pub fn infer(op: &Op, ins: &[&Type]) -> Result<Type, String> {
     match op {
         Op::Input => Err("an input's type is declared, not inferred".into()),
         Op::Conv1d(c) => {
-            let (ch, len) = sequence(op, ins[0])?;
+            let dims = conv(op, c, ins[0])?;
             float(op, ins[0])?;
-            if ch % c.groups != 0 {
-                return Err(format!(
-                    "conv1d with groups = {} needs input channels divisible by it, got {ch}",
-                    c.groups
-                ));
-            }
-            let (left, right) = c.padding.amounts(c.kernel, c.dilation);
-            let out = window_len(len, left + right, c.kernel, c.dilation, c.stride, op)?;
-            shaped(Elem::F32, &[c.out_channels as u64, out])
+            shaped(Elem::F32, &dims)
         }
         Op::IntConv1d(c) => {
             integer(op, ins[0])?;
-            let (ch, len) = sequence(op, ins[0])?;
-            if ch % c.groups != 0 {
-                return Err(format!(
-                    "int_conv1d with groups = {} needs input channels divisible by it, got {ch}",
-                    c.groups
-                ));
-            }
-            let (left, right) = c.padding.amounts(c.kernel, c.dilation);
-            let out = window_len(len, left + right, c.kernel, c.dilation, c.stride, op)?;
-            shaped(c.quant.acc_elem(), &[c.out_channels as u64, out])
+            shaped(c.quant.acc_elem(), &conv(op, c, ins[0])?)
         }
         Op::IntLinear(l) => {
             integer(op, ins[0])?;
@@ -117,6 +100,21 @@ fn float(op: &Op, t: &Type) -> Result<(), String> {
         return Err(format!("{} takes f32 values, got {t}", op.name()));
     }
     Ok(())
+}
+
+/// `[out_channels, L']` of a convolution (float or integer) on `t`.
+fn conv(op: &Op, c: &Conv1d, t: &Type) -> Result<[u64; 2], String> {
+    let (ch, len) = sequence(op, t)?;
+    if ch % c.groups != 0 {
+        return Err(format!(
+            "{} with groups = {} needs input channels divisible by it, got {ch}",
+            op.name(),
+            c.groups
+        ));
+    }
+    let (left, right) = c.padding.amounts(c.kernel, c.dilation);
+    let out = window_len(len, left + right, c.kernel, c.dilation, c.stride, op)?;
+    Ok([c.out_channels as u64, out])
 }
 
 fn pool(op: &Op, p: &Pool1d, t: &Type) -> Result<Type, String> {

@@ -24,7 +24,7 @@ use crate::ir::op::Conv1d;
 /// accumulators, 3 weight vectors and a broadcast fit x64's 16 vector
 /// registers. `vpdpbusd` has a latency of 5 cycles and 2 issue per cycle, so
 /// more independent accumulators keep more of the peak: 3 x 3 measured 3.5 %
-/// faster than 2 x 4 on the FCN; 2 x 5 spills and is 35 % slower.
+/// faster than 2 x 4 on the FCN; 2 x 5 spills and ran about a third slower.
 const BLOCKS: usize = 3;
 const STEPS: usize = 3;
 

@@ -35,8 +35,8 @@ pub enum Mode<'a> {
 #[derive(Debug, Default)]
 pub struct Observed {
     pub max: Vec<f32>,
-    /// Magnitudes for percentile calibration (about 2^16 per batch and
-    /// quantizer, evenly strided), when asked for.
+    /// Observed values for least-squares or percentile calibration (about
+    /// 2^16 per batch and quantizer, evenly strided), when asked for.
     pub samples: Option<Vec<Vec<f32>>>,
 }
 
@@ -207,7 +207,7 @@ fn forward_step(
                 seen.max[s.params[0]] = seen.max[s.params[0]].max(m);
                 if let Some(samples) = seen.samples.as_mut() {
                     let stride = (x.len() >> 16).max(1);
-                    samples[s.params[0]].extend(x.iter().step_by(stride).map(|v| v.abs()));
+                    samples[s.params[0]].extend(x.iter().step_by(stride));
                 }
                 return (x.clone(), Saved::Nothing);
             }

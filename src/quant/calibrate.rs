@@ -1,10 +1,13 @@
-//! Calibration: thresholds from the largest magnitudes, before QAT trains
-//! them (or keeps them, with `--scales max`). Activations are observed on
-//! the float network (quantizers and weight quantization off) and covered by
-//! their maximum; weights (per tensor or per output channel, after the folded
-//! `1/L`) take the exponent, among the maximum's and the three below it, with
-//! the least squared error: at 2 to 4 bits clipping a few large weights beats
-//! coarse steps for all of them.
+//! Calibration: thresholds before QAT trains them (or keeps them, with
+//! `--scales max`). With power-of-two scales a tensor has only a handful of
+//! sensible exponents, so each quantizer tries the one that covers its
+//! largest magnitude and the three below it, and keeps the one with the
+//! least squared quantization error (a tie: the larger). A single outlier
+//! (a huge weight, a rare activation spike) then costs one clipped value
+//! instead of coarse steps for all the others; at 8 bits the error usually
+//! picks the maximum's exponent anyway. Activations are observed on the
+//! float network (quantizers and weight quantization off); weights are seen
+//! per tensor or per output channel, after the folded `1/L`.
 
 use crate::data::Dataset;
 use crate::interp::kernels::quant::weight_spec;
@@ -12,13 +15,16 @@ use crate::interp::plan::Plan;
 use crate::interp::{forward, Mode, Observed, Weights};
 use crate::ir::op::Op;
 use crate::quant::fold::fold_bn;
-use crate::quant::quantizer::WeightQuantizer;
+use crate::quant::quantizer::{fake_quant, WeightQuantizer};
 use crate::quant::QuantSpec;
 use crate::train::fit::batch;
 
+/// Exponents tried below the one that covers the largest magnitude.
+const CANDIDATES_BELOW: i32 = 3;
+
 /// Sets every `log2t` of `plan` from `ds` (activations) and the weights.
-/// Activations take the maximum magnitude, or with `percentile` that
-/// percentile of the magnitudes (clipping rare outliers for finer steps).
+/// Activations take the exponent of least squared error over the observed
+/// values, or with `percentile` cover that percentile of the magnitudes.
 pub fn calibrate(
     plan: &Plan,
     w: &mut Weights,
@@ -27,7 +33,7 @@ pub fn calibrate(
     threads: usize,
 ) {
     let n = plan.params.len();
-    let mut seen = Observed { max: vec![0.0; n], samples: percentile.map(|_| vec![Vec::new(); n]) };
+    let mut seen = Observed { max: vec![0.0; n], samples: Some(vec![Vec::new(); n]) };
     let all: Vec<usize> = (0..ds.n).collect();
     for chunk in all.chunks(64) {
         let mut wc = w.clone();
@@ -36,13 +42,11 @@ pub fn calibrate(
     }
     for s in &plan.steps {
         match &s.op {
-            Op::FakeQuant(_) => {
+            Op::FakeQuant(fq) => {
                 let p = s.params[0];
-                let t = match (percentile, seen.samples.as_mut()) {
-                    (Some(pc), Some(samples)) => percentile_of(&mut samples[p], pc),
-                    _ => seen.max[p],
-                };
-                w[p] = vec![QuantSpec::calibrate(t)];
+                let spec = QuantSpec { bits: fq.bits as u32, signed: fq.signed, narrow: fq.narrow };
+                let values = seen.samples.as_mut().map(|v| &mut v[p][..]).unwrap_or_default();
+                w[p] = vec![activation_threshold(values, seen.max[p], &spec, percentile)];
             }
             Op::Conv1d(c) if c.quant.w_bits.is_some() => {
                 let t = *s.params.last().expect("w_log2t is the last parameter");
@@ -67,6 +71,34 @@ pub fn calibrate(
             _ => {}
         }
     }
+}
+
+/// An activation quantizer's `log2 t`: covering the `percentile` of the
+/// magnitudes if asked, else the exponent of least squared error over the
+/// observed values (mid-way between integers, so `ceil` is unambiguous).
+fn activation_threshold(
+    values: &mut [f32],
+    max: f32,
+    spec: &QuantSpec,
+    percentile: Option<f64>,
+) -> f32 {
+    if let Some(pc) = percentile {
+        let mut magnitudes: Vec<f32> = values.iter().map(|v| v.abs()).collect();
+        return QuantSpec::calibrate(percentile_of(&mut magnitudes, pc));
+    }
+    let top = spec.exponent(QuantSpec::calibrate(max));
+    let e = least_squares_exponent(top, |e| {
+        values.iter().map(|&x| (x - fake_quant(x, e, spec)) as f64).map(|d| d * d).sum()
+    });
+    spec.log2t_for(e)
+}
+
+/// Of `top` and the exponents just below it, the one with the least
+/// `error` (a tie: the larger).
+fn least_squares_exponent(top: i32, error: impl Fn(i32) -> f64) -> i32 {
+    let errors: Vec<(i32, f64)> =
+        (top - CANDIDATES_BELOW..=top).rev().map(|e| (e, error(e))).collect();
+    errors.iter().fold(errors[0], |best, &c| if c.1 < best.1 { c } else { best }).0
 }
 
 /// The `pc`-th percentile (0..=100) of `v`, reordering it.
@@ -99,10 +131,9 @@ fn weight_thresholds(
 fn least_squares_threshold(w: &[f32], div: f32, spec: &WeightQuantizer) -> f32 {
     let max = w.iter().fold(0.0f32, |m, x| m.max((x / div).abs()));
     let top = spec.exponent(QuantSpec::calibrate(max));
-    let error = |e: i32| -> f64 {
+    let best = least_squares_exponent(top, |e| {
         w.iter().map(|&x| (x / div - spec.fq(x / div, e)) as f64).map(|d| d * d).sum()
-    };
-    let best = (top - 3..=top).rev().min_by(|&a, &b| error(a).total_cmp(&error(b))).unwrap_or(top);
+    });
     spec.log2t_for(best)
 }
 

@@ -43,6 +43,13 @@ impl QuantSpec {
         (log2t.ceil() as i32).clamp(-100, 100) - magnitude_bits
     }
 
+    /// A threshold whose exponent is `e`, mid-way between integers so that
+    /// `ceil` is unambiguous.
+    pub fn log2t_for(&self, e: i32) -> f32 {
+        let magnitude_bits = if self.signed { self.bits - 1 } else { self.bits } as i32;
+        (e + magnitude_bits) as f32 - 0.5
+    }
+
     /// The threshold (as `log2 t`) whose exponent covers `max_abs` exactly:
     /// calibration by the maximum.
     pub fn calibrate(max_abs: f32) -> f32 {

@@ -45,11 +45,13 @@ fn tiny_learns_a_separable_set() {
         batch_size: 8,
         lr: 1e-2,
         weight_decay: 0.0,
+        threshold_lr: None,
         seed: 3,
         threads: 1,
         optimizer: Optimizer::adam(),
         schedule: Schedule::Constant,
         freeze_bn: None,
+        keep: potc::train::Keep::Last,
     };
     let (train, test) = (separable(32, 16, 1), separable(32, 16, 99));
     let mut w = init_weights(&plan.params, cfg.seed);

@@ -12,7 +12,7 @@ use crate::ir::Graph;
 use crate::quant::calibrate::calibrate;
 use crate::quant::config::{BnFold, Scales};
 use crate::quant::QuantConfig;
-use crate::train::checkpoint::{train_state, weights};
+use crate::train::checkpoint::{resume_weights, train_state, weights};
 use crate::train::{init_weights, TrainConfig, TrainState};
 use std::path::Path;
 
@@ -41,7 +41,7 @@ impl Start<'_> {
             ck.check_against(&g).map_err(|e| e.in_file(Path::new(&o.out)))?;
             let plan = fixed_scales(plan_of(&g)?, self.quant);
             let fresh = TrainState::new(&plan, cfg);
-            return Ok((plan.clone(), weights(&plan, ck), train_state(&plan, ck, fresh)?));
+            return Ok((plan.clone(), resume_weights(&plan, ck), train_state(&plan, ck, fresh)?));
         }
         let init_path = Path::new(o.init.as_deref().unwrap_or(""));
         let (float_graph, init_quant) = match self.init {

@@ -1,4 +1,4 @@
-//! `potc train`: float training (QAT arrives with `--quant`, issue 4).
+//! `potc train`: float training, or quantization-aware with `--quant`.
 
 use super::model_data::{fit_to_data, pool};
 use super::quantized::record;
@@ -12,7 +12,7 @@ use crate::quant::config::{BnFold, Scales};
 use crate::quant::QuantConfig;
 use crate::train::checkpoint::{labels, to_checkpoint};
 use crate::train::fit::median_samples_per_second;
-use crate::train::{fit, Optimizer, Schedule, TrainConfig, TrainState};
+use crate::train::{fit, Keep, Optimizer, Schedule, TrainConfig, TrainState};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -49,9 +49,15 @@ pub struct TrainOptions {
     pub epochs: usize,
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_size: u32,
-    /// Learning rate.
-    #[arg(long, default_value_t = 1e-3)]
-    pub lr: f32,
+    /// Learning rate [default: 1e-3; 1e-4 when fine-tuning from --init; with
+    /// --resume, the run's own]. A different rate given with --resume applies
+    /// from the next epoch on, with a note.
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// The quantizer thresholds' learning rate (TQT's `log2 t`) [default:
+    /// --lr]; the schedule scales it with --lr. Thresholds take no weight decay.
+    #[arg(long, value_name = "LR")]
+    pub threshold_lr: Option<f32>,
     /// L2 weight decay, added to the gradient (as torch.optim.Adam/SGD).
     #[arg(long, default_value_t = 0.0)]
     pub weight_decay: f32,
@@ -60,14 +66,28 @@ pub struct TrainOptions {
     /// SGD momentum.
     #[arg(long, default_value_t = 0.9)]
     pub momentum: f32,
-    /// Learning-rate schedule: constant, cosine (to --min-lr), or plateau (halve the
-    /// rate after --patience epochs without a lower training loss, as the FCN paper).
-    #[arg(long, value_enum, default_value_t = ScheduleKind::Constant)]
+    /// Learning-rate schedule: plateau (halve the rate after --patience epochs
+    /// without a lower training loss, down to --min-lr, as the FCN paper),
+    /// cosine (to --min-lr), or constant.
+    #[arg(long, value_enum, default_value_t = ScheduleKind::Plateau)]
     pub schedule: ScheduleKind,
+    /// Epochs without a lower training loss before plateau halves the rate.
     #[arg(long, default_value_t = 50)]
     pub patience: u32,
-    #[arg(long, default_value_t = 1e-4)]
-    pub min_lr: f32,
+    /// The floor of the plateau and cosine schedules [default: --lr / 10].
+    #[arg(long)]
+    pub min_lr: Option<f32>,
+    /// The weights the checkpoint ends with: those of the epoch with the
+    /// lowest training loss (under --bn fold-sim, among the epochs after
+    /// --freeze-bn, which train the deployed arithmetic), or the last
+    /// epoch's. Test data never selects. The last epoch's weights are kept
+    /// too (for --resume).
+    #[arg(long, value_enum, default_value_t = KeepArg::BestLoss)]
+    pub keep: KeepArg,
+    /// Write the checkpoint every N epochs [default: every 30 seconds]; it is
+    /// always written after the last epoch.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub save_every: Option<u32>,
     /// Seed of initialisation, shuffling and dropout.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -120,6 +140,12 @@ pub struct TrainOptions {
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepArg {
+    BestLoss,
+    Last,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BnMode {
     FoldSim,
     FoldThenQat,
@@ -154,18 +180,31 @@ impl TrainOptions {
         Ok(Some(q))
     }
 
-    fn config(&self, threads: usize) -> Result<TrainConfig, Failure> {
-        if !(self.lr.is_finite() && self.lr > 0.0) {
+    /// The configuration; `lr` is the rate the run trains at (see [`base_lr`]).
+    fn config(&self, threads: usize, lr: f32) -> Result<TrainConfig, Failure> {
+        let rates =
+            [("--lr", Some(lr)), ("--min-lr", self.min_lr), ("--threshold-lr", self.threshold_lr)];
+        for (flag, v) in rates {
+            if v.is_some_and(|v| !(v.is_finite() && v > 0.0)) {
+                return Err(Failure(format!(
+                    "error: {flag} must be a positive number, not {}\n",
+                    v.unwrap_or(0.0)
+                )));
+            }
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             return Err(Failure(format!(
-                "error: --lr must be a positive number, not {}\n",
-                self.lr
+                "error: --weight-decay must be zero or a positive number, not {}\n",
+                self.weight_decay
             )));
         }
+        let min_lr = self.min_lr.unwrap_or(lr / 10.0);
         Ok(TrainConfig {
             epochs: self.epochs,
             batch_size: self.batch_size as usize,
-            lr: self.lr,
+            lr,
             weight_decay: self.weight_decay,
+            threshold_lr: self.threshold_lr,
             seed: self.seed,
             threads,
             optimizer: match self.optimizer {
@@ -174,14 +213,41 @@ impl TrainOptions {
             },
             schedule: match self.schedule {
                 ScheduleKind::Constant => Schedule::Constant,
-                ScheduleKind::Cosine => Schedule::Cosine { min_lr: self.min_lr },
+                ScheduleKind::Cosine => Schedule::Cosine { min_lr },
                 ScheduleKind::Plateau => {
-                    Schedule::Plateau { factor: 0.5, patience: self.patience, min_lr: self.min_lr }
+                    Schedule::Plateau { factor: 0.5, patience: self.patience, min_lr }
                 }
             },
             freeze_bn: Some(self.freeze_bn.unwrap_or(self.epochs / 2)),
+            keep: Keep::Last,
         })
     }
+
+    /// Which weights to keep, once the plan is known: under simulated
+    /// folding only epochs with frozen statistics compute what is deployed.
+    fn keep(&self, plan: &Plan, cfg: &TrainConfig) -> Keep {
+        let folds = plan.steps.iter().any(|s| s.fold.is_some());
+        match self.keep {
+            KeepArg::Last => Keep::Last,
+            KeepArg::BestLoss if folds => Keep::BestLoss { from: cfg.freeze_bn.unwrap_or(0) },
+            KeepArg::BestLoss => Keep::BestLoss { from: 0 },
+        }
+    }
+}
+
+/// The rate to train at: `--lr`; else a resumed run's own; else 1e-4 to
+/// fine-tune from `--init` (float or QAT: the weights are already good, and
+/// 1e-3 shakes them, most of all under quantization) and 1e-3 from scratch.
+fn base_lr(o: &TrainOptions, resume: Option<&Checkpoint>) -> Result<f32, Failure> {
+    let fresh = if o.init.is_some() { 1e-4 } else { 1e-3 };
+    Ok(o.lr.or(saved_lr(resume)?).unwrap_or(fresh))
+}
+
+/// The base rate a resumed run was started with.
+fn saved_lr(resume: Option<&Checkpoint>) -> Result<Option<f32>, Failure> {
+    let Some(ck) = resume else { return Ok(None) };
+    let cfg: Option<serde_json::Value> = ck.json(crate::ckpt::KEY_CONFIG)?;
+    Ok(cfg.and_then(|c| c["lr"].as_f64()).map(|lr| lr as f32))
 }
 
 pub fn train(o: &TrainOptions) -> Result<String, Failure> {
@@ -208,13 +274,13 @@ pub fn train(o: &TrainOptions) -> Result<String, Failure> {
         )));
     }
     let threads = pool(o.threads)?;
-    let cfg = o.config(threads.current_num_threads())?;
+    let lr = base_lr(o, resume_from.as_ref())?;
+    let mut cfg = o.config(threads.current_num_threads(), lr)?;
     let start =
         Start { resume: resume_from.as_ref(), init: init_from.as_ref(), quant: quant.as_ref() };
     let (plan, mut w, mut st) = threads.install(|| start.prepare(&typed, &cfg, &train_set, o))?;
-    if st.epoch >= cfg.epochs {
-        eprintln!("note: {} already has {} epochs; nothing to train", o.out, st.epoch);
-    }
+    cfg.keep = o.keep(&plan, &cfg);
+    announce(o, &cfg, &mut st, resume_from.as_ref())?;
 
     let epochs_before = st.epoch;
     let bar = progress(cfg.epochs, st.epoch);
@@ -239,7 +305,11 @@ pub fn train(o: &TrainOptions) -> Result<String, Failure> {
             if st.epoch % every == 0 || st.epoch == cfg.epochs {
                 bar.suspend(|| eprintln!("{line}"));
             }
-            if st.epoch == cfg.epochs || last_save.elapsed() > Duration::from_secs(30) {
+            let due = match o.save_every {
+                Some(n) => st.epoch % n as usize == 0,
+                None => last_save.elapsed() > Duration::from_secs(30),
+            };
+            if st.epoch == cfg.epochs || due {
                 last_save = Instant::now();
                 save(&model, &plan, w, st, &cfg, &train_set.labels, quant.as_ref(), out)?;
             }
@@ -256,11 +326,21 @@ pub fn train(o: &TrainOptions) -> Result<String, Failure> {
         plot::training_curves(&st.history, Path::new(&svg))?;
         eprintln!("wrote {svg}");
     }
-    let last = st.history.last();
+    // The checkpoint holds the kept weights: report their epoch.
+    let kept_epoch = st.kept.as_ref().map_or(st.epoch, |k| k.epoch);
+    if kept_epoch != st.epoch {
+        let k = st.kept.as_ref().expect("kept weights");
+        eprintln!(
+            "note: kept the weights of epoch {} (lowest training loss {:.4}); --keep last keeps the last epoch's",
+            k.epoch, k.loss
+        );
+    }
+    let last = kept_epoch.checked_sub(1).and_then(|i| st.history.get(i));
     let test_accuracy = match last {
         Some(e) => e.test_accuracy,
         None => {
-            threads.install(|| crate::train::evaluate(&plan, &w, &test_set, cfg.threads)).accuracy
+            let w = st.result(&w);
+            threads.install(|| crate::train::evaluate(&plan, w, &test_set, cfg.threads)).accuracy
         }
     };
     let sps = median_samples_per_second(&st.history);
@@ -272,6 +352,8 @@ pub fn train(o: &TrainOptions) -> Result<String, Failure> {
             "train_seconds": train_seconds,
             "samples_per_second": sps,
             "epochs": st.epoch,
+            "kept_epoch": kept_epoch,
+            "lr": cfg.lr,
             "batch_size": cfg.batch_size,
             "threads": cfg.threads,
             "checkpoint": o.out,
@@ -284,6 +366,37 @@ pub fn train(o: &TrainOptions) -> Result<String, Failure> {
             st.epoch, o.out
         )
     })
+}
+
+/// Says where the run starts and at what rate; a resumed run given another
+/// `--lr` takes it from the next epoch on.
+fn announce(
+    o: &TrainOptions,
+    cfg: &TrainConfig,
+    st: &mut TrainState,
+    resume: Option<&Checkpoint>,
+) -> Result<(), Failure> {
+    if resume.is_some() {
+        eprintln!("note: resuming {} after epoch {} of {}", o.out, st.epoch, cfg.epochs);
+        let saved = saved_lr(resume)?;
+        if o.lr.is_some() && saved.is_some_and(|s| s != cfg.lr) {
+            eprintln!(
+                "note: the learning rate changes from {:.2e} (this epoch's) to --lr {:.2e}",
+                st.sched.lr, cfg.lr
+            );
+            st.sched.lr = cfg.lr;
+        }
+    } else if o.lr.is_none() && o.init.is_some() {
+        eprintln!(
+            "note: fine-tuning from {} at --lr {:.0e}",
+            o.init.as_deref().unwrap_or(""),
+            cfg.lr
+        );
+    }
+    if st.epoch >= cfg.epochs {
+        eprintln!("note: {} already has {} epochs; nothing to train", o.out, st.epoch);
+    }
+    Ok(())
 }
 
 /// The model's output width must be the number of classes.

@@ -1,9 +1,11 @@
 //! Training state to and from checkpoints: parameters under their IR names
 //! (`c1.w`), optimizer moments under `opt.m.<name>` / `opt.v.<name>`, and as
 //! metadata the label mapping, the configuration, the history and the resume
-//! state.
+//! state. When a run keeps its best weights, those are the parameters (what
+//! `eval`, `lower` and `--init` read) and the last epoch's weights, which
+//! `--resume` continues from, are saved as `last.<name>`.
 
-use super::fit::{EpochRecord, TrainConfig, TrainState};
+use super::fit::{EpochRecord, Keep, Kept, TrainConfig, TrainState};
 use super::optim::OptState;
 use super::schedule::ScheduleState;
 use crate::ckpt::{Checkpoint, CkptError, KEY_CONFIG, KEY_HISTORY, KEY_LABELS, KEY_STATE};
@@ -16,7 +18,13 @@ struct ResumeState {
     epoch: usize,
     step: u64,
     schedule: ScheduleState,
+    /// Epoch (1-based) and training loss of the kept weights.
+    #[serde(default)]
+    kept: Option<(usize, f64)>,
 }
+
+/// Prefix of the last epoch's weights when the parameters are the kept ones.
+const LAST: &str = "last.";
 
 /// Everything a later `--resume`, `eval` or `lower` needs.
 pub fn to_checkpoint(
@@ -29,8 +37,13 @@ pub fn to_checkpoint(
 ) -> Checkpoint {
     let mut ck = Checkpoint::default();
     ck.set_model(g);
-    for (p, v) in plan.params.iter().zip(w) {
+    for (p, v) in plan.params.iter().zip(st.result(w)) {
         ck.insert_f32(p.name.clone(), p.shape.clone(), v.clone());
+    }
+    if matches!(cfg.keep, Keep::BestLoss { .. }) {
+        for (p, v) in plan.params.iter().zip(w) {
+            ck.insert_f32(format!("{LAST}{}", p.name), p.shape.clone(), v.clone());
+        }
     }
     for (p, (m, v)) in plan.params.iter().zip(st.opt.m.iter().zip(&st.opt.v)) {
         if !m.is_empty() {
@@ -43,7 +56,9 @@ pub fn to_checkpoint(
     ck.set_json(KEY_LABELS, labels);
     ck.set_json(KEY_CONFIG, cfg);
     ck.set_json(KEY_HISTORY, &st.history);
-    ck.set_json(KEY_STATE, &ResumeState { epoch: st.epoch, step: st.opt.step, schedule: st.sched });
+    let kept = st.kept.as_ref().map(|k| (k.epoch, k.loss));
+    let state = ResumeState { epoch: st.epoch, step: st.opt.step, schedule: st.sched, kept };
+    ck.set_json(KEY_STATE, &state);
     ck
 }
 
@@ -53,6 +68,21 @@ pub fn weights(plan: &Plan, ck: &Checkpoint) -> Weights {
         .iter()
         .map(|p| {
             ck.f32(&p.name).map(|(_, v)| v.to_vec()).expect("check_against found every parameter")
+        })
+        .collect()
+}
+
+/// The weights a resumed run continues from: the last epoch's, which are
+/// the parameters themselves unless the run keeps its best weights.
+pub fn resume_weights(plan: &Plan, ck: &Checkpoint) -> Weights {
+    let main = weights(plan, ck);
+    plan.params
+        .iter()
+        .zip(main)
+        .map(|(p, v)| {
+            let last =
+                ck.f32(&format!("{LAST}{}", p.name)).filter(|(s, _)| *s == p.shape.as_slice());
+            last.map_or(v, |(_, l)| l.to_vec())
         })
         .collect()
 }
@@ -87,5 +117,6 @@ pub fn train_state(
     };
     let opt =
         OptState { step: rs.step, m: moments("m", &fresh.opt.m), v: moments("v", &fresh.opt.v) };
-    Ok(TrainState { epoch: rs.epoch, opt, sched: rs.schedule, history })
+    let kept = rs.kept.map(|(epoch, loss)| Kept { epoch, loss, weights: weights(plan, ck) });
+    Ok(TrainState { epoch: rs.epoch, opt, sched: rs.schedule, history, kept })
 }

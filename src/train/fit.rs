@@ -20,6 +20,10 @@ pub struct TrainConfig {
     pub batch_size: usize,
     pub lr: f32,
     pub weight_decay: f32,
+    /// The quantizer thresholds' own base rate (`None`: `lr`); the schedule
+    /// scales it like `lr`.
+    #[serde(default)]
+    pub threshold_lr: Option<f32>,
     pub seed: u64,
     #[serde(skip)]
     pub threads: usize,
@@ -29,6 +33,42 @@ pub struct TrainConfig {
     /// Under simulated batch-norm folding: the epoch from which statistics
     /// are frozen and the folded layers compute exactly what is deployed.
     pub freeze_bn: Option<usize>,
+    /// Which weights the run ends with.
+    #[serde(default)]
+    pub keep: Keep,
+}
+
+/// Which weights a run keeps. The last epoch's weights land wherever the
+/// loss happens to swing; the published FCN recipe (Wang et al. 2017) keeps
+/// those of the lowest training loss instead. Test data never selects.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Keep {
+    /// The weights after the last epoch.
+    #[default]
+    Last,
+    /// The weights after the epoch with the lowest mean training loss,
+    /// among the epochs counted from `from` (0-based; under simulated
+    /// batch-norm folding only epochs with frozen statistics train the
+    /// deployed arithmetic).
+    BestLoss { from: usize },
+}
+
+impl TrainConfig {
+    /// The step sizes when the schedule has the weights at `lr`.
+    pub fn rates(&self, lr: f32) -> optim::Rates {
+        let threshold_lr = self.threshold_lr.map_or(lr, |t| t * lr / self.lr);
+        optim::Rates { lr, threshold_lr, weight_decay: self.weight_decay }
+    }
+}
+
+/// The weights a `Keep::BestLoss` run holds on to, and their epoch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Kept {
+    /// 1-based, as in the history.
+    pub epoch: usize,
+    pub loss: f64,
+    pub weights: Weights,
 }
 
 /// One finished epoch, as the history in a checkpoint records it.
@@ -55,6 +95,8 @@ pub struct TrainState {
     pub opt: OptState,
     pub sched: ScheduleState,
     pub history: Vec<EpochRecord>,
+    /// Under `Keep::BestLoss`, the best weights so far.
+    pub kept: Option<Kept>,
 }
 
 impl TrainState {
@@ -64,6 +106,22 @@ impl TrainState {
             opt: OptState::new(&plan.params, cfg.optimizer),
             sched: ScheduleState::new(cfg.lr),
             history: vec![],
+            kept: None,
+        }
+    }
+
+    /// The weights the run ends with (so far): the kept ones, else `w`.
+    pub fn result<'a>(&'a self, w: &'a Weights) -> &'a Weights {
+        self.kept.as_ref().map_or(w, |k| &k.weights)
+    }
+
+    /// Holds on to `w` if the epoch just finished (0-based `epoch`, mean
+    /// training loss `loss`) beats the kept one.
+    fn consider(&mut self, keep: Keep, epoch: usize, loss: f64, w: &Weights) {
+        let Keep::BestLoss { from } = keep else { return };
+        let better = self.kept.as_ref().is_none_or(|k| loss < k.loss);
+        if epoch >= from && loss.is_finite() && better {
+            self.kept = Some(Kept { epoch: epoch + 1, loss, weights: w.clone() });
         }
     }
 }
@@ -148,8 +206,7 @@ pub fn fit<E>(
                 &plan.params,
                 w,
                 &grads,
-                st.sched.lr,
-                cfg.weight_decay,
+                cfg.rates(st.sched.lr),
             );
             loss_sum += loss * idx.len() as f64;
             correct += ok;
@@ -167,6 +224,7 @@ pub fn fit<E>(
             samples_per_second: train.n as f64 / seconds.max(1e-9),
         });
         cfg.schedule.next(&mut st.sched, cfg.lr, st.epoch, cfg.epochs, loss);
+        st.consider(cfg.keep, st.epoch, loss, w);
         st.epoch += 1;
         on_epoch(st, w)?;
     }

@@ -4,6 +4,7 @@
 
 use crate::interp::plan::ParamInfo;
 use crate::interp::Weights;
+use crate::ir::params::Init;
 use rayon::prelude::*;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -40,6 +41,16 @@ impl OptState {
     }
 }
 
+/// The step sizes of one update.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rates {
+    pub lr: f32,
+    /// Of the quantizer thresholds (`log2t`, TQT): their own rate, and no
+    /// weight decay, which would pull every threshold towards `t = 1`.
+    pub threshold_lr: f32,
+    pub weight_decay: f32,
+}
+
 /// One update of every trainable parameter from its gradient.
 pub fn step(
     opt: Optimizer,
@@ -47,8 +58,7 @@ pub fn step(
     params: &[ParamInfo],
     w: &mut Weights,
     grads: &[Vec<f32>],
-    lr: f32,
-    weight_decay: f32,
+    rates: Rates,
 ) {
     state.step += 1;
     let t = state.step as i32;
@@ -56,6 +66,11 @@ pub fn step(
         if !p.trainable || grads[i].is_empty() {
             continue;
         }
+        let (lr, weight_decay) = if p.init == Init::Calibrate {
+            (rates.threshold_lr, 0.0)
+        } else {
+            (rates.lr, rates.weight_decay)
+        };
         let (w, g, m) = (&mut w[i], &grads[i], &mut state.m[i]);
         match opt {
             Optimizer::Adam { beta1, beta2, eps } => {

@@ -75,8 +75,11 @@ fn layer(g: &mut Graph, id: NodeId, cfg: &QuantConfig) -> Result<(), String> {
     let a_bits = match &mut g.node_mut(id).op {
         Op::Conv1d(c) => weights(&mut c.quant, cfg, &name)?,
         Op::Linear(l) => weights(&mut l.quant, cfg, &name)?,
-        Op::Add => None,
-        Op::GlobalAvgPool => return sum_pool(g, id, cfg),
+        Op::Add(q) => q.a_bits,
+        Op::GlobalAvgPool(q) => {
+            let bits = q.a_bits.unwrap_or(cfg.a_bits);
+            return sum_pool(g, id, bits);
+        }
         Op::AvgPool1d(_) => {
             return Err(format!(
                 "`%{name}`: avg_pool1d has no integer form yet; use max_pool1d, or global_avg_pool before a linear layer"
@@ -138,7 +141,7 @@ fn quantize_after(g: &mut Graph, v: NodeId, bits: usize, signed: bool) -> Result
 }
 
 /// `global_avg_pool` -> `global_sum_pool` + quantizer; `1/L` into the linear after.
-fn sum_pool(g: &mut Graph, id: NodeId, cfg: &QuantConfig) -> Result<(), String> {
+fn sum_pool(g: &mut Graph, id: NodeId, bits: usize) -> Result<(), String> {
     let name = g.node(id).name.clone();
     let x = g.operands(id)[0];
     let (_, length) = g.node(x).ty.sequence().ok_or("global_avg_pool of a sequence")?;
@@ -156,7 +159,7 @@ fn sum_pool(g: &mut Graph, id: NodeId, cfg: &QuantConfig) -> Result<(), String> 
     if let Op::Linear(l) = &mut g.node_mut(next).op {
         l.input_divisor = Some(length);
     }
-    quantize_after(g, id, cfg.a_bits, !non_negative(g, x))
+    quantize_after(g, id, bits, !non_negative(g, x))
 }
 
 /// Whether a value is never negative: a ReLU or an unsigned quantizer, seen

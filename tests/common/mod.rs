@@ -16,7 +16,8 @@ use rand_chacha::ChaCha8Rng;
 
 /// A small random float network, as `.pot` text: conv blocks (random
 /// geometry, optional batch norm, ReLU, max pooling, residual adds), then
-/// global average pooling or flattening and a linear classifier.
+/// global average pooling or flattening and a linear classifier; adds and
+/// pooling may set their quantizer's `a_bits`.
 pub fn network(rng: &mut ChaCha8Rng) -> String {
     let (c0, l0) = (rng.random_range(1..=3usize), rng.random_range(4..=20usize));
     let mut text = format!("model r(%x: [{c0}, {l0}]) {{\n");
@@ -53,7 +54,7 @@ pub fn network(rng: &mut ChaCha8Rng) -> String {
             v = format!("n{b}");
         }
         if residual {
-            text += &format!("  %s{b} = add(%{v}, %{cur})\n");
+            text += &format!("  %s{b} = add(%{v}, %{cur}){}\n", a_bits(rng));
             v = format!("s{b}");
         }
         if rng.random_bool(0.7) {
@@ -72,11 +73,20 @@ pub fn network(rng: &mut ChaCha8Rng) -> String {
     }
     let classes = rng.random_range(2..=4);
     if rng.random_bool(0.6) {
-        text += &format!("  %g = global_avg_pool(%{cur})\n");
+        text += &format!("  %g = global_avg_pool(%{cur}){}\n", a_bits(rng));
     } else {
         text += &format!("  %g = flatten(%{cur})\n");
     }
     text + &format!("  %y = linear(%g) {{out_features = {classes}}}\n  return %y\n}}\n")
+}
+
+/// ` {a_bits = N}` (2..=10) half of the time, else nothing.
+fn a_bits(rng: &mut ChaCha8Rng) -> String {
+    if rng.random_bool(0.5) {
+        format!(" {{a_bits = {}}}", rng.random_range(2..=10))
+    } else {
+        String::new()
+    }
 }
 
 /// Random float parameters for every parameter of `g` (batch norm with

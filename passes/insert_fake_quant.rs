@@ -87,11 +87,18 @@ fn layer(g: &mut Graph, id: NodeId, cfg: &QuantConfig) -> Result<(), String> {
         }
         _ => return Ok(()),
     };
-    let (end, unsigned) = chain_end(g, id);
+    let (end, relu) = chain_end(g, id);
     if g.output() == Some(end) {
         return Ok(());
     }
+    let unsigned = relu || (end == id && sums_non_negatives(g, id));
     quantize_after(g, end, a_bits.unwrap_or(cfg.a_bits), !unsigned)
+}
+
+/// Whether `id` is an `add` of two values that are never negative: then so is
+/// the sum, and its quantizer spends the sign bit on range instead.
+fn sums_non_negatives(g: &Graph, id: NodeId) -> bool {
+    matches!(g.node(id).op, Op::Add(_)) && g.operands(id).iter().all(|&x| non_negative(g, x))
 }
 
 /// Sets a MAC layer's weight quantization from `--quant` where the layer does

@@ -15,9 +15,9 @@ use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 
 /// A small random float network, as `.pot` text: conv blocks (random
-/// geometry, optional batch norm, ReLU, max pooling, residual adds), then
-/// global average pooling or flattening and a linear classifier; adds and
-/// pooling may set their quantizer's `a_bits`.
+/// geometry, optional batch norm, ReLU, max pooling, residual adds, some
+/// unsigned), then global average pooling or flattening and a linear
+/// classifier; adds and pooling may set their quantizer's `a_bits`.
 pub fn network(rng: &mut ChaCha8Rng) -> String {
     let (c0, l0) = (rng.random_range(1..=3usize), rng.random_range(4..=20usize));
     let mut text = format!("model r(%x: [{c0}, {l0}]) {{\n");
@@ -54,6 +54,12 @@ pub fn network(rng: &mut ChaCha8Rng) -> String {
             v = format!("n{b}");
         }
         if residual {
+            // A ReLU on the branch makes the sum unsigned when the skip
+            // input is non-negative too (a ReLU'd block, maybe pooled).
+            if rng.random_bool(0.6) {
+                text += &format!("  %q{b} = relu(%{v})\n");
+                v = format!("q{b}");
+            }
             text += &format!("  %s{b} = add(%{v}, %{cur}){}\n", a_bits(rng));
             v = format!("s{b}");
         }

@@ -60,7 +60,7 @@ impl Pass for InsertFakeQuant {
         }
         let order = g.order().map_err(|_| "the graph has a cycle".to_string())?;
         for &input in g.inputs().to_vec().iter() {
-            quantize_after(g, input, cfg.a_bits, true)?;
+            quantize_after(g, input, cfg.input_bits(), true)?;
         }
         for id in order {
             layer(g, id, &cfg)?;

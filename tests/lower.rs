@@ -223,3 +223,10 @@ fn lowering_and_running_errors_are_clear() {
     std::fs::copy("examples/tiny.pot", Path::new(&prog).join("model.pot")).unwrap();
     fails(potc(&["run", &prog, "--data", test]), "not an integer program");
 }
+
+#[test]
+fn input_bits_need_quant_and_a_width_in_range() {
+    let args = ["train", "examples/tiny.pot", "--train", "x", "--test", "x", "-o", "/dev/null"];
+    fails(potc(&[&args[..], &["--input-bits", "8"]].concat()), "--input-bits");
+    fails(potc(&[&args[..], &["--quant", "w4a8", "--input-bits", "17"]].concat()), "2..=16");
+}

@@ -28,19 +28,17 @@ pub fn check(path: &str) -> Result<String, Failure> {
 
 /// `potc print`: the IR after the named passes; with `print_after_all`, the
 /// parsed IR and the IR after every pass, each under a header. `quant` is the
-/// `--quant` spec that `insert-fake-quant` uses; `weights` a checkpoint whose
-/// parameters the passes carry (e.g. `fold-bn` folds them), summarised after
-/// the final IR.
+/// configuration `insert-fake-quant` uses (`--quant`); `weights` a checkpoint
+/// whose parameters the passes carry (e.g. `fold-bn` folds them), summarised
+/// after the final IR.
 pub fn print_model(
     path: &str,
     passes: &str,
     print_after_all: bool,
-    quant: Option<&str>,
+    quant: Option<QuantConfig>,
     weights: Option<&str>,
 ) -> Result<String, Failure> {
     let (src, mut g) = load_model(path)?;
-    let quant =
-        quant.map(QuantConfig::parse).transpose().map_err(|e| Failure(format!("error: {e}\n")))?;
     let mut store = weights.map(|w| checkpoint_params(&g, w)).transpose()?;
     let mut ints = crate::pass::IntStore::new();
     let mut cx =

@@ -69,6 +69,11 @@ pub fn load_model(path: &str) -> Result<(Source, Graph), Failure> {
     Ok((src, graph))
 }
 
+/// A `--quant` spec, or the error a user sees.
+pub fn parse_quant(spec: &str) -> Result<crate::quant::QuantConfig, Failure> {
+    crate::quant::QuantConfig::parse(spec).map_err(|e| Failure(format!("error: {e}\n")))
+}
+
 impl From<crate::data::DataError> for Failure {
     fn from(e: crate::data::DataError) -> Self {
         Failure(format!("{e}\n"))

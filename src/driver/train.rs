@@ -113,6 +113,11 @@ pub struct TrainOptions {
     /// seen on the training data (e.g. 99.99) instead of their maximum.
     #[arg(long, value_name = "P")]
     pub calibration_percentile: Option<f64>,
+    /// Bits of the network input's quantizer (2..=16, signed); default: the
+    /// a_bits of --quant. With per-layer `a_bits`, this sets e.g. "first and
+    /// last layer at 8 bits".
+    #[arg(long, value_name = "N")]
+    pub input_bits: Option<usize>,
     /// Quantizer thresholds: `learned` (calibrated by the maximum, then
     /// trained as TQT) or `max` (calibrated, then fixed).
     #[arg(long, value_enum, default_value_t = ScalesArg::Learned)]
@@ -133,8 +138,17 @@ pub enum ScalesArg {
 
 impl TrainOptions {
     fn quant_config(&self) -> Result<Option<QuantConfig>, Failure> {
-        let Some(spec) = &self.quant else { return Ok(None) };
-        let mut q = QuantConfig::parse(spec).map_err(|e| Failure(format!("error: {e}\n")))?;
+        let fail = |e: String| Failure(format!("error: {e}\n"));
+        let Some(spec) = &self.quant else {
+            return match self.input_bits {
+                Some(_) => Err(fail("--input-bits quantizes the input; it needs --quant".into())),
+                None => Ok(None),
+            };
+        };
+        let mut q = super::parse_quant(spec)?;
+        if let Some(bits) = self.input_bits {
+            q.set_input_bits(bits).map_err(fail)?;
+        }
         q.bn = match self.bn {
             BnMode::FoldSim => BnFold::FoldSim,
             BnMode::FoldThenQat => BnFold::FoldThenQat,

@@ -179,6 +179,9 @@ pub fn random_config(rng: &mut ChaCha8Rng) -> QuantConfig {
     let mut cfg = QuantConfig::parse(&format!("w{w}a{a}")).unwrap();
     cfg.per_channel = rng.random_bool(0.5);
     cfg.pot_weights = w <= 5 && rng.random_bool(0.3);
+    if rng.random_bool(0.5) {
+        cfg.set_input_bits(rng.random_range(2..=10)).unwrap();
+    }
     cfg
 }
 

@@ -104,11 +104,13 @@ fn sums_non_negatives(g: &Graph, id: NodeId) -> bool {
 /// Sets a MAC layer's weight quantization from `--quant` where the layer does
 /// not say; the layer's activation bits.
 fn weights(q: &mut LayerQuant, cfg: &QuantConfig, name: &str) -> Result<Option<usize>, String> {
-    q.w_bits = q.w_bits.or(Some(cfg.w_bits));
-    q.w_per_channel |= cfg.per_channel;
-    if cfg.pot_weights && q.w_format.is_none() {
+    // A layer that sets its own weight bits or format keeps them: PoT weights
+    // take 2..=5 bits, so `w_bits = 8` under --pot-weights means integers.
+    if cfg.pot_weights && q.w_format.is_none() && q.w_bits.is_none() {
         q.w_format = Some("pot");
     }
+    q.w_bits = q.w_bits.or(Some(cfg.w_bits));
+    q.w_per_channel |= cfg.per_channel;
     if q.pot() && q.w_bits.is_some_and(|b| b > MAX_POT_BITS) {
         return Err(format!(
             "`%{name}`: power-of-two weights take 2..={MAX_POT_BITS} bits, not {}",

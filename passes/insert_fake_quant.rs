@@ -55,8 +55,8 @@ impl Pass for InsertFakeQuant {
     fn run(&self, g: &mut Graph, cx: &mut PassContext<'_>) -> Result<bool, String> {
         let cfg =
             cx.quant.clone().unwrap_or_else(|| QuantConfig::parse("w8a8").expect("a valid spec"));
-        if g.node_ids().any(|n| matches!(g.node(n).op, Op::FakeQuant(_))) {
-            return Ok(false); // already quantized
+        if let Some((_, message)) = written_quantizer(g) {
+            return Err(message);
         }
         let order = g.order().map_err(|_| "the graph has a cycle".to_string())?;
         for &input in g.inputs().to_vec().iter() {
@@ -93,6 +93,22 @@ fn layer(g: &mut Graph, id: NodeId, cfg: &QuantConfig) -> Result<(), String> {
     }
     let unsigned = relu || (end == id && sums_non_negatives(g, id));
     quantize_after(g, end, a_bits.unwrap_or(cfg.a_bits), !unsigned)
+}
+
+/// The first `fake_quant` already in the graph, and why it is refused: this
+/// pass places every quantizer, so one written by hand would be quantized
+/// again or stand where the integer program has no place for it; the
+/// attributes say what a user means instead.
+pub fn written_quantizer(g: &Graph) -> Option<(NodeId, String)> {
+    let id = g.node_ids().find(|&n| matches!(g.node(n).op, Op::FakeQuant(_)))?;
+    Some((
+        id,
+        format!(
+            "`%{}`: a fake_quant in the model text; potc places every quantizer itself: \
+             remove it and set `a_bits` / `w_bits` on the layers (`--input-bits` for the input)",
+            g.node(id).name
+        ),
+    ))
 }
 
 /// Whether `id` is an `add` of two values that are never negative: then so is

@@ -230,3 +230,36 @@ fn input_bits_need_quant_and_a_width_in_range() {
     fails(potc(&[&args[..], &["--input-bits", "8"]].concat()), "--input-bits");
     fails(potc(&[&args[..], &["--quant", "w4a8", "--input-bits", "17"]].concat()), "2..=16");
 }
+
+/// A `fake_quant` written in the model text is refused where it stands by
+/// the commands that quantize; printing and lowering quantized text without
+/// `insert-fake-quant` still work (the lower-int cases).
+#[test]
+fn hand_written_quantizers_are_refused_at_their_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("hand.pot");
+    std::fs::write(
+        &model,
+        "model hand(%x: [1, 150]) {\n  %c = conv1d(%x) {out_channels = 2, kernel = 3}\n  \
+         %r = relu(%c)\n  %q = fake_quant(%r) {bits = 4, signed = false}\n  \
+         %g = global_avg_pool(%q)\n  %y = linear(%g) {out_features = 2}\n  return %y\n}\n",
+    )
+    .unwrap();
+    let m = model.to_str().unwrap();
+    let at = format!(
+        "{m}:4:3: error: `%q`: a fake_quant in the model text; potc places every quantizer \
+         itself: remove it and set `a_bits` / `w_bits` on the layers"
+    );
+    let data = "examples/data/GunPoint_TRAIN.ts";
+    let ck = dir.path().join("c.safetensors");
+    let ck = ck.to_str().unwrap();
+    for cmd in [
+        vec!["train", m, "--train", data, "--test", data, "-o", ck, "--quant", "w4a8"],
+        vec!["eval", m, "--weights", ck, "--data", data, "--mode", "fake-quant"],
+        vec!["lower", m, "--weights", ck, "-o", ck],
+        vec!["print", m, "--passes", "insert-fake-quant"],
+    ] {
+        fails(potc(&cmd), &at);
+    }
+    ok(potc(&["print", m, "--passes", "canonicalize"]));
+}

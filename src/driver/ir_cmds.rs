@@ -1,7 +1,7 @@
 //! `potc check`, `potc print` and `potc passes`.
 
 use super::quantized::graph_of;
-use super::{load_model, Failure};
+use super::{load_float_model, load_model, Failure};
 use crate::ckpt::Checkpoint;
 use crate::ir::print;
 use crate::pass::{ParamStore, PassContext, PassManager};
@@ -38,13 +38,16 @@ pub fn print_model(
     quant: Option<QuantConfig>,
     weights: Option<&str>,
 ) -> Result<String, Failure> {
-    let (src, mut g) = load_model(path)?;
+    let registry = registry();
+    let pipeline = registry.pipeline(passes).map_err(|e| Failure(format!("error: {e}\n")))?;
+    let quantizes = pipeline.passes.iter().any(|p| p.name() == "insert-fake-quant");
+    // Only quantizing refuses hand-written quantizers: printing and lowering
+    // an already quantized model stays possible.
+    let (src, mut g) = if quantizes { load_float_model(path)? } else { load_model(path)? };
     let mut store = weights.map(|w| checkpoint_params(&g, w)).transpose()?;
     let mut ints = crate::pass::IntStore::new();
     let mut cx =
         PassContext { weights: store.as_mut(), quant, ints: Some(&mut ints), ..Default::default() };
-    let registry = registry();
-    let pipeline = registry.pipeline(passes).map_err(|e| Failure(format!("error: {e}\n")))?;
     let mut out = String::new();
     if print_after_all {
         out.push_str("// *** IR after parse ***\n");

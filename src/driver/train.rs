@@ -3,7 +3,7 @@
 use super::model_data::{fit_to_data, pool};
 use super::quantized::record;
 use super::start::Start;
-use super::{load_model, plot, Failure};
+use super::{load_float_model, plot, Failure};
 use crate::ckpt::Checkpoint;
 use crate::data::{self, Dataset};
 use crate::interp::Plan;
@@ -199,7 +199,7 @@ impl TrainOptions {
 }
 
 pub fn train(o: &TrainOptions) -> Result<String, Failure> {
-    let (_, model) = load_model(&o.model)?;
+    let (_, model) = load_float_model(&o.model)?;
     let quant = o.quant_config()?;
     let train_set = data::load(Path::new(&o.train))?;
     let out = Path::new(&o.out);

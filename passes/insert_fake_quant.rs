@@ -22,16 +22,21 @@ impl Pass for InsertFakeQuant {
 
     fn description(&self) -> &'static str {
         "Meaning-changing: the model now computes the quantized network.\n\
-         - the input gets a signed, full-range `fake_quant` of a_bits;\n\
+         - the input gets a signed, full-range `fake_quant` of --input-bits\n\
+           (default: a_bits);\n\
          - conv1d and linear get `w_bits` (narrow signed weights; the op's own\n\
            `w_bits` wins over --quant) and `w_per_channel` with --per-channel;\n\
+           --pot-weights gives `w_format = pot` to layers setting neither\n\
+           `w_bits` nor `w_format`;\n\
          - after each layer's chain (conv1d/linear/add, then batch_norm, relu)\n\
            a `fake_quant` of the layer's `a_bits` (or --quant's), unsigned\n\
-           after relu; the returned value is not quantized (the logits are\n\
-           the last layer's accumulators);\n\
-         - global_avg_pool becomes global_sum_pool plus a quantizer, and the\n\
-           linear layer after it gets `input_divisor = L`.\n\
-         Max pooling, flatten and dropout move integers unchanged.\n\
+           after relu or for an add of two non-negative values; the returned\n\
+           value is not quantized (the logits are the last layer's\n\
+           accumulators);\n\
+         - global_avg_pool becomes global_sum_pool plus a quantizer of its\n\
+           `a_bits`, and the linear layer after it gets `input_divisor = L`.\n\
+         Max pooling, flatten and dropout move integers unchanged. A graph\n\
+         that already holds a fake_quant is refused.\n\
          \n\
          Before:\n\
          \x20 %c = conv1d(%x) {out_channels = 4, kernel = 3} : f32[4, 14]\n\

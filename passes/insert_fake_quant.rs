@@ -22,16 +22,21 @@ impl Pass for InsertFakeQuant {
 
     fn description(&self) -> &'static str {
         "Meaning-changing: the model now computes the quantized network.\n\
-         - the input gets a signed, full-range `fake_quant` of a_bits;\n\
+         - the input gets a signed, full-range `fake_quant` of --input-bits\n\
+           (default: a_bits);\n\
          - conv1d and linear get `w_bits` (narrow signed weights; the op's own\n\
            `w_bits` wins over --quant) and `w_per_channel` with --per-channel;\n\
+           --pot-weights gives `w_format = pot` to layers setting neither\n\
+           `w_bits` nor `w_format`;\n\
          - after each layer's chain (conv1d/linear/add, then batch_norm, relu)\n\
            a `fake_quant` of the layer's `a_bits` (or --quant's), unsigned\n\
-           after relu; the returned value is not quantized (the logits are\n\
-           the last layer's accumulators);\n\
-         - global_avg_pool becomes global_sum_pool plus a quantizer, and the\n\
-           linear layer after it gets `input_divisor = L`.\n\
-         Max pooling, flatten and dropout move integers unchanged.\n\
+           after relu or for an add of two non-negative values; the returned\n\
+           value is not quantized (the logits are the last layer's\n\
+           accumulators);\n\
+         - global_avg_pool becomes global_sum_pool plus a quantizer of its\n\
+           `a_bits`, and the linear layer after it gets `input_divisor = L`.\n\
+         Max pooling, flatten and dropout move integers unchanged. A graph\n\
+         that already holds a fake_quant is refused.\n\
          \n\
          Before:\n\
          \x20 %c = conv1d(%x) {out_channels = 4, kernel = 3} : f32[4, 14]\n\
@@ -55,12 +60,12 @@ impl Pass for InsertFakeQuant {
     fn run(&self, g: &mut Graph, cx: &mut PassContext<'_>) -> Result<bool, String> {
         let cfg =
             cx.quant.clone().unwrap_or_else(|| QuantConfig::parse("w8a8").expect("a valid spec"));
-        if g.node_ids().any(|n| matches!(g.node(n).op, Op::FakeQuant(_))) {
-            return Ok(false); // already quantized
+        if let Some((_, message)) = written_quantizer(g) {
+            return Err(message);
         }
         let order = g.order().map_err(|_| "the graph has a cycle".to_string())?;
         for &input in g.inputs().to_vec().iter() {
-            quantize_after(g, input, cfg.a_bits, true)?;
+            quantize_after(g, input, cfg.input_bits(), true)?;
         }
         for id in order {
             layer(g, id, &cfg)?;
@@ -75,8 +80,11 @@ fn layer(g: &mut Graph, id: NodeId, cfg: &QuantConfig) -> Result<(), String> {
     let a_bits = match &mut g.node_mut(id).op {
         Op::Conv1d(c) => weights(&mut c.quant, cfg, &name)?,
         Op::Linear(l) => weights(&mut l.quant, cfg, &name)?,
-        Op::Add => None,
-        Op::GlobalAvgPool => return sum_pool(g, id, cfg),
+        Op::Add(q) => q.a_bits,
+        Op::GlobalAvgPool(q) => {
+            let bits = q.a_bits.unwrap_or(cfg.a_bits);
+            return sum_pool(g, id, bits);
+        }
         Op::AvgPool1d(_) => {
             return Err(format!(
                 "`%{name}`: avg_pool1d has no integer form yet; use max_pool1d, or global_avg_pool before a linear layer"
@@ -84,21 +92,46 @@ fn layer(g: &mut Graph, id: NodeId, cfg: &QuantConfig) -> Result<(), String> {
         }
         _ => return Ok(()),
     };
-    let (end, unsigned) = chain_end(g, id);
+    let (end, relu) = chain_end(g, id);
     if g.output() == Some(end) {
         return Ok(());
     }
+    let unsigned = relu || (end == id && sums_non_negatives(g, id));
     quantize_after(g, end, a_bits.unwrap_or(cfg.a_bits), !unsigned)
+}
+
+/// The first `fake_quant` already in the graph, and why it is refused: this
+/// pass places every quantizer, so one written by hand would be quantized
+/// again or stand where the integer program has no place for it; the
+/// attributes say what a user means instead.
+pub fn written_quantizer(g: &Graph) -> Option<(NodeId, String)> {
+    let id = g.node_ids().find(|&n| matches!(g.node(n).op, Op::FakeQuant(_)))?;
+    Some((
+        id,
+        format!(
+            "`%{}`: a fake_quant in the model text; potc places every quantizer itself: \
+             remove it and set `a_bits` / `w_bits` on the layers (`--input-bits` for the input)",
+            g.node(id).name
+        ),
+    ))
+}
+
+/// Whether `id` is an `add` of two values that are never negative: then so is
+/// the sum, and its quantizer spends the sign bit on range instead.
+fn sums_non_negatives(g: &Graph, id: NodeId) -> bool {
+    matches!(g.node(id).op, Op::Add(_)) && g.operands(id).iter().all(|&x| non_negative(g, x))
 }
 
 /// Sets a MAC layer's weight quantization from `--quant` where the layer does
 /// not say; the layer's activation bits.
 fn weights(q: &mut LayerQuant, cfg: &QuantConfig, name: &str) -> Result<Option<usize>, String> {
-    q.w_bits = q.w_bits.or(Some(cfg.w_bits));
-    q.w_per_channel |= cfg.per_channel;
-    if cfg.pot_weights && q.w_format.is_none() {
+    // A layer that sets its own weight bits or format keeps them: PoT weights
+    // take 2..=5 bits, so `w_bits = 8` under --pot-weights means integers.
+    if cfg.pot_weights && q.w_format.is_none() && q.w_bits.is_none() {
         q.w_format = Some("pot");
     }
+    q.w_bits = q.w_bits.or(Some(cfg.w_bits));
+    q.w_per_channel |= cfg.per_channel;
     if q.pot() && q.w_bits.is_some_and(|b| b > MAX_POT_BITS) {
         return Err(format!(
             "`%{name}`: power-of-two weights take 2..={MAX_POT_BITS} bits, not {}",
@@ -138,7 +171,7 @@ fn quantize_after(g: &mut Graph, v: NodeId, bits: usize, signed: bool) -> Result
 }
 
 /// `global_avg_pool` -> `global_sum_pool` + quantizer; `1/L` into the linear after.
-fn sum_pool(g: &mut Graph, id: NodeId, cfg: &QuantConfig) -> Result<(), String> {
+fn sum_pool(g: &mut Graph, id: NodeId, bits: usize) -> Result<(), String> {
     let name = g.node(id).name.clone();
     let x = g.operands(id)[0];
     let (_, length) = g.node(x).ty.sequence().ok_or("global_avg_pool of a sequence")?;
@@ -156,7 +189,7 @@ fn sum_pool(g: &mut Graph, id: NodeId, cfg: &QuantConfig) -> Result<(), String> 
     if let Op::Linear(l) = &mut g.node_mut(next).op {
         l.input_divisor = Some(length);
     }
-    quantize_after(g, id, cfg.a_bits, !non_negative(g, x))
+    quantize_after(g, id, bits, !non_negative(g, x))
 }
 
 /// Whether a value is never negative: a ReLU or an unsigned quantizer, seen

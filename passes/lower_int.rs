@@ -174,8 +174,8 @@ impl Lowering<'_> {
                 Ok(Int { id, exps })
             }
             Op::Dropout(_) => Ok(arg(0).expect("operand lowered")),
-            Op::Add => self.add(name, arg(0).expect("lowered"), arg(1).expect("lowered")),
-            Op::BatchNorm(_) | Op::AvgPool1d(_) | Op::GlobalAvgPool => Err(format!(
+            Op::Add(_) => self.add(name, arg(0).expect("lowered"), arg(1).expect("lowered")),
+            Op::BatchNorm(_) | Op::AvgPool1d(_) | Op::GlobalAvgPool(_) => Err(format!(
                 "`%{name}`: {} has no integer form; lower the quantized model \
                  (canonicalize,fold-bn,insert-fake-quant) of a checkpoint trained with --quant",
                 node.op.name()
@@ -333,7 +333,7 @@ impl Lowering<'_> {
             Some(e) => vec![e],
             None => common,
         };
-        let id = self.out.add_op(name, Op::Add, &aligned)?;
+        let id = self.out.add_op(name, Op::Add(Default::default()), &aligned)?;
         self.record(id, &exps);
         Ok(Int { id, exps })
     }

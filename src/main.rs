@@ -127,7 +127,7 @@ fn run(cli: Cli) -> Result<String, Failure> {
             &a.model,
             &a.passes,
             a.print_after_all,
-            a.quant.as_deref(),
+            a.quant.as_deref().map(driver::parse_quant).transpose()?,
             a.weights.as_deref(),
         ),
         Command::Passes(a) => driver::describe_passes(a.name.as_deref()),

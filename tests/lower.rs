@@ -223,3 +223,141 @@ fn lowering_and_running_errors_are_clear() {
     std::fs::copy("examples/tiny.pot", Path::new(&prog).join("model.pot")).unwrap();
     fails(potc(&["run", &prog, "--data", test]), "not an integer program");
 }
+
+/// Every quantizer set apart from `--quant w4a6`: an 8-bit input
+/// (`--input-bits`), 8-bit first and last layers, an unsigned add of 7 bits,
+/// pooled values on 8. Trained on GunPoint (float, then two epochs of QAT),
+/// the simulation's integers equal the program's in the interpreter and the
+/// JIT.
+const CONTROLLED: &str = "model ctl(%x: [1, 150]) {
+  %c1 = conv1d(%x) {out_channels = 8, kernel = 7, padding = same, w_bits = 8}
+  %b1 = batch_norm(%c1)
+  %r1 = relu(%b1)
+  %c2 = conv1d(%r1) {out_channels = 8, kernel = 5, padding = same}
+  %r2 = relu(%c2)
+  %s = add(%r2, %r1) {a_bits = 7}
+  %p = max_pool1d(%s) {kernel = 2}
+  %g = global_avg_pool(%p) {a_bits = 8}
+  %y = linear(%g) {out_features = 2, w_bits = 8}
+  return %y
+}
+";
+
+#[test]
+fn every_quantizer_set_from_the_model_text_lowers_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let (model, float, ck, prog) = (p("ctl.pot"), p("f.safetensors"), p("q.safetensors"), p("int"));
+    std::fs::write(&model, CONTROLLED).unwrap();
+    let (train, test) = ("examples/data/GunPoint_TRAIN.ts", "examples/data/GunPoint_TEST.ts");
+    // From float weights that tell the classes apart (fresh QAT of two
+    // epochs predicts one class), so the logits compared are not degenerate.
+    let data = ["--train", train, "--test", test, "--threads", "2"];
+    ok(potc(
+        &[&["train", &model, "-o", &float, "--epochs", "200", "--lr", "1e-2"][..], &data].concat(),
+    ));
+    let qat = ["--quant", "w4a6", "--input-bits", "8", "--init", &float, "--lr", "1e-3"];
+    let args = [&["train", &model, "-o", &ck, "--epochs", "2"][..], &data].concat();
+    ok(potc(&[&args[..], &qat].concat()));
+    let fq = json(&ok(potc(&[
+        "eval",
+        &model,
+        "--weights",
+        &ck,
+        "--data",
+        test,
+        "--mode",
+        "fake-quant",
+        "--json",
+    ])));
+    ok(potc(&["lower", &model, "--weights", &ck, "-o", &prog]));
+    let program = std::fs::read_to_string(Path::new(&prog).join("model.pot")).unwrap();
+    for control in [
+        "%x: i8[1, 150]",
+        "%s.q = requant(%s) {bits = 7, signed = false} : u7[8, 150]",
+        "%g.q = requant(%g) {bits = 8, signed = false} : u8[8]",
+        "int_conv1d(%x) {out_channels = 8, kernel = 7, padding = same, w_bits = 8}",
+        "int_conv1d(%r1.q) {out_channels = 8, kernel = 5, padding = same, w_bits = 4}",
+        "int_linear(%g.q) {out_features = 2, w_bits = 8}",
+    ] {
+        assert!(program.contains(control), "no `{control}` in\n{program}");
+    }
+    for engine in ["interp", "jit"] {
+        let run = json(&ok(potc(&["run", &prog, "--data", test, "--engine", engine, "--json"])));
+        assert_eq!(run["logits_sha256"], fq["logits_sha256"], "{engine}");
+        assert_eq!(run["accuracy"], fq["accuracy"], "{engine}");
+    }
+    // The input's width is part of the configuration a resumed run repeats.
+    let resumed = potc(&[&args[..], &["--quant", "w4a6", "--init", &float, "--resume"]].concat());
+    fails(resumed, "trained with --quant w4a6 --input-bits 8 --bn fold-sim");
+}
+
+/// The random networks of the 4,000-network property reach the controls:
+/// unsigned adds, and adds and pooling quantizers of their own width.
+#[test]
+fn random_networks_cover_the_quantizer_controls() {
+    use potc::ir::Op;
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let (mut unsigned_adds, mut add_bits, mut pool_bits) = (0, 0, 0);
+    for _ in 0..400 {
+        let g = syntax::parse(&common::network(&mut rng)).unwrap();
+        for n in g.node_ids() {
+            match &g.node(n).op {
+                Op::Add(a) => add_bits += usize::from(a.a_bits.is_some()),
+                Op::GlobalAvgPool(a) => pool_bits += usize::from(a.a_bits.is_some()),
+                _ => {}
+            }
+        }
+        let (q, _) = quantize(&g, &random_config(&mut rng), &mut rng);
+        for n in q.node_ids() {
+            if let Op::FakeQuant(fq) = &q.node(n).op {
+                let of_add = matches!(q.node(q.operands(n)[0]).op, Op::Add(_));
+                unsigned_adds += usize::from(of_add && !fq.signed);
+            }
+        }
+    }
+    assert!(
+        unsigned_adds >= 10 && add_bits >= 10 && pool_bits >= 10,
+        "{unsigned_adds} {add_bits} {pool_bits}"
+    );
+}
+
+#[test]
+fn input_bits_need_quant_and_a_width_in_range() {
+    let args = ["train", "examples/tiny.pot", "--train", "x", "--test", "x", "-o", "/dev/null"];
+    fails(potc(&[&args[..], &["--input-bits", "8"]].concat()), "--input-bits");
+    fails(potc(&[&args[..], &["--quant", "w4a8", "--input-bits", "17"]].concat()), "2..=16");
+}
+
+/// A `fake_quant` written in the model text is refused where it stands by
+/// the commands that quantize; printing and lowering quantized text without
+/// `insert-fake-quant` still work (the lower-int cases).
+#[test]
+fn hand_written_quantizers_are_refused_at_their_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("hand.pot");
+    std::fs::write(
+        &model,
+        "model hand(%x: [1, 150]) {\n  %c = conv1d(%x) {out_channels = 2, kernel = 3}\n  \
+         %r = relu(%c)\n  %q = fake_quant(%r) {bits = 4, signed = false}\n  \
+         %g = global_avg_pool(%q)\n  %y = linear(%g) {out_features = 2}\n  return %y\n}\n",
+    )
+    .unwrap();
+    let m = model.to_str().unwrap();
+    let at = format!(
+        "{m}:4:3: error: `%q`: a fake_quant in the model text; potc places every quantizer \
+         itself: remove it and set `a_bits` / `w_bits` on the layers"
+    );
+    let data = "examples/data/GunPoint_TRAIN.ts";
+    let ck = dir.path().join("c.safetensors");
+    let ck = ck.to_str().unwrap();
+    for cmd in [
+        vec!["train", m, "--train", data, "--test", data, "-o", ck, "--quant", "w4a8"],
+        vec!["eval", m, "--weights", ck, "--data", data, "--mode", "fake-quant"],
+        vec!["lower", m, "--weights", ck, "-o", ck],
+        vec!["print", m, "--passes", "insert-fake-quant"],
+    ] {
+        fails(potc(&cmd), &at);
+    }
+    ok(potc(&["print", m, "--passes", "canonicalize"]));
+}

@@ -1,11 +1,13 @@
 //! Pass cases: tests/cases/<pass>/*.pot, one case per file. Line 1 names the
-//! pipeline (`// RUN: a,b`, optionally `--quant w4a8`), line 2 the intent. The snapshot shows the IR
+//! pipeline (`// RUN: a,b`, optionally `--quant w4a8` with `--input-bits N`
+//! and `--pot-weights`), line 2 the intent. The snapshot shows the IR
 //! after parsing and after each pass, exactly as `potc print --print-after-all`
 //! shows it; the verifier runs after every pass, and the result must print and parse back to itself.
 
 use potc::driver;
 use potc::ir::print;
 use potc::passes::registry;
+use potc::quant::QuantConfig;
 use potc::syntax;
 use std::path::Path;
 
@@ -21,15 +23,15 @@ fn run_case(path: &Path) -> String {
         None => (pipeline, false),
     };
     let (pipeline, quant) = match pipeline.split_once(" --quant ") {
-        Some((p, q)) => (p, Some(q.trim())),
+        Some((p, q)) => (p, Some(quant_flags(q))),
         None => (pipeline, None),
     };
     let file = path.to_str().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let weights = random.then(|| random_weights(&src, &dir.path().join("w.safetensors")));
     let weights = weights.as_deref();
-    let shown =
-        driver::print_model(file, pipeline, true, quant, weights).unwrap_or_else(|e| panic!("{e}"));
+    let shown = driver::print_model(file, pipeline, true, quant.clone(), weights)
+        .unwrap_or_else(|e| panic!("{e}"));
     let full = driver::print_model(file, pipeline, false, quant, weights).unwrap();
     assert!(shown.ends_with(&full), "--print-after-all ends with the final IR");
     // With weights, a summary of the parameters follows the IR.
@@ -38,6 +40,20 @@ fn run_case(path: &Path) -> String {
     let g = syntax::parse(&text).unwrap();
     assert_eq!(print(&g), text, "round trip after the pipeline");
     shown
+}
+
+/// `SPEC [--input-bits N] [--pot-weights]`, as `potc train` reads them.
+fn quant_flags(text: &str) -> QuantConfig {
+    let mut words = text.split_whitespace();
+    let mut q = QuantConfig::parse(words.next().unwrap()).unwrap();
+    while let Some(flag) = words.next() {
+        match flag {
+            "--input-bits" => q.set_input_bits(words.next().unwrap().parse().unwrap()).unwrap(),
+            "--pot-weights" => q.pot_weights = true,
+            _ => panic!("unknown flag {flag} on a RUN line"),
+        }
+    }
+    q
 }
 
 /// `--weights random`: every parameter of the case's model drawn from a
@@ -114,7 +130,7 @@ fn quantized_examples() {
             file,
             "canonicalize,fold-bn,insert-fake-quant",
             false,
-            Some("w4a8"),
+            Some(QuantConfig::parse("w4a8").unwrap()),
             None,
         )
         .unwrap_or_else(|e| panic!("{e}"));

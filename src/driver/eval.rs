@@ -2,7 +2,7 @@
 
 use super::model_data::{fit_to_data, pool};
 use super::quantized::{inference_model, weights_from};
-use super::{load_model, Failure};
+use super::{load_float_model, Failure};
 use crate::ckpt::Checkpoint;
 use crate::data;
 use crate::interp::exact::evaluate_exact;
@@ -55,7 +55,7 @@ pub fn eval(o: &EvalOptions) -> Result<String, Failure> {
         EvalMode::Int => return eval_int(o, super::lower::Engine::Interp),
         EvalMode::Jit => return eval_int(o, super::lower::Engine::Jit),
     };
-    let (_, model) = load_model(&o.model)?;
+    let (_, model) = load_float_model(&o.model)?;
     let path = Path::new(&o.weights);
     let ck = Checkpoint::load(path)?;
     let label_map = labels(&ck)?;
@@ -114,7 +114,7 @@ pub fn eval(o: &EvalOptions) -> Result<String, Failure> {
 /// `--mode int` / `jit`: lowers the checkpoint in memory and runs the
 /// integers in the interpreter or the JIT.
 fn eval_int(o: &EvalOptions, engine: super::lower::Engine) -> Result<String, Failure> {
-    let (_, model) = load_model(&o.model)?;
+    let (_, model) = load_float_model(&o.model)?;
     let path = Path::new(&o.weights);
     let ck = Checkpoint::load(path)?;
     let program = super::lower::lower_model(&model, &ck, path, 32, false)?.program;

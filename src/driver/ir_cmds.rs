@@ -1,7 +1,7 @@
 //! `potc check`, `potc print` and `potc passes`.
 
 use super::quantized::graph_of;
-use super::{load_model, Failure};
+use super::{load_float_model, load_model, Failure};
 use crate::ckpt::Checkpoint;
 use crate::ir::print;
 use crate::pass::{ParamStore, PassContext, PassManager};
@@ -28,25 +28,26 @@ pub fn check(path: &str) -> Result<String, Failure> {
 
 /// `potc print`: the IR after the named passes; with `print_after_all`, the
 /// parsed IR and the IR after every pass, each under a header. `quant` is the
-/// `--quant` spec that `insert-fake-quant` uses; `weights` a checkpoint whose
-/// parameters the passes carry (e.g. `fold-bn` folds them), summarised after
-/// the final IR.
+/// configuration `insert-fake-quant` uses (`--quant`); `weights` a checkpoint
+/// whose parameters the passes carry (e.g. `fold-bn` folds them), summarised
+/// after the final IR.
 pub fn print_model(
     path: &str,
     passes: &str,
     print_after_all: bool,
-    quant: Option<&str>,
+    quant: Option<QuantConfig>,
     weights: Option<&str>,
 ) -> Result<String, Failure> {
-    let (src, mut g) = load_model(path)?;
-    let quant =
-        quant.map(QuantConfig::parse).transpose().map_err(|e| Failure(format!("error: {e}\n")))?;
+    let registry = registry();
+    let pipeline = registry.pipeline(passes).map_err(|e| Failure(format!("error: {e}\n")))?;
+    let quantizes = pipeline.passes.iter().any(|p| p.name() == "insert-fake-quant");
+    // Only quantizing refuses hand-written quantizers: printing and lowering
+    // an already quantized model stays possible.
+    let (src, mut g) = if quantizes { load_float_model(path)? } else { load_model(path)? };
     let mut store = weights.map(|w| checkpoint_params(&g, w)).transpose()?;
     let mut ints = crate::pass::IntStore::new();
     let mut cx =
         PassContext { weights: store.as_mut(), quant, ints: Some(&mut ints), ..Default::default() };
-    let registry = registry();
-    let pipeline = registry.pipeline(passes).map_err(|e| Failure(format!("error: {e}\n")))?;
     let mut out = String::new();
     if print_after_all {
         out.push_str("// *** IR after parse ***\n");

@@ -6,7 +6,7 @@ use std::path::Path;
 use super::eval::logits_sha256;
 use super::model_data::pool;
 use super::quantized::inference_model;
-use super::{load_model, Failure};
+use super::{load_float_model, load_model, Failure};
 use crate::backend::jit::{JitOptions, JitProgram};
 use crate::ckpt::{Checkpoint, KEY_HISTORY, KEY_INPUT_SHAPE};
 use crate::data;
@@ -159,7 +159,7 @@ fn trained_shape(model: &Graph, ck: &Checkpoint, path: &Path) -> Result<Graph, F
 
 pub fn lower(o: &LowerOptions) -> Result<String, Failure> {
     let started = std::time::Instant::now();
-    let (_, model) = load_model(&o.model)?;
+    let (_, model) = load_float_model(&o.model)?;
     let path = Path::new(&o.weights);
     let ck = Checkpoint::load(path)?;
     let Lowered { program, printed: text, source } =

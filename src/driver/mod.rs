@@ -69,6 +69,28 @@ pub fn load_model(path: &str) -> Result<(Source, Graph), Failure> {
     Ok((src, graph))
 }
 
+/// Reads the float model that `train`, `eval` and `lower` take: every
+/// quantizer is placed by `insert-fake-quant`, so a hand-written
+/// `fake_quant` is refused where it stands.
+pub fn load_float_model(path: &str) -> Result<(Source, Graph), Failure> {
+    let (src, g) = load_model(path)?;
+    refuse_written_quantizers(&src, &g)?;
+    Ok((src, g))
+}
+
+/// The first `fake_quant` of the model text as an error at its place.
+fn refuse_written_quantizers(src: &Source, g: &Graph) -> Result<(), Failure> {
+    match crate::passes::insert_fake_quant::written_quantizer(g) {
+        Some((id, message)) => Err(src.fail(&Diagnostic::new(g.span(id), message))),
+        None => Ok(()),
+    }
+}
+
+/// A `--quant` spec, or the error a user sees.
+pub fn parse_quant(spec: &str) -> Result<crate::quant::QuantConfig, Failure> {
+    crate::quant::QuantConfig::parse(spec).map_err(|e| Failure(format!("error: {e}\n")))
+}
+
 impl From<crate::data::DataError> for Failure {
     fn from(e: crate::data::DataError) -> Self {
         Failure(format!("{e}\n"))

@@ -114,9 +114,10 @@ fn same_quant(
             let scales = if q.scales == Scales::Max { "max" } else { "learned" };
             let pc = if q.per_channel { " --per-channel" } else { "" };
             let pot = if q.pot_weights { " --pot-weights" } else { "" };
+            let input = q.input_bits.map(|b| format!(" --input-bits {b}")).unwrap_or_default();
             let cal =
                 q.percentile.map(|p| format!(" --calibration-percentile {p}")).unwrap_or_default();
-            format!("--quant {} --bn {bn} --scales {scales}{pc}{pot}{cal}", q.spec())
+            format!("--quant {}{input} --bn {bn} --scales {scales}{pc}{pot}{cal}", q.spec())
         })
     };
     Err(Failure(format!(

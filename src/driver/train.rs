@@ -3,7 +3,7 @@
 use super::model_data::{fit_to_data, pool};
 use super::quantized::record;
 use super::start::Start;
-use super::{load_model, plot, Failure};
+use super::{load_float_model, plot, Failure};
 use crate::ckpt::Checkpoint;
 use crate::data::{self, Dataset};
 use crate::interp::Plan;
@@ -133,6 +133,11 @@ pub struct TrainOptions {
     /// seen on the training data (e.g. 99.99) instead of their maximum.
     #[arg(long, value_name = "P")]
     pub calibration_percentile: Option<f64>,
+    /// Bits of the network input's quantizer (2..=16, signed); default: the
+    /// a_bits of --quant. With per-layer `a_bits`, this sets e.g. "first and
+    /// last layer at 8 bits".
+    #[arg(long, value_name = "N")]
+    pub input_bits: Option<usize>,
     /// Quantizer thresholds: `learned` (calibrated by the maximum, then
     /// trained as TQT) or `max` (calibrated, then fixed).
     #[arg(long, value_enum, default_value_t = ScalesArg::Learned)]
@@ -159,8 +164,17 @@ pub enum ScalesArg {
 
 impl TrainOptions {
     fn quant_config(&self) -> Result<Option<QuantConfig>, Failure> {
-        let Some(spec) = &self.quant else { return Ok(None) };
-        let mut q = QuantConfig::parse(spec).map_err(|e| Failure(format!("error: {e}\n")))?;
+        let fail = |e: String| Failure(format!("error: {e}\n"));
+        let Some(spec) = &self.quant else {
+            return match self.input_bits {
+                Some(_) => Err(fail("--input-bits quantizes the input; it needs --quant".into())),
+                None => Ok(None),
+            };
+        };
+        let mut q = super::parse_quant(spec)?;
+        if let Some(bits) = self.input_bits {
+            q.set_input_bits(bits).map_err(fail)?;
+        }
         q.bn = match self.bn {
             BnMode::FoldSim => BnFold::FoldSim,
             BnMode::FoldThenQat => BnFold::FoldThenQat,
@@ -251,7 +265,7 @@ fn saved_lr(resume: Option<&Checkpoint>) -> Result<Option<f32>, Failure> {
 }
 
 pub fn train(o: &TrainOptions) -> Result<String, Failure> {
-    let (_, model) = load_model(&o.model)?;
+    let (_, model) = load_float_model(&o.model)?;
     let quant = o.quant_config()?;
     let train_set = data::load(Path::new(&o.train))?;
     let out = Path::new(&o.out);

@@ -130,11 +130,11 @@ fn step(
             (x.iter().map(|&v| fake_quant64(v, e, &spec)).collect(), Some(vec![e]))
         }
         Op::GlobalSumPool => (x.chunks(l).map(|r| r.iter().sum()).collect(), None),
-        Op::GlobalAvgPool => {
+        Op::GlobalAvgPool(_) => {
             (x.chunks(l).map(|r| r.iter().sum::<f64>() / l as f64).collect(), None)
         }
         Op::Relu => (x.iter().map(|&v| v.max(0.0)).collect(), None),
-        Op::Add => (x.iter().zip(&v[s.args[1]]).map(|(a, b)| a + b).collect(), None),
+        Op::Add(_) => (x.iter().zip(&v[s.args[1]]).map(|(a, b)| a + b).collect(), None),
         Op::Flatten => (flatten_forward(x, c, n, l), None),
         Op::Dropout(_) => (x.clone(), None),
         Op::MaxPool1d(p) | Op::AvgPool1d(p) => {

@@ -182,13 +182,13 @@ fn forward_step(
             }
         }
         Op::Relu => (ew::relu_forward(x), Saved::Nothing),
-        Op::Add => (ew::add(x, &v[s.args[1]]), Saved::Nothing),
+        Op::Add(_) => (ew::add(x, &v[s.args[1]]), Saved::Nothing),
         Op::MaxPool1d(p) => {
             let (y, arg) = pool::max_forward(&pool::Window::new(p, l, lo), x);
             (y, Saved::MaxPool(arg))
         }
         Op::AvgPool1d(p) => (pool::avg_forward(&pool::Window::new(p, l, lo), x), Saved::Nothing),
-        Op::GlobalAvgPool => (pool::global_avg_forward(x, l), Saved::Nothing),
+        Op::GlobalAvgPool(_) => (pool::global_avg_forward(x, l), Saved::Nothing),
         // [C, L] -> [C*L]; for a [F] value (l = 1) the permutation is the identity.
         Op::Flatten => (ew::flatten_forward(x, c, n, l), Saved::Nothing),
         Op::Linear(op) => {
@@ -313,12 +313,12 @@ fn backward_step(
             Some(dx)
         }
         (Op::Relu, _) => Some(ew::relu_backward(&tape.values[s.out], dy)),
-        (Op::Add, _) => return vec![Some(dy.to_vec()), Some(dy.to_vec())],
+        (Op::Add(_), _) => return vec![Some(dy.to_vec()), Some(dy.to_vec())],
         (Op::MaxPool1d(p), Saved::MaxPool(arg)) => {
             Some(pool::max_backward(&pool::Window::new(p, l, lo), arg, dy))
         }
         (Op::AvgPool1d(p), _) => Some(pool::avg_backward(&pool::Window::new(p, l, lo), dy)),
-        (Op::GlobalAvgPool, _) => Some(pool::global_avg_backward(dy, l)),
+        (Op::GlobalAvgPool(_), _) => Some(pool::global_avg_backward(dy, l)),
         (Op::Flatten, _) => Some(ew::flatten_backward(dy, c, n, l)),
         (Op::Linear(op), Saved::Linear(p)) => {
             let (dx, dw, db) = linear::backward(x, &p.w, dy, (c, co, n), op.bias, want_dx, threads);

@@ -209,7 +209,7 @@ fn step(s: &Step, x: &[i64], z: &[i64]) -> Vec<i64> {
         }
         Op::Shl => per_channel(x, l, &s.params[0], |v, k| shift_round(v, -k)),
         Op::Relu => x.iter().map(|&v| v.max(0)).collect(),
-        Op::Add => x.iter().zip(z).map(|(a, b)| a.saturating_add(*b)).collect(),
+        Op::Add(_) => x.iter().zip(z).map(|(a, b)| a.saturating_add(*b)).collect(),
         Op::Flatten => x.to_vec(),
         Op::GlobalSumPool => x.chunks(l).map(|r| r.iter().sum()).collect(),
         Op::MaxPool1d(p) => {

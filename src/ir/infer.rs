@@ -42,7 +42,7 @@ pub fn infer(op: &Op, ins: &[&Type]) -> Result<Type, String> {
             Some((c, l)) => shaped(ins[0].elem, &[c as u64 * l as u64]),
             None => Ok(ins[0].clone()),
         },
-        Op::Add => {
+        Op::Add(_) => {
             if ins[0] != ins[1] {
                 return Err(format!(
                     "add needs operands of one type, got {} and {}",
@@ -60,7 +60,7 @@ pub fn infer(op: &Op, ins: &[&Type]) -> Result<Type, String> {
             let (c, _) = sequence(op, ins[0])?;
             shaped(I32, &[c as u64])
         }
-        Op::GlobalAvgPool | Op::GlobalSumPool => {
+        Op::GlobalAvgPool(_) | Op::GlobalSumPool => {
             let (c, _) = sequence(op, ins[0])?;
             float(op, ins[0])?;
             shaped(Elem::F32, &[c as u64])

@@ -91,11 +91,8 @@ impl LayerQuant {
     }
 
     fn check(&self) -> Result<(), AttrError> {
-        for (attr, b) in [("w_bits", self.w_bits), ("a_bits", self.a_bits)] {
-            if b.is_some_and(|b| !(2..=16).contains(&b)) {
-                return bad(attr, format!("`{attr}` must lie in 2..=16"));
-            }
-        }
+        quantizer_bits("w_bits", self.w_bits)?;
+        quantizer_bits("a_bits", self.a_bits)?;
         if self.acc_bits.is_some_and(|b| !(2..=32).contains(&b)) {
             return bad("acc_bits", "`acc_bits` must lie in 2..=32");
         }
@@ -113,6 +110,31 @@ impl LayerQuant {
     pub fn acc_elem(&self) -> super::types::Elem {
         super::types::Elem::Int { signed: true, bits: self.acc_bits.unwrap_or(32) as u8 }
     }
+}
+
+/// The output quantizer's width of an op that is a layer end without weights
+/// (`add`, `global_avg_pool`): absent takes `--quant`'s `a_bits`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct ActBits {
+    pub a_bits: Option<usize>,
+}
+
+impl ActBits {
+    fn visit(&mut self, v: &mut dyn AttrVisitor) {
+        v.opt_uint("a_bits", &mut self.a_bits);
+    }
+
+    fn check(&self) -> Result<(), AttrError> {
+        quantizer_bits("a_bits", self.a_bits)
+    }
+}
+
+/// Every quantizer width an attribute can set lies in 2..=16 (spec section 1).
+fn quantizer_bits(attr: &'static str, bits: Option<usize>) -> Result<(), AttrError> {
+    if bits.is_some_and(|b| !(2..=16).contains(&b)) {
+        return bad(attr, format!("`{attr}` must lie in 2..=16"));
+    }
+    Ok(())
 }
 
 /// `fake_quant(%x) {bits, signed = true, narrow = false}`: `q(x) * 2^e`
@@ -179,14 +201,16 @@ pub enum Op {
     /// `max(x, 0)`, elementwise. Any element type; type unchanged.
     Relu,
     /// Elementwise sum of two values of the same type (residual connections).
-    Add,
+    /// `a_bits` sets the width of its output quantizer (`insert-fake-quant`).
+    Add(ActBits),
     /// Max over windows, padding with -inf. `[C, L] -> [C, L']` with
     /// `L' = (L + 2*padding - kernel) / stride + 1`. Any element type.
     MaxPool1d(Pool1d),
     /// Mean over windows, zero padding counted. `f32[C, L] -> f32[C, L']` as max pooling.
     AvgPool1d(Pool1d),
-    /// Mean over time. `f32[C, L] -> f32[C]`.
-    GlobalAvgPool,
+    /// Mean over time. `f32[C, L] -> f32[C]`. `a_bits` sets the width of the
+    /// quantizer after the `global_sum_pool` it becomes (`insert-fake-quant`).
+    GlobalAvgPool(ActBits),
     /// `[C, L] -> [C*L]`, channel-major; `[F] -> [F]`. Any element type.
     Flatten,
     /// Fully connected. `f32[F] -> f32[out_features]`.
@@ -267,10 +291,10 @@ impl Op {
                 Op::BatchNorm(BatchNorm { eps: OrderedFloat(1e-5), momentum: OrderedFloat(0.1) })
             }
             "relu" => Op::Relu,
-            "add" => Op::Add,
+            "add" => Op::Add(ActBits::default()),
             "max_pool1d" => Op::MaxPool1d(pool),
             "avg_pool1d" => Op::AvgPool1d(pool),
-            "global_avg_pool" => Op::GlobalAvgPool,
+            "global_avg_pool" => Op::GlobalAvgPool(ActBits::default()),
             "flatten" => Op::Flatten,
             "linear" => Op::Linear(Linear {
                 out_features: 0,
@@ -301,10 +325,10 @@ impl Op {
             Op::Conv1d(_) => "conv1d",
             Op::BatchNorm(_) => "batch_norm",
             Op::Relu => "relu",
-            Op::Add => "add",
+            Op::Add(_) => "add",
             Op::MaxPool1d(_) => "max_pool1d",
             Op::AvgPool1d(_) => "avg_pool1d",
-            Op::GlobalAvgPool => "global_avg_pool",
+            Op::GlobalAvgPool(_) => "global_avg_pool",
             Op::Flatten => "flatten",
             Op::Linear(_) => "linear",
             Op::Dropout(_) => "dropout",
@@ -329,7 +353,7 @@ impl Op {
                 | Op::Requant(_)
                 | Op::Shl
                 | Op::Relu
-                | Op::Add
+                | Op::Add(_)
                 | Op::MaxPool1d(_)
                 | Op::Flatten
                 | Op::GlobalSumPool
@@ -340,7 +364,7 @@ impl Op {
     pub fn arity(&self) -> usize {
         match self {
             Op::Input => 0,
-            Op::Add => 2,
+            Op::Add(_) => 2,
             _ => 1,
         }
     }
@@ -374,18 +398,13 @@ impl Op {
                 v.opt_uint("input_divisor", &mut l.input_divisor);
             }
             Op::Dropout(d) => v.float("p", &mut d.p, 0.5),
+            Op::Add(q) | Op::GlobalAvgPool(q) => q.visit(v),
             Op::FakeQuant(q) | Op::Requant(q) => {
                 v.uint("bits", &mut q.bits, None);
                 v.boolean("signed", &mut q.signed, true);
                 v.boolean("narrow", &mut q.narrow, false);
             }
-            Op::Input
-            | Op::Relu
-            | Op::Add
-            | Op::GlobalAvgPool
-            | Op::GlobalSumPool
-            | Op::Shl
-            | Op::Flatten => {}
+            Op::Input | Op::Relu | Op::GlobalSumPool | Op::Shl | Op::Flatten => {}
         }
     }
 
@@ -472,13 +491,8 @@ impl Op {
                 }
                 Ok(())
             }
-            Op::Input
-            | Op::Relu
-            | Op::Add
-            | Op::GlobalAvgPool
-            | Op::GlobalSumPool
-            | Op::Shl
-            | Op::Flatten => Ok(()),
+            Op::Add(q) | Op::GlobalAvgPool(q) => q.check(),
+            Op::Input | Op::Relu | Op::GlobalSumPool | Op::Shl | Op::Flatten => Ok(()),
         }
     }
 

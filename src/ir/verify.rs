@@ -161,7 +161,10 @@ mod tests {
         assert!(verify(&g).unwrap_err().message.contains("not a valid value name"));
 
         let (mut g, [x, a, _]) = chain();
-        let s = g.add_node(Node { name: "s".into(), op: Op::Add, ty: Type::f32(vec![2, 8]) }, &[x]);
+        let s = g.add_node(
+            Node { name: "s".into(), op: Op::Add(Default::default()), ty: Type::f32(vec![2, 8]) },
+            &[x],
+        );
         g.set_output(s);
         let _ = a;
         assert!(verify(&g).unwrap_err().message.contains("takes 2 operands, has 1"));

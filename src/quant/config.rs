@@ -41,6 +41,10 @@ pub struct QuantConfig {
     /// the maximum (e.g. 99.99).
     #[serde(default)]
     pub percentile: Option<f64>,
+    /// Bits of the network input's quantizer when they differ from `a_bits`
+    /// (`--input-bits`); absent in checkpoints written before the flag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_bits: Option<usize>,
 }
 
 impl QuantConfig {
@@ -66,7 +70,23 @@ impl QuantConfig {
             bn: BnFold::FoldSim,
             pot_weights: false,
             percentile: None,
+            input_bits: None,
         })
+    }
+
+    /// The width of the network input's quantizer.
+    pub fn input_bits(&self) -> usize {
+        self.input_bits.unwrap_or(self.a_bits)
+    }
+
+    /// Sets the input quantizer's width (2..=16), kept only where it differs
+    /// from `a_bits` so that equal configurations compare equal.
+    pub fn set_input_bits(&mut self, bits: usize) -> Result<(), String> {
+        if !(2..=16).contains(&bits) {
+            return Err(format!("--input-bits {bits}: bits lie in 2..=16"));
+        }
+        self.input_bits = (bits != self.a_bits).then_some(bits);
+        Ok(())
     }
 
     /// The canonical spec text.
@@ -87,5 +107,25 @@ mod tests {
         for bad in ["", "w4", "a8", "w1a8", "w4a17", "w04a8", "x4a8", "w4a8b", "w-4a8", "wa"] {
             assert!(QuantConfig::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn input_bits_default_to_a_bits_and_compare_by_meaning() {
+        let mut c = QuantConfig::parse("w4a6").unwrap();
+        assert_eq!(c.input_bits(), 6);
+        c.set_input_bits(8).unwrap();
+        assert_eq!(c.input_bits(), 8);
+        c.set_input_bits(6).unwrap();
+        assert_eq!(c, QuantConfig::parse("w4a6").unwrap(), "--input-bits equal to a_bits");
+        assert!(c.set_input_bits(1).is_err() && c.set_input_bits(17).is_err());
+    }
+
+    #[test]
+    fn checkpoints_without_input_bits_still_load() {
+        let old =
+            r#"{"w_bits":4,"a_bits":8,"per_channel":false,"scales":"learned","bn":"fold-sim"}"#;
+        let c: QuantConfig = serde_json::from_str(old).unwrap();
+        assert_eq!((c.input_bits, c.input_bits()), (None, 8));
+        assert!(!serde_json::to_string(&c).unwrap().contains("input_bits"));
     }
 }

@@ -15,8 +15,9 @@ use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 
 /// A small random float network, as `.pot` text: conv blocks (random
-/// geometry, optional batch norm, ReLU, max pooling, residual adds), then
-/// global average pooling or flattening and a linear classifier.
+/// geometry, optional batch norm, ReLU, max pooling, residual adds, some
+/// unsigned), then global average pooling or flattening and a linear
+/// classifier; adds and pooling may set their quantizer's `a_bits`.
 pub fn network(rng: &mut ChaCha8Rng) -> String {
     let (c0, l0) = (rng.random_range(1..=3usize), rng.random_range(4..=20usize));
     let mut text = format!("model r(%x: [{c0}, {l0}]) {{\n");
@@ -53,7 +54,13 @@ pub fn network(rng: &mut ChaCha8Rng) -> String {
             v = format!("n{b}");
         }
         if residual {
-            text += &format!("  %s{b} = add(%{v}, %{cur})\n");
+            // A ReLU on the branch makes the sum unsigned when the skip
+            // input is non-negative too (a ReLU'd block, maybe pooled).
+            if rng.random_bool(0.6) {
+                text += &format!("  %q{b} = relu(%{v})\n");
+                v = format!("q{b}");
+            }
+            text += &format!("  %s{b} = add(%{v}, %{cur}){}\n", a_bits(rng));
             v = format!("s{b}");
         }
         if rng.random_bool(0.7) {
@@ -72,11 +79,20 @@ pub fn network(rng: &mut ChaCha8Rng) -> String {
     }
     let classes = rng.random_range(2..=4);
     if rng.random_bool(0.6) {
-        text += &format!("  %g = global_avg_pool(%{cur})\n");
+        text += &format!("  %g = global_avg_pool(%{cur}){}\n", a_bits(rng));
     } else {
         text += &format!("  %g = flatten(%{cur})\n");
     }
     text + &format!("  %y = linear(%g) {{out_features = {classes}}}\n  return %y\n}}\n")
+}
+
+/// ` {a_bits = N}` (2..=10) half of the time, else nothing.
+fn a_bits(rng: &mut ChaCha8Rng) -> String {
+    if rng.random_bool(0.5) {
+        format!(" {{a_bits = {}}}", rng.random_range(2..=10))
+    } else {
+        String::new()
+    }
 }
 
 /// Random float parameters for every parameter of `g` (batch norm with
@@ -163,6 +179,9 @@ pub fn random_config(rng: &mut ChaCha8Rng) -> QuantConfig {
     let mut cfg = QuantConfig::parse(&format!("w{w}a{a}")).unwrap();
     cfg.per_channel = rng.random_bool(0.5);
     cfg.pot_weights = w <= 5 && rng.random_bool(0.3);
+    if rng.random_bool(0.5) {
+        cfg.set_input_bits(rng.random_range(2..=10)).unwrap();
+    }
     cfg
 }
 

@@ -529,7 +529,7 @@ fn emit(steps: &mut Steps, p: &IntProgram, layout: &mut Layout) -> Result<Vec<Ve
                 })?;
                 tables.extend([t.left, t.right, t.add_lo, t.add_hi]);
             }
-            Op::Add => {
+            Op::Add(_) => {
                 let z = args[1];
                 steps.define(&name, 1, |b, ps| {
                     kernels::add(b, n, buf(a, ps), buf(z, ps), buf(id, ps), lo, hi);

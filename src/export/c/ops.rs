@@ -70,7 +70,7 @@ impl Emitter<'_> {
             Op::Relu if arg_c[0].range().0 >= 0 => elementwise(n, "x[i]", out_c),
             Op::Relu => elementwise(n, "x[i] > 0 ? x[i] : 0", out_c),
             Op::Flatten => elementwise(n, "x[i]", out_c),
-            Op::Add => {
+            Op::Add(_) => {
                 self.helpers.clamp = true;
                 let (lo, hi) = (i64_lit(olo), i64_lit(ohi));
                 elementwise(n, &format!("potc_clamp((int64_t)a[i] + b[i], {lo}, {hi})"), out_c)

@@ -99,9 +99,7 @@ fn weight_thresholds(
 fn least_squares_threshold(w: &[f32], div: f32, spec: &WeightQuantizer) -> f32 {
     let max = w.iter().fold(0.0f32, |m, x| m.max((x / div).abs()));
     let top = spec.exponent(QuantSpec::calibrate(max));
-    let error = |e: i32| -> f64 {
-        w.iter().map(|&x| (x / div - spec.fq(x / div, e)) as f64).map(|d| d * d).sum()
-    };
+    let error = |e: i32| spec.squared_error(w, div, e);
     let best = (top - 3..=top).rev().min_by(|&a, &b| error(a).total_cmp(&error(b))).unwrap_or(top);
     spec.log2t_for(best)
 }

@@ -112,6 +112,22 @@ pub fn forward(
     Tape { values, exps, saved, n }
 }
 
+/// Every value (by slot) of the float network on a batch: the plan with
+/// every quantizer and weight quantization off, as calibration runs it,
+/// keeping what inference would free.
+pub fn float_values(
+    plan: &Plan,
+    w: &Weights,
+    x: Vec<f32>,
+    n: usize,
+    threads: usize,
+) -> Vec<Vec<f32>> {
+    let mut keep = plan.clone();
+    keep.last_use.fill(usize::MAX);
+    let mut seen = Observed { max: vec![0.0; plan.params.len()], samples: None };
+    forward(&keep, &mut w.clone(), x, n, Mode::Calibrate(&mut seen), threads).values
+}
+
 #[allow(clippy::too_many_arguments)]
 fn forward_step(
     s: &Step,

@@ -213,5 +213,6 @@ fn a_healthy_model_gets_no_warnings() {
     assert_eq!(names.len(), 4, "{names:?}"); // x.q, r.q, g.q and the logits y
     assert!(sqnr.values().all(|v| v.as_f64().is_some_and(|db| db > 10.0)), "{sqnr:?}");
     assert_eq!(warnings(&eval(&model, &float, &gunpoint(), "float")), Vec::<String>::new());
+    assert_eq!(warnings(&eval(&model, &q, &gunpoint(), "int")), Vec::<String>::new());
     std::fs::remove_dir_all(&d).unwrap();
 }

@@ -90,8 +90,9 @@ pub fn fake_quant(
     EvalDiagnosis { warnings: warnings(&uses, &dead), sqnr_db: seen.sqnr_db }
 }
 
-/// The warnings of a float checkpoint.
-pub fn float_checkpoint(typed: &Graph, ck: &Checkpoint) -> Vec<String> {
+/// The warnings of a checkpoint's statistics alone: dead batch-norm
+/// channels (those of a float checkpoint quantization would fold).
+pub fn checkpoint_warnings(typed: &Graph, ck: &Checkpoint) -> Vec<String> {
     warnings(&[], &dead_in(typed, &ParamStore::new(), Some(ck)))
 }
 

@@ -90,7 +90,7 @@ pub fn eval(o: &EvalOptions) -> Result<String, Failure> {
     let mut table = String::new();
     let warnings = if o.mode == EvalMode::Float {
         out["accuracy"] = threads.install(|| evaluate(&plan, &w, &ds, n)).accuracy.into();
-        diagnostics::float_checkpoint(&typed, &ck)
+        diagnostics::checkpoint_warnings(&typed, &ck)
     } else {
         let exact = threads.install(|| evaluate_exact(&plan, &w, &ds, n));
         out["accuracy"] = exact.accuracy.into();
@@ -133,8 +133,11 @@ fn eval_int(o: &EvalOptions, engine: super::lower::Engine) -> Result<String, Fai
     let program = super::lower::lower_model(&model, &ck, path, 32, false)?.program;
     let report = super::lower::run_report(&program, &o.data, o.threads, engine)?;
     let mode = if engine == super::lower::Engine::Jit { "jit" } else { "int" };
+    let warnings = diagnostics::report("", diagnostics::checkpoint_warnings(&model, &ck));
     Ok(if o.json {
-        report.json(mode).to_string() + "\n"
+        let mut out = report.json(mode);
+        out["warnings"] = warnings.into();
+        out.to_string() + "\n"
     } else {
         format!("accuracy {:.4} on {} samples ({mode})\n", report.accuracy, report.n)
     })

@@ -182,6 +182,11 @@ fn clipping_and_idle_levels_warn() {
     ck.save(&outlier).unwrap();
     let said = warnings(&eval(&model, &outlier, &data, "fake-quant"));
     assert!(has(&said, "layer `%y`: its weights take 2 of 15 levels (4-bit)"), "{said:?}");
+    let figures = &eval(&model, &outlier, &data, "fake-quant")["quantizers"];
+    let y = figures.as_array().unwrap().iter().find(|q| q["name"] == "y").unwrap();
+    let want = serde_json::json!({"name": "y", "of": "weights", "bits": 4, "values": 128,
+        "clipped": 0, "levels_used": 2, "levels": 15});
+    assert_eq!(y, &want);
     assert!(has(&said, "--per-channel"), "{said:?}");
 
     // An input threshold of 2^-3: most inputs lie beyond 127/1024.

@@ -10,7 +10,9 @@ use crate::data::Dataset;
 use crate::interp::{Plan, Weights};
 use crate::ir::Graph;
 use crate::pass::ParamStore;
-use crate::quant::diagnose::{dead_channels, observe, warnings, weight_use, DeadChannel};
+use crate::quant::diagnose::{
+    dead_channels, observe, warnings, weight_use, DeadChannel, Kind, QuantizerUse,
+};
 use crate::quant::QuantConfig;
 
 /// Prints `found` on standard error (`warning: <stage>...`) and returns
@@ -73,6 +75,8 @@ fn dead_in(typed: &Graph, store: &ParamStore, ck: Option<&Checkpoint>) -> Vec<De
 pub struct EvalDiagnosis {
     pub warnings: Vec<String>,
     pub sqnr_db: Vec<(String, Option<f64>)>,
+    /// The figures the warnings judge, per quantizer.
+    pub uses: Vec<QuantizerUse>,
 }
 
 pub fn fake_quant(
@@ -87,7 +91,7 @@ pub fn fake_quant(
     let seen = observe(plan, w, ds, threads, true);
     let mut uses = weight_use(plan, w);
     uses.extend(seen.activations);
-    EvalDiagnosis { warnings: warnings(&uses, &dead), sqnr_db: seen.sqnr_db }
+    EvalDiagnosis { warnings: warnings(&uses, &dead), sqnr_db: seen.sqnr_db, uses }
 }
 
 /// The warnings of a checkpoint's statistics alone: dead batch-norm
@@ -112,4 +116,24 @@ pub fn sqnr_json(sqnr: &[(String, Option<f64>)]) -> serde_json::Value {
     sqnr.iter()
         .map(|(n, db)| (n.clone(), db.map_or(serde_json::Value::Null, |d| d.into())))
         .collect()
+}
+
+/// The grid figures as `--json` gives them: one object per quantizer.
+pub fn grid_json(uses: &[QuantizerUse]) -> serde_json::Value {
+    let one = |u: &QuantizerUse| {
+        let of = match u.kind {
+            Kind::Weights { .. } => "weights",
+            Kind::Activations { .. } => "activations",
+        };
+        serde_json::json!({
+            "name": u.name,
+            "of": of,
+            "bits": u.bits,
+            "values": u.values,
+            "clipped": u.clipped,
+            "levels_used": u.levels_used,
+            "levels": u.levels,
+        })
+    };
+    uses.iter().map(one).collect()
 }

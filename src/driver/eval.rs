@@ -111,6 +111,7 @@ pub fn eval(o: &EvalOptions) -> Result<String, Failure> {
         }
         let found = threads.install(|| diagnostics::fake_quant(&typed, &ck, &plan, &w, &ds, n));
         out["sqnr_db"] = diagnostics::sqnr_json(&found.sqnr_db);
+        out["quantizers"] = diagnostics::grid_json(&found.uses);
         table = diagnostics::sqnr_table(&found.sqnr_db);
         warnings.extend(found.warnings);
         warnings

@@ -35,8 +35,24 @@ pub fn calibrates(start: &Start<'_>) -> bool {
 /// The warnings of a QAT run's training `plan` and weights `w` on `ds`, as
 /// the inference network they make (batch norm folded) quantizes;
 /// `float_init`, the checkpoint QAT started from, holds the statistics of
-/// batch norms already folded before training.
+/// batch norms already folded before training. Diagnostics never fail a
+/// run: a network they cannot build is noted on standard error.
 pub fn qat(
+    typed: &Graph,
+    q: &QuantConfig,
+    plan: &Plan,
+    w: &Weights,
+    ds: &Dataset,
+    threads: usize,
+    float_init: Option<&Checkpoint>,
+) -> Vec<String> {
+    qat_or_fail(typed, q, plan, w, ds, threads, float_init).unwrap_or_else(|e| {
+        eprintln!("note: no quantization diagnostics: {}", e.0.trim_end());
+        vec![]
+    })
+}
+
+fn qat_or_fail(
     typed: &Graph,
     q: &QuantConfig,
     plan: &Plan,

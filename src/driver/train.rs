@@ -218,7 +218,7 @@ pub fn train(o: &TrainOptions) -> Result<String, Failure> {
     if let Some(q) = quant.as_ref().filter(|_| diagnostics::calibrates(&start)) {
         let (ds, init) = (&train_set, init_from.as_ref());
         let found =
-            threads.install(|| diagnostics::qat(&typed, q, &plan, &w, ds, cfg.threads, init))?;
+            threads.install(|| diagnostics::qat(&typed, q, &plan, &w, ds, cfg.threads, init));
         warnings.extend(diagnostics::report("after calibration: ", found));
     }
     if st.epoch >= cfg.epochs {
@@ -275,7 +275,7 @@ pub fn train(o: &TrainOptions) -> Result<String, Failure> {
     let sps = median_samples_per_second(&st.history);
     let found = match quant.as_ref() {
         Some(q) => threads
-            .install(|| diagnostics::qat(&typed, q, &plan, &w, &train_set, cfg.threads, None))?,
+            .install(|| diagnostics::qat(&typed, q, &plan, &w, &train_set, cfg.threads, None)),
         None => diagnostics::float(&typed, &plan, &w),
     };
     warnings.extend(diagnostics::report("after training: ", found));

@@ -42,9 +42,17 @@ enum Command {
     ///
     /// Progress goes to standard error; with `--json`, standard output holds one
     /// JSON object: test_accuracy, train_seconds, samples_per_second (median over
-    /// the epochs after the first), epochs.
+    /// the epochs after the first), epochs, warnings. Under --quant, warnings
+    /// (clipped weights or activations, unused levels, dead batch-norm
+    /// channels, each with its fix) go to standard error after calibration
+    /// and after training.
     Train(TrainOptions),
     /// Accuracy of a trained model on a data set, in the named arithmetic.
+    ///
+    /// `--mode fake-quant` adds each layer's SQNR in dB against the float
+    /// network (a table after the accuracy; `sqnr_db` in --json) and warns of
+    /// clipped weights or activations, unused levels and dead batch-norm
+    /// channels (standard error; `warnings` in --json, empty when all is well).
     Eval(EvalOptions),
     /// Lower a model trained with --quant to its integer-only program.
     ///

@@ -1,5 +1,6 @@
 //! `potc eval`: accuracy of a trained model on a data set.
 
+use super::diagnostics;
 use super::model_data::{fit_to_data, pool};
 use super::quantized::{inference_model, weights_from};
 use super::{load_float_model, Failure};
@@ -16,7 +17,8 @@ pub enum EvalMode {
     /// f32 arithmetic, batch norm with running statistics.
     Float,
     /// The quantized network simulated exactly (f64 accumulation), for a
-    /// checkpoint trained with --quant; adds `logits_sha256`.
+    /// checkpoint trained with --quant; adds `logits_sha256`, each layer's
+    /// SQNR against the float network, and diagnostics.
     FakeQuant,
     /// The integer program (`potc lower`, in memory) in the reference
     /// interpreter, for a checkpoint trained with --quant; equals fake-quant
@@ -43,7 +45,8 @@ pub struct EvalOptions {
     /// Worker threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
-    /// Print one JSON object on standard output.
+    /// Print one JSON object on standard output (with `warnings`, and in
+    /// fake-quant mode `sqnr_db`).
     #[arg(long)]
     pub json: bool,
 }
@@ -84,30 +87,41 @@ pub fn eval(o: &EvalOptions) -> Result<String, Failure> {
     let threads = pool(o.threads)?;
     let n = threads.current_num_threads();
     let mut out = serde_json::json!({ "n": ds.n, "mode": mode });
-    if o.mode == EvalMode::Float {
+    let mut table = String::new();
+    let warnings = if o.mode == EvalMode::Float {
         out["accuracy"] = threads.install(|| evaluate(&plan, &w, &ds, n)).accuracy.into();
+        diagnostics::checkpoint_warnings(&typed, &ck)
     } else {
         let exact = threads.install(|| evaluate_exact(&plan, &w, &ds, n));
         out["accuracy"] = exact.accuracy.into();
         let bounds = crate::quant::accum::analyse(&plan, &w);
-        for b in bounds.iter().filter(|b| b.bits > 32) {
-            eprintln!(
-                "warning: layer `{}` can need {} accumulator bits, more than 32; its integers may overflow",
-                b.layer, b.bits
-            );
-        }
+        let mut warnings: Vec<String> = bounds
+            .iter()
+            .filter(|b| b.bits > 32)
+            .map(|b| format!(
+                "layer `%{}` can need {} accumulator bits, more than 32; its integers may overflow: lower it with `--acc-bits {}`",
+                b.layer, b.bits, b.bits
+            ))
+            .collect();
         out["accumulator_bits"] =
             bounds.iter().map(|b| (b.layer.clone(), serde_json::Value::from(b.bits))).collect();
         if let Some((ints, exponent)) = &exact.ints {
             out["logits_sha256"] = logits_sha256(ints).into();
             out["logits_exponent"] = (*exponent).into();
         }
-    }
+        let found = threads.install(|| diagnostics::fake_quant(&typed, &ck, &plan, &w, &ds, n));
+        out["sqnr_db"] = diagnostics::sqnr_json(&found.sqnr_db);
+        out["quantizers"] = diagnostics::grid_json(&found.uses);
+        table = diagnostics::sqnr_table(&found.sqnr_db);
+        warnings.extend(found.warnings);
+        warnings
+    };
+    out["warnings"] = diagnostics::report("", warnings).into();
     let accuracy = out["accuracy"].as_f64().unwrap_or(0.0);
     Ok(if o.json {
         out.to_string() + "\n"
     } else {
-        format!("accuracy {accuracy:.4} on {} samples ({mode})\n", ds.n)
+        format!("accuracy {accuracy:.4} on {} samples ({mode})\n{table}", ds.n)
     })
 }
 
@@ -120,8 +134,11 @@ fn eval_int(o: &EvalOptions, engine: super::lower::Engine) -> Result<String, Fai
     let program = super::lower::lower_model(&model, &ck, path, 32, false)?.program;
     let report = super::lower::run_report(&program, &o.data, o.threads, engine)?;
     let mode = if engine == super::lower::Engine::Jit { "jit" } else { "int" };
+    let warnings = diagnostics::report("", diagnostics::checkpoint_warnings(&model, &ck));
     Ok(if o.json {
-        report.json(mode).to_string() + "\n"
+        let mut out = report.json(mode);
+        out["warnings"] = warnings.into();
+        out.to_string() + "\n"
     } else {
         format!("accuracy {:.4} on {} samples ({mode})\n", report.accuracy, report.n)
     })

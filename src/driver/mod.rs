@@ -3,6 +3,7 @@
 //! process. Progress and notes go to standard error.
 
 mod bench;
+mod diagnostics;
 mod eval;
 mod export;
 mod ir_cmds;

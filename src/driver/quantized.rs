@@ -78,16 +78,27 @@ pub fn inference_model(
         .keys()
         .filter_map(|n| ck.f32(n).map(|(s, v)| (n.clone(), (s.to_vec(), v.to_vec()))))
         .collect();
-    let graph = match &cfg {
+    let graph = inference_graph(typed, cfg.as_ref(), trained, &mut store)?;
+    Ok((graph, cfg, store))
+}
+
+/// The inference graph of `trained` (the training graph of `typed` under
+/// `cfg`) with parameters `store`, which follow it.
+pub fn inference_graph(
+    typed: &Graph,
+    cfg: Option<&QuantConfig>,
+    trained: Graph,
+    store: &mut ParamStore,
+) -> Result<Graph, Failure> {
+    match cfg {
         Some(q) if q.bn == BnFold::FoldSim => {
             // Lone batch norms were converted when training started; the
             // pairs fold here, with the trained parameters.
             let lone = run(typed, "canonicalize,fold-lone-bn", q, None)?;
-            run(&lone, "fold-bn,insert-fake-quant", q, Some(&mut store))?
+            run(&lone, "fold-bn,insert-fake-quant", q, Some(store))
         }
-        _ => trained,
-    };
-    Ok((graph, cfg, store))
+        _ => Ok(trained),
+    }
 }
 
 pub fn store_from(plan: &Plan, w: &Weights) -> ParamStore {

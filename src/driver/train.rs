@@ -1,5 +1,6 @@
 //! `potc train`: float training, or quantization-aware with `--quant`.
 
+use super::diagnostics;
 use super::model_data::{fit_to_data, pool};
 use super::quantized::record;
 use super::start::Start;
@@ -101,7 +102,8 @@ pub struct TrainOptions {
     /// Continue the run saved in the output checkpoint, if it exists.
     #[arg(long)]
     pub resume: bool,
-    /// Print one JSON object on standard output (progress stays on standard error).
+    /// Print one JSON object on standard output (progress and warnings stay
+    /// on standard error; the object lists the warnings too).
     #[arg(long)]
     pub json: bool,
     /// Also write the training curves as SVG beside the checkpoint (`CKPT.curves.svg`).
@@ -295,6 +297,13 @@ pub fn train(o: &TrainOptions) -> Result<String, Failure> {
     let (plan, mut w, mut st) = threads.install(|| start.prepare(&typed, &cfg, &train_set, o))?;
     cfg.keep = o.keep(&plan, &cfg);
     announce(o, &cfg, &mut st, resume_from.as_ref())?;
+    let mut warnings = vec![];
+    if let Some(q) = quant.as_ref().filter(|_| diagnostics::calibrates(&start)) {
+        let (ds, init) = (&train_set, init_from.as_ref());
+        let found =
+            threads.install(|| diagnostics::qat(&typed, q, &plan, &w, ds, cfg.threads, init));
+        warnings.extend(diagnostics::report("after calibration: ", found));
+    }
 
     let epochs_before = st.epoch;
     let bar = progress(cfg.epochs, st.epoch);
@@ -358,6 +367,12 @@ pub fn train(o: &TrainOptions) -> Result<String, Failure> {
         }
     };
     let sps = median_samples_per_second(&st.history);
+    let found = match quant.as_ref() {
+        Some(q) => threads
+            .install(|| diagnostics::qat(&typed, q, &plan, &w, &train_set, cfg.threads, None)),
+        None => diagnostics::float(&typed, &plan, &w),
+    };
+    warnings.extend(diagnostics::report("after training: ", found));
     Ok(if o.json {
         serde_json::json!({
             "test_accuracy": test_accuracy,
@@ -371,6 +386,7 @@ pub fn train(o: &TrainOptions) -> Result<String, Failure> {
             "batch_size": cfg.batch_size,
             "threads": cfg.threads,
             "checkpoint": o.out,
+            "warnings": warnings,
         })
         .to_string()
             + "\n"

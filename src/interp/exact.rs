@@ -73,6 +73,30 @@ fn forward(
     n: usize,
     threads: usize,
 ) -> (Vec<f64>, Option<Vec<i32>>) {
+    let (mut values, mut exps) = forward_all(plan, w, x, n, threads);
+    (std::mem::take(&mut values[plan.output]), exps[plan.output].take())
+}
+
+/// Every value (by slot) of the exact evaluation of a batch, for diagnostics.
+pub fn exact_values(
+    plan: &Plan,
+    w: &Weights,
+    x: Vec<f64>,
+    n: usize,
+    threads: usize,
+) -> Vec<Vec<f64>> {
+    forward_all(plan, w, x, n, threads).0
+}
+
+/// Every value and, for values on a power-of-two grid, their exponents.
+#[allow(clippy::type_complexity)]
+fn forward_all(
+    plan: &Plan,
+    w: &Weights,
+    x: Vec<f64>,
+    n: usize,
+    threads: usize,
+) -> (Vec<Vec<f64>>, Vec<Option<Vec<i32>>>) {
     let mut values = vec![Vec::new(); plan.slots];
     let mut exps: Vec<Option<Vec<i32>>> = vec![None; plan.slots];
     values[plan.input] = x;
@@ -85,7 +109,7 @@ fn forward(
             _ => e,
         };
     }
-    (std::mem::take(&mut values[plan.output]), exps[plan.output].take())
+    (values, exps)
 }
 
 fn step(

@@ -112,6 +112,22 @@ pub fn forward(
     Tape { values, exps, saved, n }
 }
 
+/// Every value (by slot) of the float network on a batch: the plan with
+/// every quantizer and weight quantization off, as calibration runs it,
+/// keeping what inference would free.
+pub fn float_values(
+    plan: &Plan,
+    w: &Weights,
+    x: Vec<f32>,
+    n: usize,
+    threads: usize,
+) -> Vec<Vec<f32>> {
+    let mut keep = plan.clone();
+    keep.last_use.fill(usize::MAX);
+    let mut seen = Observed { max: vec![0.0; plan.params.len()], samples: None };
+    forward(&keep, &mut w.clone(), x, n, Mode::Calibrate(&mut seen), threads).values
+}
+
 #[allow(clippy::too_many_arguments)]
 fn forward_step(
     s: &Step,
@@ -203,13 +219,17 @@ fn forward_step(
         }
         Op::FakeQuant(fq) => {
             if let Mode::Calibrate(seen) = mode {
-                let m = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                // The plan fuses a relu into the unsigned quantizer that
+                // reads it (its clamp at 0): with the quantizer off, the
+                // float network still needs that relu.
+                let y = if fq.signed { x.clone() } else { ew::relu_forward(x) };
+                let m = y.iter().fold(0.0f32, |m, v| m.max(v.abs()));
                 seen.max[s.params[0]] = seen.max[s.params[0]].max(m);
                 if let Some(samples) = seen.samples.as_mut() {
-                    let stride = (x.len() >> 16).max(1);
-                    samples[s.params[0]].extend(x.iter().step_by(stride));
+                    let stride = (y.len() >> 16).max(1);
+                    samples[s.params[0]].extend(y.iter().step_by(stride));
                 }
-                return (x.clone(), Saved::Nothing);
+                return (y, Saved::Nothing);
             }
             let spec = QuantSpec { bits: fq.bits as u32, signed: fq.signed, narrow: fq.narrow };
             let e = spec.exponent(w[s.params[0]][0]);
@@ -346,4 +366,24 @@ fn backward_step(
         (op, _) => unreachable!("{} has no training-mode tape entry", op.name()),
     };
     vec![dx.filter(|_| want_dx)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calibration_applies_the_relu_fused_into_an_unsigned_quantizer() {
+        let src = "model m(%x: [1, 4]) {\n  %r = relu(%x)\n  \
+                   %r.q = fake_quant(%r) {bits = 8, signed = false}\n  return %r.q\n}\n";
+        let plan = Plan::new(&crate::syntax::parse(src).unwrap()).unwrap();
+        assert_eq!(plan.steps.len(), 1, "the relu is fused into the quantizer");
+        let mut w: Weights = vec![vec![0.0]];
+        let mut seen = Observed { max: vec![0.0], samples: Some(vec![vec![]]) };
+        let x = vec![-3.0, 1.0, -0.5, 2.0];
+        let tape = forward(&plan, &mut w, x, 1, Mode::Calibrate(&mut seen), 1);
+        assert_eq!(tape.output(&plan), [0.0, 1.0, 0.0, 2.0]);
+        assert_eq!(seen.max, [2.0]);
+        assert_eq!(seen.samples.unwrap()[0], [0.0, 1.0, 0.0, 2.0]);
+    }
 }

@@ -131,9 +131,7 @@ fn weight_thresholds(
 fn least_squares_threshold(w: &[f32], div: f32, spec: &WeightQuantizer) -> f32 {
     let max = w.iter().fold(0.0f32, |m, x| m.max((x / div).abs()));
     let top = spec.exponent(QuantSpec::calibrate(max));
-    let best = least_squares_exponent(top, |e| {
-        w.iter().map(|&x| (x / div - spec.fq(x / div, e)) as f64).map(|d| d * d).sum()
-    });
+    let best = least_squares_exponent(top, |e| spec.squared_error(w, div, e));
     spec.log2t_for(best)
 }
 

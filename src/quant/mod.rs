@@ -4,6 +4,7 @@
 pub mod accum;
 pub mod calibrate;
 pub mod config;
+pub mod diagnose;
 pub mod fold;
 pub mod quantizer;
 

@@ -127,8 +127,13 @@ pub fn fake_quant(x: f32, e: i32, spec: &QuantSpec) -> f32 {
 /// straight-through estimator passes the gradient.
 #[inline]
 pub fn in_range(x: f32, e: i32, spec: &QuantSpec) -> bool {
+    in_range64(x as f64, e, spec)
+}
+
+/// [`in_range`] for an f64 value (the exact evaluation's).
+#[inline]
+pub fn in_range64(x: f64, e: i32, spec: &QuantSpec) -> bool {
     let s = pow2(e) as f64;
-    let x = x as f64;
     spec.qmin() as f64 * s <= x && x <= spec.qmax() as f64 * s
 }
 
@@ -221,6 +226,12 @@ impl WeightQuantizer {
         } else {
             m.copysign(w) * pow2(e)
         }
+    }
+
+    /// `sum (v - fq(v))^2` over `v = w / div`: the error calibration
+    /// minimises over exponents, and diagnostics compare.
+    pub fn squared_error(&self, w: &[f32], div: f32, e: i32) -> f64 {
+        w.iter().map(|&x| (x / div - self.fq(x / div, e)) as f64).map(|d| d * d).sum()
     }
 
     /// Where the straight-through estimator passes the gradient.

@@ -1,0 +1,62 @@
+//! Diagnostics of a quantized network, so that potc speaks up when its
+//! quantization is failing: how each quantizer's values fall on its grid
+//! (clipped beyond the largest level; integer levels used of those
+//! available), batch-norm channels too dead to fold safely, the per-layer
+//! signal-to-quantization-noise ratio against the float network, and a
+//! one-line warning with the fix for every figure beyond its threshold.
+//! docs/quantization.md ("Diagnostics") defines each figure and threshold.
+
+mod batch_norm;
+mod grid;
+mod observe;
+mod warn;
+mod weights;
+
+pub use batch_norm::{dead_channels, DeadChannel};
+pub use observe::{observe, Observation};
+pub use warn::{warnings, ACTIVATION_CLIP, LEVEL_USE, VALUES_PER_LEVEL, WEIGHT_CLIP};
+pub use weights::weight_use;
+
+/// What a quantizer quantizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A MAC layer's weights; `per_channel` with one exponent per output
+    /// channel (each channel its own grid).
+    Weights { per_channel: bool },
+    /// A `fake_quant` over the values a data set produces; `signed` or
+    /// unsigned (clamping at 0 is then its relu, not clipping).
+    Activations { signed: bool },
+}
+
+/// How the values of one quantizer fall on its grid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuantizerUse {
+    /// The MAC layer (weights) or `fake_quant` value (activations).
+    pub name: String,
+    pub kind: Kind,
+    pub bits: u32,
+    pub values: u64,
+    /// Values beyond the largest level (`|v| > qmax * 2^e`).
+    pub clipped: u64,
+    /// Distinct integer levels taken: per exponent group (the tensor, or
+    /// each output channel with per-channel weights), the median.
+    pub levels_used: u64,
+    /// Integer levels the quantizer can output.
+    pub levels: u64,
+    /// Values per exponent group: with fewer than `VALUES_PER_LEVEL` per
+    /// level, few levels used says nothing.
+    pub group_values: u64,
+    /// The largest level times the scale: the clipping bound (the widest
+    /// channel's, per channel).
+    pub limit: f64,
+    /// The same values quantized on the exponent one above (a range twice as
+    /// wide) have less squared error: the clipping costs more than the finer
+    /// steps gain.
+    pub wider_is_better: bool,
+}
+
+impl QuantizerUse {
+    pub fn clipped_fraction(&self) -> f64 {
+        self.clipped as f64 / self.values.max(1) as f64
+    }
+}

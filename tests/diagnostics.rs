@@ -161,7 +161,7 @@ fn clipping_and_idle_levels_warn() {
     let d = dir("clip");
     let (model, data, _) = one_layer(&d);
     let q = d.join("q.safetensors");
-    train(&model, &data, &q, &["--epochs", "1", "--quant", "w4a8"]);
+    train(&model, &data, &q, &["--epochs", "1", "--quant", "w4a8", "--per-tensor"]);
 
     // A weight threshold far below the weights: e = -6 - 3, the largest level 7/512.
     let clipped = d.join("clipped.safetensors");
@@ -187,7 +187,7 @@ fn clipping_and_idle_levels_warn() {
     let want = serde_json::json!({"name": "y", "of": "weights", "bits": 4, "values": 128,
         "clipped": 0, "levels_used": 2, "levels": 15});
     assert_eq!(y, &want);
-    assert!(has(&said, "--per-channel"), "{said:?}");
+    assert!(has(&said, "--per-tensor"), "{said:?}");
 
     // An input threshold of 2^-3: most inputs lie beyond 127/1024.
     let narrow = d.join("narrow.safetensors");
@@ -207,7 +207,11 @@ fn a_healthy_model_gets_no_warnings() {
     let (float, q) = (d.join("float.safetensors"), d.join("q.safetensors"));
     let (f, _) = train(&model, &gunpoint(), &float, &["--epochs", "3", "--lr", "1e-2"]);
     assert_eq!(warnings(&f), Vec::<String>::new());
-    let init = ["--epochs", "2", "--quant", "w8a8", "--init", float.to_str().unwrap()];
+    // Statistics frozen from the start: with 3 weights per output channel, the
+    // running variance moving under simulated folding can push one folded
+    // weight past its channel's range, and that is a true (if tiny) finding.
+    let init =
+        ["--epochs", "2", "--quant", "w8a8", "--freeze-bn", "0", "--init", float.to_str().unwrap()];
     let (trained, stderr) = train(&model, &gunpoint(), &q, &init);
     assert_eq!(warnings(&trained), Vec::<String>::new(), "{stderr}");
     assert!(!stderr.contains("warning"), "{stderr}");

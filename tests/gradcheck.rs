@@ -11,8 +11,14 @@ use rand_chacha::ChaCha8Rng;
 fn loss(plan: &Plan, w: &Weights, x: &[f32], n: usize, r: &[f32]) -> f64 {
     let mut w = w.clone();
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let tape =
-        forward(plan, &mut w, x.to_vec(), n, Mode::Train { rng: &mut rng, bn_frozen: false }, 1);
+    let tape = forward(
+        plan,
+        &mut w,
+        x.to_vec(),
+        n,
+        Mode::Train { rng: &mut rng, bn_frozen: false, bn_momentum: None },
+        1,
+    );
     tape.output(plan).iter().zip(r).map(|(&o, &r)| o as f64 * r as f64).sum()
 }
 
@@ -49,7 +55,7 @@ fn check_with(body: &str, input: &str, n: usize, eps: f32) {
         &mut wt,
         x.clone(),
         n,
-        Mode::Train { rng: &mut drop_rng, bn_frozen: false },
+        Mode::Train { rng: &mut drop_rng, bn_frozen: false, bn_momentum: None },
         1,
     );
     let grads = backward(&plan, &w, &tape, r.clone(), 1);

@@ -276,9 +276,9 @@ fn every_quantizer_set_from_the_model_text_lowers_exactly() {
         "%x: i8[1, 150]",
         "%s.q = requant(%s) {bits = 7, signed = false} : u7[8, 150]",
         "%g.q = requant(%g) {bits = 8, signed = false} : u8[8]",
-        "int_conv1d(%x) {out_channels = 8, kernel = 7, padding = same, w_bits = 8}",
-        "int_conv1d(%r1.q) {out_channels = 8, kernel = 5, padding = same, w_bits = 4}",
-        "int_linear(%g.q) {out_features = 2, w_bits = 8}",
+        "int_conv1d(%x) {out_channels = 8, kernel = 7, padding = same, w_bits = 8, w_per_channel = true}",
+        "int_conv1d(%r1.q) {out_channels = 8, kernel = 5, padding = same, w_bits = 4, w_per_channel = true}",
+        "int_linear(%g.q) {out_features = 2, w_bits = 8, w_per_channel = true}",
     ] {
         assert!(program.contains(control), "no `{control}` in\n{program}");
     }

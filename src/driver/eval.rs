@@ -24,7 +24,8 @@ pub enum EvalMode {
     /// interpreter, for a checkpoint trained with --quant; equals fake-quant
     /// bit for bit.
     Int,
-    /// The integer program compiled with Cranelift (not built yet: issue 6).
+    /// The integer program compiled with the Cranelift JIT; equals fake-quant
+    /// bit for bit.
     Jit,
 }
 

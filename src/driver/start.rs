@@ -112,7 +112,7 @@ fn same_quant(
         q.map_or("float".to_string(), |q| {
             let bn = if q.bn == BnFold::FoldSim { "fold-sim" } else { "fold-then-qat" };
             let scales = if q.scales == Scales::Max { "max" } else { "learned" };
-            let pc = if q.per_channel { " --per-channel" } else { "" };
+            let pc = if q.per_channel { " --per-channel" } else { " --per-tensor" };
             let pot = if q.pot_weights { " --pot-weights" } else { "" };
             let input = q.input_bits.map(|b| format!(" --input-bits {b}")).unwrap_or_default();
             let cal =

@@ -124,9 +124,16 @@ pub struct TrainOptions {
     /// of --epochs).
     #[arg(long, value_name = "EPOCH")]
     pub freeze_bn: Option<usize>,
-    /// One weight exponent per output channel instead of per tensor.
-    #[arg(long)]
+    /// One weight exponent per output channel (the default): a requantization
+    /// shift per channel costs hardware nothing, and one outlier channel (a
+    /// nearly dead batch norm folds into weights hundreds of times larger)
+    /// then cannot wreck the range of all the others.
+    #[arg(long, conflicts_with = "per_tensor")]
     pub per_channel: bool,
+    /// One weight exponent per layer instead of per output channel (a layer's
+    /// `w_per_channel = true` still wins).
+    #[arg(long)]
+    pub per_tensor: bool,
     /// Power-of-two weights (0 or ±2^k times 2^e, 2..=5 bits) for every layer
     /// whose model text does not set `w_format`.
     #[arg(long)]
@@ -181,7 +188,7 @@ impl TrainOptions {
             BnMode::FoldSim => BnFold::FoldSim,
             BnMode::FoldThenQat => BnFold::FoldThenQat,
         };
-        q.per_channel = self.per_channel;
+        q.per_channel = !self.per_tensor;
         q.pot_weights = self.pot_weights;
         q.percentile = self.calibration_percentile;
         if let Some(p) = q.percentile.filter(|p| !(*p > 0.0 && *p <= 100.0)) {
@@ -359,13 +366,10 @@ pub fn train(o: &TrainOptions) -> Result<String, Failure> {
         );
     }
     let last = kept_epoch.checked_sub(1).and_then(|i| st.history.get(i));
-    let test_accuracy = match last {
-        Some(e) => e.test_accuracy,
-        None => {
-            let w = st.result(&w);
-            threads.install(|| crate::train::evaluate(&plan, w, &test_set, cfg.threads)).accuracy
-        }
-    };
+    // Of the weights saved (precise batch-norm statistics included).
+    let result = st.result(&w);
+    let test_accuracy =
+        threads.install(|| crate::train::evaluate(&plan, result, &test_set, cfg.threads)).accuracy;
     let sps = median_samples_per_second(&st.history);
     let found = match quant.as_ref() {
         Some(q) => threads

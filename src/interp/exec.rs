@@ -25,6 +25,9 @@ pub enum Mode<'a> {
     Train {
         rng: &'a mut ChaCha8Rng,
         bn_frozen: bool,
+        /// Overrides every batch norm's `momentum` (to average statistics
+        /// over a data set, see `train::fit::precise_bn`).
+        bn_momentum: Option<f64>,
     },
     Eval,
     Calibrate(&'a mut Observed),
@@ -170,6 +173,10 @@ fn forward_step(
             };
             let (gamma, beta) = (w[gi].clone(), w[bi].clone());
             let p = bn::BnParams { gamma: &gamma, beta: &beta, eps: op.eps.0, relu: s.relu };
+            let momentum = match mode {
+                Mode::Train { bn_momentum: Some(m), .. } => *m,
+                _ => op.momentum.0,
+            };
             match mode {
                 Mode::Train { .. } if s.folded => {
                     let (mut rm, mut rv) = (std::mem::take(&mut w[mi]), std::mem::take(&mut w[vi]));
@@ -178,7 +185,7 @@ fn forward_step(
                         x,
                         n * l,
                         &p,
-                        op.momentum.0,
+                        momentum,
                         bias.as_deref(),
                         &mut rm,
                         &mut rv,
@@ -188,7 +195,7 @@ fn forward_step(
                 }
                 Mode::Train { .. } => {
                     let (mut rm, mut rv) = (std::mem::take(&mut w[mi]), std::mem::take(&mut w[vi]));
-                    let (y, sv) = bn::forward_train(x, n * l, &p, op.momentum.0, &mut rm, &mut rv);
+                    let (y, sv) = bn::forward_train(x, n * l, &p, momentum, &mut rm, &mut rv);
                     (w[mi], w[vi]) = (rm, rv);
                     (y, Saved::Bn(sv))
                 }

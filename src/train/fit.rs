@@ -195,6 +195,7 @@ pub fn fit<E>(
                 Mode::Train {
                     rng: &mut rng,
                     bn_frozen: st.epoch >= cfg.freeze_bn.unwrap_or(usize::MAX),
+                    bn_momentum: None,
                 },
                 cfg.threads,
             );
@@ -226,9 +227,44 @@ pub fn fit<E>(
         cfg.schedule.next(&mut st.sched, cfg.lr, st.epoch, cfg.epochs, loss);
         st.consider(cfg.keep, st.epoch, loss, w);
         st.epoch += 1;
+        if st.epoch == cfg.epochs && has_plain_bn(plan) {
+            let result = match st.kept.as_mut() {
+                Some(k) => &mut k.weights,
+                None => &mut *w,
+            };
+            precise_bn(plan, result, train, cfg.batch_size, cfg.threads);
+        }
         on_epoch(st, w)?;
     }
     Ok(())
+}
+
+/// Precise batch-norm statistics (Wu & Johnson, "Rethinking 'Batch' in
+/// BatchNorm", 2021): replaces every batch norm's running mean and variance
+/// by their average over the training set, batch by batch as training
+/// normalizes (the same batch size), for the weights `w` as they are. The
+/// running averages that training keeps lag behind weights that still move
+/// and weigh a small last batch like a full one; on a small data set that
+/// makes inference swing from epoch to epoch. Not for plans that fold batch
+/// norm into a quantized conv (`fold-sim`), whose folded weights read the
+/// statistics while they are being averaged.
+pub fn precise_bn(plan: &Plan, w: &mut Weights, ds: &Dataset, batch_size: usize, threads: usize) {
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let all: Vec<usize> = (0..ds.n).collect();
+    let mut seen = 0usize;
+    for idx in all.chunks(batch_size.max(1)) {
+        // Each batch's weight in the average is its share of the samples so far.
+        seen += idx.len();
+        let momentum = idx.len() as f64 / seen as f64;
+        let mode = Mode::Train { rng: &mut rng, bn_frozen: false, bn_momentum: Some(momentum) };
+        forward(plan, w, batch(ds, idx), idx.len(), mode, threads);
+    }
+}
+
+/// Whether `precise_bn` applies: the plan has batch norms, none folded.
+pub fn has_plain_bn(plan: &Plan) -> bool {
+    let bn = plan.steps.iter().any(|s| matches!(s.op, crate::ir::op::Op::BatchNorm(_)));
+    bn && plan.steps.iter().all(|s| s.fold.is_none())
 }
 
 /// Training throughput as the contract measures it: the median samples/s

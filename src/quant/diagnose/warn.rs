@@ -36,7 +36,7 @@ pub fn warnings(uses: &[QuantizerUse], dead: &[DeadChannel]) -> Vec<String> {
 
 fn clipping(u: &QuantizerUse) -> Option<String> {
     let (limit, fix) = match u.kind {
-        Kind::Weights { .. } => (WEIGHT_CLIP, "give it more bits (`w_bits` on the layer), per-channel exponents (`--per-channel` or `w_per_channel = true`), or keep the calibrated thresholds (`--scales max`)"),
+        Kind::Weights { .. } => (WEIGHT_CLIP, "give it more bits (`w_bits` on the layer), per-channel exponents (`potc train`'s default, off with `--per-tensor`; or `w_per_channel = true`), or keep the calibrated thresholds (`--scales max`)"),
         Kind::Activations { .. } => (ACTIVATION_CLIP, "calibrate by the maximum (no `--calibration-percentile`, or a higher one), keep the calibrated thresholds (`--scales max`), or give it more bits (`a_bits` on the layer before it)"),
     };
     (u.clipped_fraction() > limit && u.wider_is_better).then(|| {
@@ -57,7 +57,7 @@ fn level_use(u: &QuantizerUse) -> Option<String> {
     let few = (u.levels_used as f64) < LEVEL_USE * u.levels as f64;
     (judged && few).then(|| {
         let fix = match u.kind {
-            Kind::Weights { per_channel: false } => "a few large weights set the range of all: train with `--per-channel` (or `w_per_channel = true` on the layer), and look for a dead batch-norm channel",
+            Kind::Weights { per_channel: false } => "a few large weights set the range of all: train with per-channel exponents (the default; not `--per-tensor`; or `w_per_channel = true` on the layer), and look for a dead batch-norm channel",
             Kind::Weights { per_channel: true } => "its channels' weights are mostly far below their largest ones: retrain it with fewer bits (`w_bits`) or weight decay (`--weight-decay`)",
             Kind::Activations { .. } => "a few large values set the range of all: calibrate with `--calibration-percentile 99.99`, or give it fewer bits (`a_bits` on the layer before it)",
         };
@@ -75,7 +75,7 @@ fn level_use(u: &QuantizerUse) -> Option<String> {
 
 fn dead_channel(d: &DeadChannel) -> String {
     format!(
-        "batch norm `%{}` channel {} is dead: running variance {:.3e} below eps {:.0e}, so the fold scales its weights by |gamma|/sqrt(var+eps) = {} against the layer's median {} ({:.1}x); its folded weights can set the whole layer's range: train with `--per-channel` (or `w_per_channel = true` on the layer), or drop or re-initialise the channel",
+        "batch norm `%{}` channel {} is dead: running variance {:.3e} below eps {:.0e}, so the fold scales its weights by |gamma|/sqrt(var+eps) = {} against the layer's median {} ({:.1}x); with per-tensor exponents its folded weights set the whole layer's range: train with per-channel exponents (the default; not `--per-tensor`; or `w_per_channel = true` on the layer), or drop or re-initialise the channel",
         d.batch_norm,
         d.channel,
         d.var,
@@ -96,7 +96,7 @@ fn dead_channels(bn: &[DeadChannel]) -> String {
     let widest = bn.iter().max_by(|a, b| a.scale.total_cmp(&b.scale)).unwrap_or(&bn[0]);
     let smallest = bn.iter().map(|d| d.var).fold(f32::INFINITY, f32::min);
     format!(
-        "batch norm `%{}` has {} dead channels ({}): running variance below eps {:.0e} (down to {:.3e}), so the fold scales their weights by up to |gamma|/sqrt(var+eps) = {} (channel {}) against the layer's median {} ({:.1}x); their folded weights can set the whole layer's range: train with `--per-channel` (or `w_per_channel = true` on the layer), or drop or re-initialise the channels",
+        "batch norm `%{}` has {} dead channels ({}): running variance below eps {:.0e} (down to {:.3e}), so the fold scales their weights by up to |gamma|/sqrt(var+eps) = {} (channel {}) against the layer's median {} ({:.1}x); with per-tensor exponents their folded weights set the whole layer's range: train with per-channel exponents (the default; not `--per-tensor`; or `w_per_channel = true` on the layer), or drop or re-initialise the channels",
         widest.batch_norm,
         bn.len(),
         channels.join(", "),

@@ -92,8 +92,10 @@ fn qat_run(bn: &str, conv: &str) {
     assert_eq!(ck.i32("x.q.exp").unwrap().1, [input.exponent(t[0])]);
     let (_, t) = ck.f32("y.w_log2t").unwrap();
     let spec = potc::interp::kernels::quant::weight_spec(4, false);
-    assert_eq!(ck.i32("y.w_exp").unwrap().1, [spec.exponent(t[0])]);
-    assert!(pow2(spec.exponent(t[0])) > 0.0);
+    // One exponent per output channel (the default).
+    let want: Vec<i32> = t.iter().map(|&t| spec.exponent(t)).collect();
+    assert_eq!((ck.i32("y.w_exp").unwrap().1, want.len()), (&want[..], 2));
+    assert!(want.iter().all(|&e| pow2(e) > 0.0));
 
     // The exact fake-quant evaluation reproduces training's accuracy and
     // gives the integers' hash; float mode refuses a QAT checkpoint.
@@ -202,7 +204,8 @@ fn power_of_two_weights_train_and_evaluate() {
     let ck = Checkpoint::load(&q).unwrap();
     let (_, t) = ck.f32("y.w_log2t").unwrap();
     let pot = potc::interp::kernels::quant::weight_spec(4, true);
-    assert_eq!(ck.i32("y.w_exp").unwrap().1, [pot.exponent(t[0])]);
+    let want: Vec<i32> = t.iter().map(|&t| pot.exponent(t)).collect();
+    assert_eq!(ck.i32("y.w_exp").unwrap().1, &want[..]);
     let meta = ck.meta.get("quant").unwrap();
     assert!(meta.contains("\"pot_weights\":true"), "{meta}");
 

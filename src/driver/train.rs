@@ -373,8 +373,8 @@ pub fn train(o: &TrainOptions) -> Result<String, Failure> {
     let sps = median_samples_per_second(&st.history);
     let found = match quant.as_ref() {
         Some(q) => threads
-            .install(|| diagnostics::qat(&typed, q, &plan, &w, &train_set, cfg.threads, None)),
-        None => diagnostics::float(&typed, &plan, &w),
+            .install(|| diagnostics::qat(&typed, q, &plan, result, &train_set, cfg.threads, None)),
+        None => diagnostics::float(&typed, &plan, result),
     };
     warnings.extend(diagnostics::report("after training: ", found));
     Ok(if o.json {

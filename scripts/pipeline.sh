@@ -17,9 +17,9 @@ potc=target/release/potc
 mkdir -p "$out"
 field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1" "$2"; }
 echo "1/5 float training ($fe epochs)" >&2
-$potc train "$model" --train "$train" --test "$test" -o "$out/float.safetensors" --epochs "$fe" --schedule plateau --seed 0 --json >"$out/float.json"
+$potc train "$model" --train "$train" --test "$test" -o "$out/float.safetensors" --epochs "$fe" --seed 0 --json >"$out/float.json"
 echo "2/5 quantization-aware training ($quant, $qe epochs)" >&2
-$potc train "$model" --train "$train" --test "$test" -o "$out/qat.safetensors" --init "$out/float.safetensors" --quant "$quant" --epochs "$qe" --lr 1e-4 --seed 0 --json >"$out/qat.json"
+$potc train "$model" --train "$train" --test "$test" -o "$out/qat.safetensors" --init "$out/float.safetensors" --quant "$quant" --epochs "$qe" --seed 0 --json >"$out/qat.json"
 $potc eval "$model" --weights "$out/qat.safetensors" --data "$test" --mode fake-quant --json >"$out/fq.json"
 echo "3/5 lowering" >&2
 $potc lower "$model" --weights "$out/qat.safetensors" -o "$out/int"

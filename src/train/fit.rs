@@ -178,11 +178,6 @@ pub fn fit<E>(
 ) -> Result<(), E> {
     let k = plan.output_dims.0;
     while st.epoch < cfg.epochs {
-        if Some(st.epoch) == cfg.freeze_bn && has_folds(plan) {
-            // The statistics about to freeze are folded into the deployed
-            // weights for the rest of the run: make them precise first.
-            precise_bn(plan, w, train, cfg.batch_size, cfg.threads);
-        }
         let start = Instant::now();
         let mut rng = ChaCha8Rng::seed_from_u64(
             cfg.seed ^ (st.epoch as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
@@ -250,11 +245,9 @@ pub fn fit<E>(
 /// normalizes (the same batch size), for the weights `w` as they are. The
 /// running averages that training keeps lag behind weights that still move
 /// and weigh a small last batch like a full one; on a small data set that
-/// makes inference swing from epoch to epoch. In plans that fold batch
-/// norm into a quantized conv (`fold-sim`) the folded weights read the
-/// statistics while they are being averaged: the average so far, which moves
-/// the quantization grid of a pass's later batches only slightly, still far
-/// closer to the weights than the running average.
+/// makes inference swing from epoch to epoch. Not for plans that fold batch
+/// norm into a quantized conv (`fold-sim`), whose folded weights read the
+/// statistics while they are being averaged.
 pub fn precise_bn(plan: &Plan, w: &mut Weights, ds: &Dataset, batch_size: usize, threads: usize) {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let all: Vec<usize> = (0..ds.n).collect();
@@ -268,18 +261,10 @@ pub fn precise_bn(plan: &Plan, w: &mut Weights, ds: &Dataset, batch_size: usize,
     }
 }
 
-/// Whether the plan has batch norms that train with batch statistics to
-/// the end (none folded into a quantized conv): their statistics are made
-/// precise after the last epoch.
+/// Whether `precise_bn` applies: the plan has batch norms, none folded.
 pub fn has_plain_bn(plan: &Plan) -> bool {
     let bn = plan.steps.iter().any(|s| matches!(s.op, crate::ir::op::Op::BatchNorm(_)));
-    bn && !has_folds(plan)
-}
-
-/// Whether batch norms fold into quantized convs (`fold-sim`): their
-/// statistics are made precise when they freeze.
-fn has_folds(plan: &Plan) -> bool {
-    plan.steps.iter().any(|s| s.fold.is_some())
+    bn && plan.steps.iter().all(|s| s.fold.is_none())
 }
 
 /// Training throughput as the contract measures it: the median samples/s

@@ -24,7 +24,8 @@ const CANDIDATES_BELOW: i32 = 3;
 
 /// Sets every `log2t` of `plan` from `ds` (activations) and the weights.
 /// Activations take the exponent of least squared error over the observed
-/// values, or with `percentile` cover that percentile of the magnitudes.
+/// values, or with `percentile` cover that percentile of the magnitudes;
+/// the network input covers its maximum.
 pub fn calibrate(
     plan: &Plan,
     w: &mut Weights,
@@ -46,7 +47,14 @@ pub fn calibrate(
                 let p = s.params[0];
                 let spec = QuantSpec { bits: fq.bits as u32, signed: fq.signed, narrow: fq.narrow };
                 let values = seen.samples.as_mut().map(|v| &mut v[p][..]).unwrap_or_default();
-                w[p] = vec![activation_threshold(values, seen.max[p], &spec, percentile)];
+                w[p] = if s.args[0] == plan.input {
+                    // The network input covers its maximum: data the network
+                    // has not seen may reach further, and the input's
+                    // clipping was measured to be the first to bite there.
+                    vec![QuantSpec::calibrate(seen.max[p])]
+                } else {
+                    vec![activation_threshold(values, seen.max[p], &spec, percentile)]
+                };
             }
             Op::Conv1d(c) if c.quant.w_bits.is_some() => {
                 let t = *s.params.last().expect("w_log2t is the last parameter");

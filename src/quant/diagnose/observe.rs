@@ -103,7 +103,7 @@ impl Activation {
             levels: self.grid.available,
             group_values: self.grid.values,
             limit: self.spec.qmax() as f64 * pow2(self.e) as f64,
-            wider_is_better: self.err[1] < self.err[0],
+            wider_is_better: super::wider_is_better(self.err[0], self.err[1]),
         }
     }
 }

@@ -59,7 +59,7 @@ fn layer(s: &Step, w: &Weights) -> Option<QuantizerUse> {
         levels: available,
         group_values: (raw.len() / groups.len()) as u64,
         limit: spec.qmax() as f64 * pow2(e_max) as f64,
-        wider_is_better: err_wider < err,
+        wider_is_better: super::wider_is_better(err, err_wider),
     })
 }
 

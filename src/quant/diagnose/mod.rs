@@ -49,22 +49,26 @@ pub struct QuantizerUse {
     /// The largest level times the scale: the clipping bound (the widest
     /// channel's, per channel).
     pub limit: f64,
-    /// The same values quantized on the exponent one above (a range twice as
-    /// wide) have at most [`WIDER_GAIN`] of the squared error: the clipping
-    /// costs clearly more than the finer steps gain.
+    /// The same values quantized on a wider range (an exponent up to
+    /// [`WIDER_STEPS`] above) have at most [`WIDER_GAIN`] of the squared
+    /// error: the clipping costs clearly more than the finer steps gain.
     pub wider_is_better: bool,
 }
 
-/// How much less squared error a range twice as wide must have for clipping
-/// to count as a fault. Calibration picks the exponent of least squared
-/// error on the float network's training values; the quantized network's
-/// values, or another data set's, can tip a close choice the other way by a
-/// few per cent, which is no fault. A broken range loses far more.
+/// How much less squared error a wider range must have for clipping to
+/// count as a fault. Calibration picks the exponent of least squared error
+/// on the float network's training values; the quantized network's values,
+/// or another data set's, can tip a close choice the other way by a few per
+/// cent, which is no fault. A broken range loses far more.
 pub const WIDER_GAIN: f64 = 0.5;
+/// The wider ranges tried: 2, 4, 8 and 16 times as wide (a threshold that
+/// shrank far gains little from one doubling).
+pub const WIDER_STEPS: usize = 4;
 
-/// Whether `wider` (the error a range twice as wide gives) clearly beats `err`.
-pub fn wider_is_better(err: f64, wider: f64) -> bool {
-    wider < WIDER_GAIN * err
+/// Whether one of `wider` (the errors of the ranges 2, 4, ... times as wide)
+/// clearly beats `err`.
+pub fn wider_is_better(err: f64, wider: &[f64]) -> bool {
+    wider.iter().any(|&w| w < WIDER_GAIN * err)
 }
 
 impl QuantizerUse {

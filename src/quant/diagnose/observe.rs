@@ -58,7 +58,8 @@ struct Activation {
     spec: QuantSpec,
     e: i32,
     grid: GridUse,
-    err: [f64; 2],
+    /// On the exponent and the `WIDER_STEPS` above it.
+    err: [f64; 1 + super::WIDER_STEPS],
 }
 
 impl Activation {
@@ -74,7 +75,7 @@ impl Activation {
             spec,
             e,
             grid,
-            err: [0.0; 2],
+            err: [0.0; 1 + super::WIDER_STEPS],
         })
     }
 
@@ -85,7 +86,8 @@ impl Activation {
             let v = if self.spec.signed { v } else { v.max(0.0) };
             self.grid
                 .add(quantize64(v, self.e, &self.spec) as i64, !in_range64(v, self.e, &self.spec));
-            for (err, e) in self.err.iter_mut().zip([self.e, self.e + 1]) {
+            for (k, err) in self.err.iter_mut().enumerate() {
+                let e = self.e + k as i32;
                 let d = v - fake_quant64(v, e, &self.spec);
                 *err += d * d;
             }
@@ -103,7 +105,7 @@ impl Activation {
             levels: self.grid.available,
             group_values: self.grid.values,
             limit: self.spec.qmax() as f64 * pow2(self.e) as f64,
-            wider_is_better: super::wider_is_better(self.err[0], self.err[1]),
+            wider_is_better: super::wider_is_better(self.err[0], &self.err[1..]),
         }
     }
 }

@@ -4,13 +4,13 @@
 use super::{DeadChannel, Kind, QuantizerUse};
 
 /// A layer's weights warn when more than 1 % lie beyond the largest level
-/// and a range twice as wide would at least halve their squared error:
+/// and a wider range (2 to 16 times) would at least halve their squared error:
 /// least-squares calibration clips a few large weights on purpose at 2 to 4
 /// bits, and that clipping lowers the error.
 pub const WEIGHT_CLIP: f64 = 0.01;
 /// An activation quantizer warns when more than 0.1 % of the values a data
-/// set gives it lie beyond its largest level (and a range twice as wide
-/// would at least halve the error): calibration by the maximum clips none
+/// set gives it lie beyond its largest level (and a wider range would at
+/// least halve the error): calibration by the maximum clips none
 /// of the training data, `--calibration-percentile 99.9` at most 0.1 %.
 pub const ACTIVATION_CLIP: f64 = 0.001;
 /// A quantizer warns when its values take fewer than a quarter of its
@@ -41,7 +41,7 @@ fn clipping(u: &QuantizerUse) -> Option<String> {
     };
     (u.clipped_fraction() > limit && u.wider_is_better).then(|| {
         format!(
-            "{}: {} of {} {} ({:.2} %) lie beyond its largest level ({}); a range twice as wide would quantize them with less than half the squared error: {fix}",
+            "{}: {} of {} {} ({:.2} %) lie beyond its largest level ({}); a wider range would quantize them with less than half the squared error: {fix}",
             subject(u),
             u.clipped,
             u.values,

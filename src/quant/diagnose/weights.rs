@@ -38,7 +38,7 @@ fn layer(s: &Step, w: &Weights) -> Option<QuantizerUse> {
     // Narrow signed integers and power-of-two codes alike: 2^b - 1 levels.
     let available = (1u64 << bits.min(63)) - 1;
     let mut groups = vec![GridUse::new(-top, top, available); qw.exps.len()];
-    let (mut err, mut err_wider) = (0.0, 0.0);
+    let (mut err, mut err_wider) = (0.0, [0.0; super::WIDER_STEPS]);
     for (r, (row, qrow)) in raw.chunks(per_row).zip(qw.values.chunks(per_row)).enumerate() {
         let e = qw.exps[group_of(r)];
         for (&v, &fq) in row.iter().zip(qrow) {
@@ -46,7 +46,9 @@ fn layer(s: &Step, w: &Weights) -> Option<QuantizerUse> {
             groups[group_of(r)].add((fq / pow2(e)) as i64, !spec.in_range(v / div, e));
         }
         err += spec.squared_error(row, div, e);
-        err_wider += spec.squared_error(row, div, e + 1);
+        for (k, wider) in err_wider.iter_mut().enumerate() {
+            *wider += spec.squared_error(row, div, e + 1 + k as i32);
+        }
     }
     let e_max = qw.exps.iter().copied().max().unwrap_or(0);
     Some(QuantizerUse {
@@ -59,7 +61,7 @@ fn layer(s: &Step, w: &Weights) -> Option<QuantizerUse> {
         levels: available,
         group_values: (raw.len() / groups.len()) as u64,
         limit: spec.qmax() as f64 * pow2(e_max) as f64,
-        wider_is_better: super::wider_is_better(err, err_wider),
+        wider_is_better: super::wider_is_better(err, &err_wider),
     })
 }
 

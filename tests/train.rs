@@ -160,3 +160,69 @@ fn mismatched_models_and_data_are_refused() {
     assert!(e.contains("tiny.safetensors") && e.contains("missing"), "{e}");
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// The checkpoint holds the weights of the lowest training loss (its epoch
+/// in `kept_epoch`, the last epoch's under `last.`); `--keep last` the last
+/// epoch's; the rate defaults to 1e-3, to 1e-4 when fine-tuning, and a
+/// resumed run takes a new `--lr`.
+#[test]
+fn kept_weights_and_rate_defaults() {
+    use potc::ckpt::Checkpoint;
+    let d = dir("keep");
+    let json = |o: TrainOptions| -> serde_json::Value {
+        serde_json::from_str(&driver::train(&o).unwrap()).unwrap()
+    };
+    let best = d.join("best.safetensors");
+    let got = json(train_opts(&best, &["--epochs", "12", "--lr", "0.3"]));
+    let ck = Checkpoint::load(&best).unwrap();
+    let history: Vec<serde_json::Value> =
+        serde_json::from_str(ck.meta.get("history").unwrap()).unwrap();
+    let losses: Vec<f64> = history.iter().map(|e| e["loss"].as_f64().unwrap()).collect();
+    let lowest = (0..losses.len()).min_by(|&a, &b| losses[a].total_cmp(&losses[b])).unwrap();
+    assert_eq!(got["kept_epoch"], lowest + 1, "{losses:?}");
+    assert!(ck.f32("last.c.w").is_some() && ck.f32("c.w").is_some());
+    if lowest + 1 != 12 {
+        assert_ne!(ck.f32("last.c.w").unwrap().1, ck.f32("c.w").unwrap().1);
+    }
+
+    let last = d.join("last.safetensors");
+    let got = json(train_opts(&last, &["--epochs", "3", "--keep", "last"]));
+    assert_eq!((got["kept_epoch"].as_u64(), got["lr"].as_f64()), (Some(3), Some(1e-3f32 as f64)));
+    assert!(Checkpoint::load(&last).unwrap().f32("last.c.w").is_none());
+
+    let fine = d.join("fine.safetensors");
+    let got = json(train_opts(&fine, &["--epochs", "1", "--init", last.to_str().unwrap()]));
+    assert_eq!(got["lr"].as_f64(), Some(1e-4f32 as f64));
+    let got = json(train_opts(&fine, &["--epochs", "2", "--resume"]));
+    assert_eq!(got["lr"].as_f64(), Some(1e-4f32 as f64), "a resumed run keeps its rate");
+    let got = json(train_opts(&fine, &["--epochs", "3", "--resume", "--lr", "0.01"]));
+    assert_eq!(got["lr"].as_f64(), Some(0.01f32 as f64));
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// Precise batch-norm statistics depend on the weights and the data only:
+/// whatever the running statistics were before, the same ones come out.
+#[test]
+fn precise_statistics_forget_the_running_ones() {
+    use potc::train::fit::precise_bn;
+    let g = syntax::parse(include_str!("../examples/tiny.pot")).unwrap();
+    let plan = Plan::new(&g).unwrap();
+    let ds = separable(40, 16, 1);
+    let w = init_weights(&plan.params, 3);
+    let stats: Vec<usize> = (0..plan.params.len())
+        .filter(|&i| {
+            plan.params[i].name.ends_with(".mean") || plan.params[i].name.ends_with(".var")
+        })
+        .collect();
+    assert_eq!(stats.len(), 2);
+    let (mut a, mut b) = (w.clone(), w.clone());
+    for &i in &stats {
+        b[i].iter_mut().for_each(|v| *v = 1e6);
+    }
+    precise_bn(&plan, &mut a, &ds, 16, 1);
+    precise_bn(&plan, &mut b, &ds, 16, 1);
+    for &i in &stats {
+        assert_eq!(a[i], b[i], "{}", plan.params[i].name);
+        assert_ne!(a[i], w[i], "{} changed", plan.params[i].name);
+    }
+}

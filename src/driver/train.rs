@@ -311,6 +311,10 @@ pub fn train(o: &TrainOptions) -> Result<String, Failure> {
             threads.install(|| diagnostics::qat(&typed, q, &plan, &w, ds, cfg.threads, init));
         warnings.extend(diagnostics::report("after calibration: ", found));
     }
+    if let Some(q) = quant.as_ref() {
+        let found = crate::quant::diagnose::offset_input(&train_set, q.input_bits());
+        warnings.extend(diagnostics::report("", found));
+    }
 
     let epochs_before = st.epoch;
     let bar = progress(cfg.epochs, st.epoch);

@@ -14,6 +14,7 @@ mod quantized;
 mod report;
 mod start;
 mod train;
+mod train_options;
 
 pub use bench::{bench, BenchOptions};
 pub use eval::{eval, EvalOptions};
@@ -25,7 +26,8 @@ pub use lower::{
 };
 pub use quantized::{weights_from, KEY_QUANT};
 pub use report::{report, ReportOptions};
-pub use train::{train, TrainOptions};
+pub use train::train;
+pub use train_options::TrainOptions;
 
 use crate::diag::Diagnostic;
 use crate::ir::Graph;

@@ -3,7 +3,7 @@
 //! plan to train and its starting weights and state.
 
 use super::quantized::{graph_of, quantize_graph, store_from, weights_from};
-use super::train::TrainOptions;
+use super::train_options::TrainOptions;
 use super::Failure;
 use crate::ckpt::Checkpoint;
 use crate::data::Dataset;

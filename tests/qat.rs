@@ -218,3 +218,77 @@ fn power_of_two_weights_train_and_evaluate() {
     assert!(meta.contains("\"percentile\":99.0"), "{meta}");
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// `--distill`: the teacher's term changes what QAT learns, the run is
+/// recorded and repeats, and a teacher that is not a float run of the same
+/// classes, or a weight outside 0..=1, is refused with the reason.
+#[test]
+fn distillation_from_a_float_teacher() {
+    let d = dir("distill");
+    let float = d.join("float.safetensors");
+    train("tiny", &float, &["--epochs", "3", "--lr", "1e-2"]);
+    let init = float.to_str().unwrap();
+    let qat = ["--epochs", "2", "--quant", "w4a8", "--init", init];
+    let (plain, taught) = (d.join("plain.safetensors"), d.join("taught.safetensors"));
+    let p = train("tiny", &plain, &qat);
+    let distill = [&qat[..], &["--distill", init, "--distill-weight", "0.9"]].concat();
+    let t = train("tiny", &taught, &distill);
+    assert_ne!(p["loss"], t["loss"], "the teacher's term changes the loss");
+    let saved: serde_json::Value =
+        Checkpoint::load(&taught).unwrap().json(potc::ckpt::KEY_CONFIG).unwrap().unwrap();
+    assert_eq!(saved["distill"]["weight"].as_f64(), Some(0.9), "{saved}");
+    let again = d.join("again.safetensors");
+    train("tiny", &again, &distill);
+    assert!(std::fs::read(&taught).unwrap() == std::fs::read(&again).unwrap());
+
+    let m = format!("{ROOT}/examples/tiny.pot");
+    let bad = d.join("bad.safetensors");
+    let quantized = [&qat[..], &["--distill", taught.to_str().unwrap()]].concat();
+    let e = try_train(&m, &bad, &quantized).unwrap_err();
+    assert!(e.contains("taught.safetensors") && e.contains("float one"), "{e}");
+    let heavy = [&qat[..], &["--distill", init, "--distill-weight", "1.5"]].concat();
+    let e = try_train(&m, &bad, &heavy).unwrap_err();
+    assert!(e.contains("--distill-weight"), "{e}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// Raw readings far from zero: a new QAT run widens the input quantizer
+/// until the data's spread spans `2^(a_bits - 4)` steps, records the width,
+/// keeps it when resumed, and `--input-bits` overrides it.
+#[test]
+fn the_input_widens_for_data_far_from_zero() {
+    let d = dir("offset");
+    // Mean 5, deviation about 0.1, max 5.1: 8 input bits leave a step of
+    // 2^-4 (under one step per deviation); 2^4 steps need 2^-8: 12 bits.
+    let mut ts =
+        String::from("@problemName offset\n@univariate true\n@classLabel true a b\n@data\n");
+    for i in 0..8 {
+        let sign = if i % 2 == 0 { 1.0 } else { -1.0 };
+        let row: Vec<String> = (0..16)
+            .map(|t| format!("{}", 5.0 + sign * 0.1 * ((t % 2) as f64 * 2.0 - 1.0)))
+            .collect();
+        ts += &format!("{}:{}\n", row.join(","), if i % 2 == 0 { "a" } else { "b" });
+    }
+    let data = d.join("offset.ts");
+    std::fs::write(&data, ts).unwrap();
+    let (m, data) = (format!("{ROOT}/examples/tiny.pot"), data.to_str().unwrap().to_string());
+    let run = |out: &Path, extra: &[&str]| {
+        let mut args = vec!["potc", &m, "--train", &data, "--test", &data, "--threads", "1"];
+        args.extend(["--quant", "w8a8", "--json", "-o", out.to_str().unwrap()]);
+        args.extend(extra);
+        driver::train(&TrainCli::parse_from(args).o).unwrap_or_else(|e| panic!("{}", e.0));
+    };
+    let input_bits = |ck: &Path| -> Option<u64> {
+        let q: serde_json::Value = Checkpoint::load(ck).unwrap().json("quant").unwrap().unwrap();
+        q["input_bits"].as_u64()
+    };
+    let auto = d.join("auto.safetensors");
+    run(&auto, &["--epochs", "1"]);
+    assert_eq!(input_bits(&auto), Some(12));
+    run(&auto, &["--epochs", "2", "--resume"]);
+    assert_eq!(input_bits(&auto), Some(12), "a resumed run keeps its width");
+    let narrow = d.join("narrow.safetensors");
+    run(&narrow, &["--epochs", "1", "--input-bits", "8"]);
+    assert_eq!(input_bits(&narrow), None, "--input-bits 8 at a8 is the plain a_bits");
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -7,7 +7,9 @@ use potc::data::Dataset;
 use potc::driver::{self, EvalOptions, TrainOptions};
 use potc::interp::Plan;
 use potc::syntax;
-use potc::train::{evaluate, fit, init_weights, Optimizer, Schedule, TrainConfig, TrainState};
+use potc::train::{
+    evaluate, fit, init_weights, Data, Optimizer, Schedule, TrainConfig, TrainState,
+};
 use std::path::PathBuf;
 
 /// Class 0: a slow sine; class 1: a fast one; random phases.
@@ -52,11 +54,13 @@ fn tiny_learns_a_separable_set() {
         schedule: Schedule::Constant,
         freeze_bn: None,
         keep: potc::train::Keep::Last,
+        distill: None,
     };
     let (train, test) = (separable(32, 16, 1), separable(32, 16, 99));
     let mut w = init_weights(&plan.params, cfg.seed);
     let mut st = TrainState::new(&plan, &cfg);
-    fit(&plan, &mut w, &mut st, &train, &test, &cfg, |_, _| Ok::<(), ()>(())).unwrap();
+    let data = Data { train: &train, test: &test, teacher: None };
+    fit(&plan, &mut w, &mut st, data, &cfg, |_, _| Ok::<(), ()>(())).unwrap();
     assert_eq!(evaluate(&plan, &w, &train, 1).accuracy, 1.0, "{:?}", st.history.last());
     assert_eq!(evaluate(&plan, &w, &test, 1).accuracy, 1.0);
 }

@@ -4,6 +4,7 @@
 
 mod bench;
 mod diagnostics;
+mod distill;
 mod eval;
 mod export;
 mod ir_cmds;

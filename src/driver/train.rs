@@ -13,18 +13,21 @@ use crate::ir::Graph;
 use crate::quant::QuantConfig;
 use crate::train::checkpoint::{labels, to_checkpoint};
 use crate::train::fit::median_samples_per_second;
-use crate::train::{fit, TrainConfig, TrainState};
+use crate::train::{fit, Data, TrainConfig, TrainState};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub fn train(o: &TrainOptions) -> Result<String, Failure> {
     let (_, model) = load_float_model(&o.model)?;
-    let quant = o.quant_config()?;
     let train_set = data::load(Path::new(&o.train))?;
     let out = Path::new(&o.out);
     let resume_from = (o.resume && out.exists()).then(|| Checkpoint::load(out)).transpose()?;
     let init_from = o.init.as_ref().map(|p| Checkpoint::load(Path::new(p))).transpose()?;
+    let mut quant = o.quant_config()?;
+    if let Some(q) = quant.as_mut().filter(|_| o.input_bits.is_none()) {
+        default_input_bits(q, resume_from.as_ref().or(init_from.as_ref()), &train_set)?;
+    }
     // Class indices follow the checkpoint we continue from, else the data file.
     let label_map = match resume_from.as_ref().or(init_from.as_ref()) {
         Some(ck) => labels(ck)?,
@@ -57,16 +60,23 @@ pub fn train(o: &TrainOptions) -> Result<String, Failure> {
         warnings.extend(diagnostics::report("after calibration: ", found));
     }
     if let Some(q) = quant.as_ref() {
-        let found = crate::quant::diagnose::offset_input(&train_set, q.input_bits());
+        let found = crate::quant::diagnose::offset_input(&train_set, q.input_bits(), q.a_bits);
         warnings.extend(diagnostics::report("", found));
     }
 
+    let teacher = match o.distill.as_deref() {
+        Some(path) => Some(
+            threads.install(|| super::distill::teacher(path, &typed, &train_set, cfg.threads))?,
+        ),
+        None => None,
+    };
+    let data = Data { train: &train_set, test: &test_set, teacher: teacher.as_ref() };
     let epochs_before = st.epoch;
     let bar = progress(cfg.epochs, st.epoch);
     let mut last_save = Instant::now();
     let started = Instant::now();
     threads.install(|| {
-        fit(&plan, &mut w, &mut st, &train_set, &test_set, &cfg, |st, w| {
+        fit(&plan, &mut w, &mut st, data, &cfg, |st, w| {
             let e = st.history.last().expect("an epoch just finished");
             let line = format!(
                 "epoch {:>4}/{}  loss {:.4}  train {:.4}  test {:.4}  lr {:.2e}  {:.0} samples/s",
@@ -149,6 +159,33 @@ pub fn train(o: &TrainOptions) -> Result<String, Failure> {
             st.epoch, o.out
         )
     })
+}
+
+/// The input quantizer's width when `--input-bits` is not given: a QAT run
+/// continues with its own; a new one widens the input beyond `a_bits` where
+/// the data need it (`input_bits_for`), and says so.
+fn default_input_bits(
+    q: &mut QuantConfig,
+    from: Option<&Checkpoint>,
+    train_set: &Dataset,
+) -> Result<(), Failure> {
+    let saved = match from {
+        Some(ck) => ck.json::<QuantConfig>(super::quantized::KEY_QUANT)?,
+        None => None,
+    };
+    if let Some(saved) = saved {
+        q.input_bits = saved.input_bits;
+        return Ok(());
+    }
+    let bits = crate::quant::diagnose::input_bits_for(train_set, q.a_bits);
+    if bits != q.a_bits {
+        eprintln!(
+            "note: the input quantizer gets {bits} bits, not {}: {} varies over few of the {}-bit levels \
+             its range needs (--input-bits sets the width)",
+            q.a_bits, train_set.path, q.a_bits
+        );
+    }
+    q.set_input_bits(bits).map_err(|e| Failure(format!("error: {e}\n")))
 }
 
 /// Says where the run starts and at what rate; a resumed run given another

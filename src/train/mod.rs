@@ -1,12 +1,14 @@
 //! Float training: initialisation, optimizers, schedules and the loop.
 
 pub mod checkpoint;
+pub mod distill;
 pub mod fit;
 pub mod init;
 pub mod optim;
 pub mod schedule;
 
-pub use fit::{evaluate, fit, EpochRecord, Evaluation, Keep, Kept, TrainConfig, TrainState};
+pub use distill::{Distill, Teacher};
+pub use fit::{evaluate, fit, Data, EpochRecord, Evaluation, Keep, Kept, TrainConfig, TrainState};
 pub use init::init_weights;
 pub use optim::{OptState, Optimizer};
 pub use schedule::{Schedule, ScheduleState};

@@ -14,7 +14,7 @@ mod warn;
 mod weights;
 
 pub use batch_norm::{dead_channels, DeadChannel};
-pub use input::{channel_moments, offset_input, OFFSET_IN_STDS};
+pub use input::{channel_moments, input_bits_for, offset_input, OFFSET_IN_STDS};
 pub use observe::{observe, Observation};
 pub use warn::{warnings, ACTIVATION_CLIP, LEVEL_USE, VALUES_PER_LEVEL, WEIGHT_CLIP};
 pub use weights::weight_use;

@@ -111,6 +111,24 @@ fn wide_macs_near_the_accumulator_limit() {
     assert!(want.iter().any(|&v| v.abs() > 1 << 20), "reaches large values");
 }
 
+/// A dilation wider than the input: with `padding = same` the outer taps
+/// read only padding (an empty range of output steps), so each output is
+/// the bias plus the centre tap. The interpreter used to compute the start
+/// of that empty range's input slice and panic.
+#[test]
+fn taps_that_read_only_padding_add_nothing() {
+    let text = "model m(%x: i8[1, 150]) {
+  %c = int_conv1d(%x) {out_channels = 1, kernel = 3, padding = same, dilation = 200, w_bits = 8} : i32[1, 150]
+  return %c
+}";
+    let p =
+        int_program(text, &[("c.w", vec![1, 1, 3], vec![5, 3, -7]), ("c.b", vec![1], vec![11])]);
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let x = random_inputs(&p, 2, &mut rng);
+    let (want, got) = both(&p, &x);
+    assert_eq!(want, x.iter().map(|v| 11 + 3 * v).collect::<Vec<_>>());
+    assert_eq!(want, got);
+}
 fn sha(out: Output) -> String {
     json(&ok(out))["logits_sha256"].as_str().unwrap().to_string()
 }

@@ -212,3 +212,46 @@ fn vnni_hosts_get_vpdpbusd() {
         assert!(jit.disasm.as_deref().unwrap_or("").contains("vpdpbusd"));
     }
 }
+
+/// A convolution declared without a bias whose tensors still hold one: the
+/// loader refuses the program, naming the file and the tensor, and the
+/// engines (given it anyway, in memory) agree on ignoring it. The JIT's
+/// vector convolution used to add it.
+#[test]
+fn a_bias_the_model_does_not_declare_is_refused_and_never_added() {
+    let text = "model m(%x: i8[2, 10]) {
+  %c = int_conv1d(%x) {out_channels = 4, kernel = 3, padding = same, w_bits = 8} : i32[4, 10]
+  return %c
+}";
+    let tensors = [("c.w", vec![4, 2, 3], (0..24).map(|i| i % 5 - 2).collect::<Vec<i32>>())];
+    let p = int_program(&text.replace("w_bits = 8", "w_bits = 8, bias = false"), &tensors);
+    let mut extra = p.clone();
+    extra.tensors.insert("c.b".into(), (vec![4], vec![1000, -1000, 7, 9]));
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let x = random_inputs(&p, 2, &mut rng);
+    let (want, _) = both(&p, &x);
+    let (interp, jit) = both(&extra, &x);
+    assert_eq!(interp, want);
+    assert_eq!(jit, want);
+
+    let dir = tempfile::tempdir().unwrap();
+    extra.save(dir.path()).unwrap();
+    let e = IntProgram::load(dir.path(), extra.graph.clone()).unwrap_err();
+    assert!(e.contains("weights.safetensors") && e.contains("unexpected tensor `c.b`"), "{e}");
+}
+
+/// `w_format = pot` without `w_bits`: the loader computed `1 << 32766` for
+/// the range (no check then applied, and a 2^20 weight ran); it now takes
+/// the widest power-of-two format and refuses the weight.
+#[test]
+fn power_of_two_weights_without_a_width_are_range_checked() {
+    let text = "model m(%x: i8[1, 4]) {
+  %c = int_conv1d(%x) {out_channels = 1, kernel = 1, w_format = pot, bias = false} : i32[1, 4]
+  return %c
+}";
+    let ok = int_program(text, &[("c.w", vec![1, 1, 1], vec![1 << 14])]);
+    let mut bad = ok.clone();
+    bad.tensors.insert("c.w".into(), (vec![1, 1, 1], vec![1 << 20]));
+    let e = bad.check().unwrap_err();
+    assert!(e.contains("tensor `c.w`: weight 1048576 is outside the 5-bit range"), "{e}");
+}

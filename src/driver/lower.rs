@@ -111,6 +111,7 @@ pub fn lower_graph(
     PassManager { allow_meaning_changes: false }
         .run(&pipeline, g, &mut cx, after)
         .map_err(|e| e.to_string())?;
+    IntProgram::retain_expected(&mut ints, g);
     Ok(ints)
 }
 

@@ -226,3 +226,36 @@ fn precise_statistics_forget_the_running_ones() {
         assert_ne!(a[i], w[i], "{} changed", plan.params[i].name);
     }
 }
+
+/// `.ts` text of `n` series of `length` zeros, classes `a` and `b`.
+fn long_series(n: usize, length: usize) -> String {
+    let mut s = format!("@problemName long\n@univariate true\n@equalLength true\n@seriesLength {length}\n@classLabel true a b\n@data\n");
+    for i in 0..n {
+        s += &"0,".repeat(length - 1);
+        s += if i % 2 == 0 { "0:a\n" } else { "0:b\n" };
+    }
+    s
+}
+
+/// Two series of 10^6 steps made the FCN's im2col ask for 5 GB; long
+/// series are refused before any work, naming the layer and the size, and
+/// a training batch too large for the buffers names the batch that fits.
+#[test]
+fn buffers_beyond_the_limit_are_refused_with_their_size() {
+    let d = dir("long");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let data = d.join("long.ts");
+    std::fs::write(&data, long_series(2, 1_000_000)).unwrap();
+    let mut o = train_opts(&d.join("x.safetensors"), &["--epochs", "1"]);
+    o.model = format!("{root}/examples/fcn.pot");
+    (o.train, o.test) = (data.display().to_string(), data.display().to_string());
+    let e = driver::train(&o).unwrap_err().0;
+    assert!(e.contains("fcn.pot: error: `%c3` needs 3.1 GB for a single sample"), "{e}");
+
+    std::fs::write(&data, long_series(20, 100_000)).unwrap();
+    o.batch_size = 16;
+    let e = driver::train(&o).unwrap_err().0;
+    assert!(e.contains("a batch of 16 samples needs 4.9 GB at `%c3`"), "{e}");
+    assert!(e.contains("at most 6 samples fit"), "{e}");
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -35,6 +35,10 @@ pub fn train(o: &TrainOptions) -> Result<String, Failure> {
     let test_set = data::load(Path::new(&o.test))?.with_labels(&train_set.labels)?;
     check_classes(&model, &train_set)?;
     let typed = fit_to_data(&model, &train_set)?;
+    // Before any work: the buffers of one training batch must fit.
+    Plan::new(&typed)
+        .and_then(|p| p.check_batch((o.batch_size as usize).min(train_set.n)))
+        .map_err(|e| Failure(format!("{}: error: {e}\n", o.model)))?;
     if test_set.length != train_set.length || test_set.channels != train_set.channels {
         return Err(Failure(format!(
             "{}: test series are [{}, {}], training series [{}, {}]\n",

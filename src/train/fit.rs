@@ -153,7 +153,7 @@ pub fn evaluate(plan: &Plan, w: &Weights, ds: &Dataset, threads: usize) -> Evalu
     let mut logits = vec![0.0f32; ds.n * k];
     let mut correct = 0;
     let all: Vec<usize> = (0..ds.n).collect();
-    for chunk in all.chunks(64) {
+    for chunk in all.chunks(plan.batch_within(64)) {
         let tape = forward(plan, &mut w, batch(ds, chunk), chunk.len(), Mode::Eval, threads);
         let out = tape.output(plan);
         for (bi, &i) in chunk.iter().enumerate() {

@@ -259,3 +259,81 @@ fn buffers_beyond_the_limit_are_refused_with_their_size() {
     assert!(e.contains("at most 6 samples fit"), "{e}");
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// Flags that can only train to NaN are refused (`--lr 1e30` and
+/// `--weight-decay nan` used to write a NaN checkpoint with exit 0).
+#[test]
+fn rates_out_of_range_are_refused() {
+    let d = dir("flags");
+    let out = d.join("x.safetensors");
+    for (flag, value, want) in [
+        ("--lr", "1e30", "--lr must lie in (0, 10], not 1000000000000000000000000000000"),
+        ("--lr", "nan", "--lr must lie in (0, 10], not NaN"),
+        ("--weight-decay", "nan", "--weight-decay must lie in [0, 1], not NaN"),
+        ("--threshold-lr", "inf", "--threshold-lr must lie in (0, 10], not inf"),
+        ("--momentum", "1.5", "--momentum must lie in [0, 1), not 1.5"),
+    ] {
+        let e = driver::train(&train_opts(&out, &["--epochs", "1", flag, value])).unwrap_err().0;
+        assert!(e.contains(want), "{flag} {value}: {e}");
+    }
+    assert!(!out.exists());
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// A loss that stops being finite stops training with an error, before the
+/// epoch's weights reach the checkpoint.
+#[test]
+fn a_diverging_run_stops_without_saving() {
+    let g = syntax::parse(include_str!("../examples/tiny.pot")).unwrap();
+    let plan = Plan::new(&g).unwrap();
+    let cfg = TrainConfig {
+        epochs: 3,
+        batch_size: 8,
+        lr: 1e30,
+        weight_decay: 0.0,
+        threshold_lr: None,
+        seed: 3,
+        threads: 1,
+        optimizer: Optimizer::Sgd { momentum: 0.0 },
+        schedule: Schedule::Constant,
+        freeze_bn: None,
+        keep: potc::train::Keep::Last,
+    };
+    let data = separable(32, 16, 1);
+    let mut w = init_weights(&plan.params, cfg.seed);
+    let mut st = TrainState::new(&plan, &cfg);
+    let mut saved = 0;
+    let e = fit(&plan, &mut w, &mut st, &data, &data, &cfg, |_, _| {
+        saved += 1;
+        Ok::<(), potc::train::Diverged>(())
+    })
+    .unwrap_err();
+    assert_eq!(saved, 0, "{e}");
+    assert_eq!(e.epoch, 1);
+    let msg = e.to_string();
+    assert!(msg.contains("no longer a finite number") && msg.contains("--lr"), "{msg}");
+}
+
+/// `-o` naming the training data used to overwrite it after training, and
+/// an unwritable `-o` was reported only after the last epoch: both are
+/// refused before any work.
+#[test]
+fn the_output_is_checked_before_training() {
+    let d = dir("out");
+    let data = d.join("train.ts");
+    std::fs::copy(format!("{}/examples/data/GunPoint_TRAIN.ts", env!("CARGO_MANIFEST_DIR")), &data)
+        .unwrap();
+    let before = std::fs::read(&data).unwrap();
+    let mut o = train_opts(&data, &["--epochs", "1"]);
+    o.train = data.display().to_string();
+    let e = driver::train(&o).unwrap_err().0;
+    assert!(e.contains("train.ts: error: is the --train data; -o would overwrite it"), "{e}");
+    assert_eq!(std::fs::read(&data).unwrap(), before);
+
+    let nowhere = d.join("missing-dir").join("x.safetensors");
+    let e = driver::train(&train_opts(&nowhere, &["--epochs", "1"])).unwrap_err().0;
+    assert!(e.contains("x.safetensors: error: cannot write a file there"), "{e}");
+    let e = driver::train(&train_opts(&d, &["--epochs", "1"])).unwrap_err().0;
+    assert!(e.contains("error: is a directory"), "{e}");
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -21,8 +21,9 @@ use std::time::{Duration, Instant};
 pub fn train(o: &TrainOptions) -> Result<String, Failure> {
     let (_, model) = load_float_model(&o.model)?;
     let quant = o.quant_config()?;
-    let train_set = data::load(Path::new(&o.train))?;
     let out = Path::new(&o.out);
+    check_output(out, &[("--train", &o.train), ("--test", &o.test)])?;
+    let train_set = data::load(Path::new(&o.train))?;
     let resume_from = (o.resume && out.exists()).then(|| Checkpoint::load(out)).transpose()?;
     let init_from = o.init.as_ref().map(|p| Checkpoint::load(Path::new(p))).transpose()?;
     // Class indices follow the checkpoint we continue from, else the data file.
@@ -96,7 +97,7 @@ pub fn train(o: &TrainOptions) -> Result<String, Failure> {
                 last_save = Instant::now();
                 save(&model, &plan, w, st, &cfg, &train_set.labels, quant.as_ref(), out)?;
             }
-            Ok::<(), crate::ckpt::CkptError>(())
+            Ok::<(), Failure>(())
         })
     })?;
     bar.finish_and_clear();
@@ -218,6 +219,27 @@ fn progress(epochs: usize, done: usize) -> ProgressBar {
 }
 
 #[allow(clippy::too_many_arguments)]
+/// Before any work: the checkpoint must not replace a data file, and its
+/// directory must take a new file (else the error would come only after
+/// the last epoch).
+fn check_output(out: &Path, inputs: &[(&str, &str)]) -> Result<(), Failure> {
+    let fail = |why: String| Err(Failure(format!("{}: error: {why}\n", out.display())));
+    if out.is_dir() {
+        return fail("is a directory; -o names the checkpoint file to write".into());
+    }
+    if let Ok(target) = out.canonicalize() {
+        for (flag, path) in inputs {
+            if Path::new(path).canonicalize().is_ok_and(|p| p == target) {
+                return fail(format!("is the {flag} data; -o would overwrite it"));
+            }
+        }
+    }
+    if let Err(e) = crate::ckpt::check_writable(out) {
+        return fail(format!("cannot write a file there: {e}"));
+    }
+    Ok(())
+}
+
 fn save(
     model: &Graph,
     plan: &Plan,

@@ -165,9 +165,46 @@ pub fn evaluate(plan: &Plan, w: &Weights, ds: &Dataset, threads: usize) -> Evalu
     Evaluation { accuracy: correct as f64 / ds.n.max(1) as f64, logits, classes: k }
 }
 
+/// Training stopped because the loss or a weight stopped being a finite
+/// number (a rate or weight decay too large for the network).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diverged {
+    /// The epoch (1-based) in which it happened.
+    pub epoch: usize,
+    /// What became non-finite: `the loss` or a parameter's name.
+    pub what: String,
+    pub lr: f32,
+}
+
+impl std::fmt::Display for Diverged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "training diverged in epoch {}: {} is no longer a finite number (learning rate {:e}); \
+             the weights of that epoch are not saved; train with a lower --lr or --weight-decay",
+            self.epoch, self.what, self.lr
+        )
+    }
+}
+
+impl From<Diverged> for () {
+    fn from(_: Diverged) {}
+}
+
+/// The first trainable parameter holding a NaN or an infinity.
+fn non_finite_param(plan: &Plan, w: &Weights) -> Option<String> {
+    plan.params
+        .iter()
+        .zip(w)
+        .find(|(p, v)| p.trainable && v.iter().any(|x| !x.is_finite()))
+        .map(|(p, _)| format!("parameter `{}`", p.name))
+}
+
 /// Trains from `st.epoch` to `cfg.epochs`, calling `on_epoch` after each one
-/// (to save a checkpoint or print a line); an error from it stops training.
-pub fn fit<E>(
+/// (to save a checkpoint or print a line); an error from it stops training,
+/// and so does a loss or weight that is no longer finite ([`Diverged`]),
+/// before `on_epoch` could save it.
+pub fn fit<E: From<Diverged>>(
     plan: &Plan,
     w: &mut Weights,
     st: &mut TrainState,
@@ -200,6 +237,10 @@ pub fn fit<E>(
                 cfg.threads,
             );
             let (loss, dz, ok) = softmax_cross_entropy(tape.output(plan), k, &labels);
+            if !loss.is_finite() {
+                let what = "the loss".to_string();
+                return Err(Diverged { epoch: st.epoch + 1, what, lr: st.sched.lr }.into());
+            }
             let grads = backward(plan, w, &tape, dz, cfg.threads);
             optim::step(
                 cfg.optimizer,
@@ -211,6 +252,9 @@ pub fn fit<E>(
             );
             loss_sum += loss * idx.len() as f64;
             correct += ok;
+        }
+        if let Some(what) = non_finite_param(plan, w) {
+            return Err(Diverged { epoch: st.epoch + 1, what, lr: st.sched.lr }.into());
         }
         let seconds = start.elapsed().as_secs_f64();
         let loss = loss_sum / train.n.max(1) as f64;

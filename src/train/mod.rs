@@ -6,7 +6,9 @@ pub mod init;
 pub mod optim;
 pub mod schedule;
 
-pub use fit::{evaluate, fit, EpochRecord, Evaluation, Keep, Kept, TrainConfig, TrainState};
+pub use fit::{
+    evaluate, fit, Diverged, EpochRecord, Evaluation, Keep, Kept, TrainConfig, TrainState,
+};
 pub use init::init_weights;
 pub use optim::{OptState, Optimizer};
 pub use schedule::{Schedule, ScheduleState};

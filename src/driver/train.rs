@@ -27,9 +27,12 @@ pub fn train(o: &TrainOptions) -> Result<String, Failure> {
     let resume_from = (o.resume && out.exists()).then(|| Checkpoint::load(out)).transpose()?;
     let init_from = o.init.as_ref().map(|p| Checkpoint::load(Path::new(p))).transpose()?;
     // Class indices follow the checkpoint we continue from, else the data file.
-    let label_map = match resume_from.as_ref().or(init_from.as_ref()) {
-        Some(ck) => labels(ck)?,
-        None => vec![],
+    let label_map = match (&resume_from, &init_from) {
+        (Some(ck), _) => labels(ck).map_err(|e| e.in_file(out))?,
+        (None, Some(ck)) => {
+            labels(ck).map_err(|e| e.in_file(Path::new(o.init.as_deref().unwrap_or(""))))?
+        }
+        (None, None) => vec![],
     };
     let train_set =
         if label_map.is_empty() { train_set } else { train_set.with_labels(&label_map)? };
@@ -166,7 +169,7 @@ fn announce(
 ) -> Result<(), Failure> {
     if resume.is_some() {
         eprintln!("note: resuming {} after epoch {} of {}", o.out, st.epoch, cfg.epochs);
-        let saved = saved_lr(resume)?;
+        let saved = saved_lr(resume, Path::new(&o.out))?;
         if o.lr.is_some() && saved.is_some_and(|s| s != cfg.lr) {
             eprintln!(
                 "note: the learning rate changes from {:.2e} (this epoch's) to --lr {:.2e}",

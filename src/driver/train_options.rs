@@ -263,12 +263,16 @@ impl TrainOptions {
 /// 1e-3 shakes them, most of all under quantization) and 1e-3 from scratch.
 pub(super) fn base_lr(o: &TrainOptions, resume: Option<&Checkpoint>) -> Result<f32, Failure> {
     let fresh = if o.init.is_some() { 1e-4 } else { 1e-3 };
-    Ok(o.lr.or(saved_lr(resume)?).unwrap_or(fresh))
+    Ok(o.lr.or(saved_lr(resume, std::path::Path::new(&o.out))?).unwrap_or(fresh))
 }
 
 /// The base rate a resumed run was started with.
-pub(super) fn saved_lr(resume: Option<&Checkpoint>) -> Result<Option<f32>, Failure> {
+pub(super) fn saved_lr(
+    resume: Option<&Checkpoint>,
+    path: &std::path::Path,
+) -> Result<Option<f32>, Failure> {
     let Some(ck) = resume else { return Ok(None) };
-    let cfg: Option<serde_json::Value> = ck.json(crate::ckpt::KEY_CONFIG)?;
+    let cfg: Option<serde_json::Value> =
+        ck.json(crate::ckpt::KEY_CONFIG).map_err(|e| e.in_file(path))?;
     Ok(cfg.and_then(|c| c["lr"].as_f64()).map(|lr| lr as f32))
 }

@@ -221,7 +221,6 @@ fn progress(epochs: usize, done: usize) -> ProgressBar {
     bar
 }
 
-#[allow(clippy::too_many_arguments)]
 /// Before any work: the checkpoint must not replace a data file, and its
 /// directory must take a new file (else the error would come only after
 /// the last epoch).
@@ -243,6 +242,7 @@ fn check_output(out: &Path, inputs: &[(&str, &str)]) -> Result<(), Failure> {
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn save(
     model: &Graph,
     plan: &Plan,

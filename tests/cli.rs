@@ -179,9 +179,22 @@ fn bad_checkpoint_metadata_names_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let ck = tiny_qat(dir.path());
     let good = Checkpoint::load(std::path::Path::new(&ck)).unwrap();
-    let eval = ["eval", "examples/tiny.pot", "--weights", &ck, "--data", "examples/data/GunPoint_TEST.ts", "--mode", "fake-quant"];
+    let eval = [
+        "eval",
+        "examples/tiny.pot",
+        "--weights",
+        &ck,
+        "--data",
+        "examples/data/GunPoint_TEST.ts",
+        "--mode",
+        "fake-quant",
+    ];
     for (key, value, want) in [
-        ("quant", r#"{"w_bits":99,"a_bits":8,"per_channel":true,"scales":"learned","bn":"fold-sim"}"#, "metadata `quant`: `w_bits` is 99"),
+        (
+            "quant",
+            r#"{"w_bits":99,"a_bits":8,"per_channel":true,"scales":"learned","bn":"fold-sim"}"#,
+            "metadata `quant`: `w_bits` is 99",
+        ),
         ("quant", "[1]", "metadata `quant` is not the expected JSON"),
         ("labels", "5", "metadata `labels` is not the expected JSON"),
     ] {
@@ -189,7 +202,10 @@ fn bad_checkpoint_metadata_names_the_file() {
         bad.meta.insert(key.into(), value.into());
         bad.save(std::path::Path::new(&ck)).unwrap();
         let err = fails(&eval);
-        assert!(err.lines().any(|l| l.starts_with(&format!("{ck}: ")) && l.contains(want)), "{err}");
+        assert!(
+            err.lines().any(|l| l.starts_with(&format!("{ck}: ")) && l.contains(want)),
+            "{err}"
+        );
         assert!(!err.contains("bug in potc"), "{err}");
     }
 }
@@ -225,12 +241,32 @@ fn huge_labels_and_lines_are_clipped_in_messages() {
     let label = "z".repeat(100_000);
     let row: Vec<String> = (0..150).map(|i| format!("{}", i as f32 / 150.0)).collect();
     std::fs::write(&data, format!("{label}\t{}\n", row.join("\t"))).unwrap();
-    let err = fails(&["eval", "examples/tiny.pot", "--weights", &ck, "--data", data.to_str().unwrap(), "--mode", "fake-quant"]);
-    assert!(err.contains("label `zzzz") && err.len() < 1000, "{} bytes: {}", err.len(), &err[..300]);
+    let err = fails(&[
+        "eval",
+        "examples/tiny.pot",
+        "--weights",
+        &ck,
+        "--data",
+        data.to_str().unwrap(),
+        "--mode",
+        "fake-quant",
+    ]);
+    assert!(
+        err.contains("label `zzzz") && err.len() < 1000,
+        "{} bytes: {}",
+        err.len(),
+        &err[..300]
+    );
 
     let model = dir.path().join("long.pot");
     let op = "q".repeat(100_000);
-    std::fs::write(&model, format!("model m(%x: [1, 4]) {{\n  %y = {op}(%x)\n  return %y\n}}\n")).unwrap();
+    std::fs::write(&model, format!("model m(%x: [1, 4]) {{\n  %y = {op}(%x)\n  return %y\n}}\n"))
+        .unwrap();
     let err = fails(&["check", model.to_str().unwrap()]);
-    assert!(err.contains("long.pot:2:8: error: unknown op `qqqq") && err.len() < 1000, "{} bytes: {}", err.len(), &err[..300]);
+    assert!(
+        err.contains("long.pot:2:8: error: unknown op `qqqq") && err.len() < 1000,
+        "{} bytes: {}",
+        err.len(),
+        &err[..300]
+    );
 }

@@ -106,8 +106,8 @@ impl IntProgram {
         }
         if let Some(name) = self.unexpected_tensor() {
             return Err(format!(
-                "unexpected tensor `{name}`: no op of the model has that parameter \
-                 (an engine would silently ignore or use it)"
+                "unexpected tensor `{name}`: no op or value of the model has it (an engine \
+                 would silently ignore or use it); lower the checkpoint again"
             ));
         }
         for id in g.node_ids() {

@@ -136,7 +136,7 @@ fn fold_one(
     if let Some(o) = old {
         g.remove_node(o);
     }
-    g.node_mut(folded).name = bn_name;
+    g.rename(folded, bn_name);
     Ok(true)
 }
 

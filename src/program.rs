@@ -4,6 +4,7 @@
 //! Loading checks everything an engine relies on, so a hand-edited program
 //! gets an error naming the file and the tensor, never a panic.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use crate::ckpt::{write_atomic, Checkpoint, TensorData, KEY_LABELS};
@@ -24,6 +25,10 @@ pub const WEIGHTS_FILE: &str = "weights.safetensors";
 /// Left shifts beyond this are refused: they would push any nonzero value
 /// out of every integer type.
 const MAX_SHIFT: i32 = 62;
+
+/// Exponents beyond this are refused: `2^e` of a value is then no finite
+/// `f64`, and reports subtract exponents.
+pub const MAX_EXPONENT: u32 = 1023;
 
 /// An integer-only program and its tensors.
 #[derive(Debug, Clone)]
@@ -99,6 +104,15 @@ impl IntProgram {
             }
             self.check_accumulator(g, id)?;
         }
+        if let Some(name) = self.unexpected_tensor() {
+            return Err(format!(
+                "unexpected tensor `{name}`: no op or value of the model has it (an engine \
+                 would silently ignore or use it); lower the checkpoint again"
+            ));
+        }
+        for id in g.node_ids() {
+            self.check_exponents(g, id)?;
+        }
         for id in g.inputs().iter().copied().chain(g.output()) {
             let name = format!("{}.exp", g.node(id).name);
             match self.tensors.get(&name) {
@@ -110,6 +124,49 @@ impl IntProgram {
                     ))
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// The first tensor (in name order) that is neither a parameter of an op
+    /// nor a value's exponent (`<value>.exp`).
+    fn unexpected_tensor(&self) -> Option<&str> {
+        let expected = expected_tensors(&self.graph);
+        self.tensors.keys().map(String::as_str).find(|name| !expected.contains(*name))
+    }
+
+    /// Drops the tensors no op of the graph names (the exponent of a value a
+    /// pass removed, such as a fused ReLU), so that the program passes
+    /// [`check`](Self::check).
+    pub fn retain_expected(tensors: &mut IntStore, g: &Graph) {
+        let expected = expected_tensors(g);
+        tensors.retain(|name, _| expected.contains(name));
+    }
+
+    /// A value's exponents (`<value>.exp`, when present): one, or one per
+    /// channel (the input: one, for every channel is quantized alike), each
+    /// within `±MAX_EXPONENT` so that `2^e` and differences of exponents
+    /// stay finite.
+    fn check_exponents(&self, g: &Graph, id: crate::ir::NodeId) -> Result<(), String> {
+        let node = g.node(id);
+        let name = format!("{}.exp", node.name);
+        let Some((_, v)) = self.tensors.get(&name) else { return Ok(()) };
+        let channels = node.ty.shape.first().copied().unwrap_or(1);
+        let allowed = if node.op == Op::Input { 1 } else { channels };
+        if v.len() != 1 && v.len() != allowed {
+            return Err(format!(
+                "tensor `{name}` has {} values; `%{}` takes one exponent{}",
+                v.len(),
+                node.name,
+                if allowed == 1 {
+                    String::new()
+                } else {
+                    format!(" or one per channel ({allowed})")
+                }
+            ));
+        }
+        if let Some(e) = v.iter().find(|e| e.unsigned_abs() > MAX_EXPONENT) {
+            return Err(format!("tensor `{name}`: exponent {e} is outside ±{MAX_EXPONENT}"));
         }
         Ok(())
     }
@@ -148,11 +205,9 @@ impl IntProgram {
                     Op::IntLinear(l) => &l.quant,
                     _ => unreachable!("a MAC op"),
                 };
-                let bits = q.w_bits.unwrap_or(16);
-                let lim = if q.pot() {
-                    1i64 << ((1 << (bits - 1)) - 2)
-                } else {
-                    (1i64 << (bits - 1)) - 1
+                let bits = q.weight_bits();
+                let Some(lim) = q.weight_limit() else {
+                    return bad(format!("{bits}-bit weights are beyond any integer type"));
                 };
                 if let Some(w) = v.iter().find(|w| i64::from(w.unsigned_abs()) > lim) {
                     return bad(format!("weight {w} is outside the {bits}-bit range ±{lim}"));
@@ -217,6 +272,22 @@ impl IntProgram {
         let spec = QuantSpec { bits: u32::from(bits), signed, narrow: false };
         x.iter().map(|&v| quantize64(f64::from(v), e, &spec) as i64).collect()
     }
+}
+
+/// Every tensor name a program of graph `g` may hold: each op's parameters
+/// (`<value>.<slot>`) and each value's exponent (`<value>.exp`).
+fn expected_tensors(g: &Graph) -> HashSet<String> {
+    let mut names = HashSet::new();
+    for id in g.node_ids() {
+        let node = g.node(id);
+        names.insert(format!("{}.exp", node.name));
+        if node.op == Op::Input {
+            continue;
+        }
+        let tys: Vec<_> = g.operands(id).iter().map(|&o| &g.node(o).ty).collect();
+        names.extend(node.op.params(&tys).into_iter().map(|p| format!("{}.{}", node.name, p.slot)));
+    }
+    names
 }
 
 /// `dir/model.pot`.

@@ -150,3 +150,123 @@ fn print_with_weights_folds_and_summarises_them() {
     assert!(text(&out.stderr).contains("does not match model `fcn`"), "{}", text(&out.stderr));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A QAT checkpoint of `examples/tiny.pot` on GunPoint (no epochs) in `dir`.
+fn tiny_qat(dir: &std::path::Path) -> String {
+    let ck = dir.join("q.safetensors").to_str().unwrap().to_string();
+    let (train, test) = ("examples/data/GunPoint_TRAIN.ts", "examples/data/GunPoint_TEST.ts");
+    let args = ["train", "examples/tiny.pot", "--train", train, "--test", test, "-o", &ck];
+    let out = potc(&[&args[..], &["--quant", "w8a8", "--epochs", "0"]].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    ck
+}
+
+/// Runs `potc args` expecting exit 1 and no panic; its standard error.
+fn fails(args: &[&str]) -> String {
+    let out = potc(args);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+/// Bad metadata in a checkpoint names the file and the key: a `quant`
+/// entry out of range used to surface as "a bug in potc", bad `labels`
+/// named no file.
+#[test]
+fn bad_checkpoint_metadata_names_the_file() {
+    use potc::ckpt::Checkpoint;
+    let dir = tempfile::tempdir().unwrap();
+    let ck = tiny_qat(dir.path());
+    let good = Checkpoint::load(std::path::Path::new(&ck)).unwrap();
+    let eval = [
+        "eval",
+        "examples/tiny.pot",
+        "--weights",
+        &ck,
+        "--data",
+        "examples/data/GunPoint_TEST.ts",
+        "--mode",
+        "fake-quant",
+    ];
+    for (key, value, want) in [
+        (
+            "quant",
+            r#"{"w_bits":99,"a_bits":8,"per_channel":true,"scales":"learned","bn":"fold-sim"}"#,
+            "metadata `quant`: `w_bits` is 99",
+        ),
+        ("quant", "[1]", "metadata `quant` is not the expected JSON"),
+        ("labels", "5", "metadata `labels` is not the expected JSON"),
+    ] {
+        let mut bad = good.clone();
+        bad.meta.insert(key.into(), value.into());
+        bad.save(std::path::Path::new(&ck)).unwrap();
+        let err = fails(&eval);
+        assert!(
+            err.lines().any(|l| l.starts_with(&format!("{ck}: ")) && l.contains(want)),
+            "{err}"
+        );
+        assert!(!err.contains("bug in potc"), "{err}");
+    }
+}
+
+/// A threshold far out of range reached `potc lower` as "internal: left
+/// shift 99 exceeds 62"; it is now the checkpoint's thresholds that are
+/// named.
+#[test]
+fn thresholds_out_of_range_are_named_by_lower() {
+    use potc::ckpt::Checkpoint;
+    let dir = tempfile::tempdir().unwrap();
+    let ck = tiny_qat(dir.path());
+    let mut c = Checkpoint::load(std::path::Path::new(&ck)).unwrap();
+    let names: Vec<String> =
+        c.tensors.keys().filter(|n| n.starts_with("x.") && n.ends_with("log2t")).cloned().collect();
+    assert!(!names.is_empty(), "the input quantizer's threshold");
+    for n in names {
+        c.insert_f32(n, vec![1], vec![90.0]);
+    }
+    c.save(std::path::Path::new(&ck)).unwrap();
+    let out = dir.path().join("int");
+    let err = fails(&["lower", "examples/tiny.pot", "--weights", &ck, "-o", out.to_str().unwrap()]);
+    assert!(err.lines().any(|l| l.starts_with(&format!("{ck}: error: its thresholds"))), "{err}");
+    assert!(!err.contains("internal"), "{err}");
+}
+
+/// A 100,000-character label or source line is not echoed whole.
+#[test]
+fn huge_labels_and_lines_are_clipped_in_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = tiny_qat(dir.path());
+    let data = dir.path().join("long.tsv");
+    let label = "z".repeat(100_000);
+    let row: Vec<String> = (0..150).map(|i| format!("{}", i as f32 / 150.0)).collect();
+    std::fs::write(&data, format!("{label}\t{}\n", row.join("\t"))).unwrap();
+    let err = fails(&[
+        "eval",
+        "examples/tiny.pot",
+        "--weights",
+        &ck,
+        "--data",
+        data.to_str().unwrap(),
+        "--mode",
+        "fake-quant",
+    ]);
+    assert!(
+        err.contains("label `zzzz") && err.len() < 1000,
+        "{} bytes: {}",
+        err.len(),
+        &err[..300]
+    );
+
+    let model = dir.path().join("long.pot");
+    let op = "q".repeat(100_000);
+    std::fs::write(&model, format!("model m(%x: [1, 4]) {{\n  %y = {op}(%x)\n  return %y\n}}\n"))
+        .unwrap();
+    let err = fails(&["check", model.to_str().unwrap()]);
+    assert!(
+        err.contains("long.pot:2:8: error: unknown op `qqqq") && err.len() < 1000,
+        "{} bytes: {}",
+        err.len(),
+        &err[..300]
+    );
+}

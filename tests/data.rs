@@ -2,6 +2,8 @@
 //! every rejection with its message, `.tsv`/`.npz` round trips, and no panic
 //! on random or mutated input.
 
+mod common;
+
 use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -79,11 +81,7 @@ fn gunpoint_train_and_test() {
 
 #[test]
 fn basicmotions_is_six_channels_in_declared_label_order() {
-    let path = manifest("../shared/data/BasicMotions/BasicMotions_TRAIN.ts");
-    if !path.exists() {
-        eprintln!("note: skipped, {} is missing", path.display());
-        return;
-    }
+    let path = common::shared_data("BasicMotions/BasicMotions_TRAIN.ts");
     let d = load(&path).unwrap();
     assert_eq!((d.n, d.channels, d.length), (40, 6, 100));
     assert_eq!(d.labels, ["Standing", "Running", "Walking", "Badminton"]);
@@ -96,11 +94,7 @@ fn basicmotions_is_six_channels_in_declared_label_order() {
 
 #[test]
 fn italy_power_demand_reads_exponents() {
-    let path = manifest("../shared/data/ItalyPowerDemand/ItalyPowerDemand_TEST.ts");
-    if !path.exists() {
-        eprintln!("note: skipped, {} is missing", path.display());
-        return;
-    }
+    let path = common::shared_data("ItalyPowerDemand/ItalyPowerDemand_TEST.ts");
     let d = load(&path).unwrap();
     assert_eq!((d.n, d.channels, d.length), (1029, 1, 24));
     assert!(d.x.iter().any(|v| v.abs() > 0.0 && v.abs() < 1e-6), "E-9 style values");

@@ -237,10 +237,10 @@ fn big_expression(n: usize) -> String {
 #[test]
 fn a_big_expression_stays_within_the_limits() {
     let expr = parse(&big_expression(400));
-    let limits = Limits { iterations: 8, nodes: 4_000, time: Duration::from_millis(500) };
-    let start = Instant::now();
+    // The time limit is far beyond the others: a slow machine must stop at
+    // the node limit too (times are measured by benchmarks, not asserted).
+    let limits = Limits { iterations: 8, nodes: 4_000, time: Duration::from_secs(120) };
     let out = timed(&expr, limits);
-    assert!(start.elapsed() < Duration::from_secs(5), "took {:?}", start.elapsed());
     assert!(out.iterations <= limits.iterations);
     assert!(out.stop_reason.starts_with("node limit"), "{}", out.stop_reason);
     // One round may overshoot the node limit, but not unboundedly.

@@ -301,6 +301,16 @@ fn export_errors_are_clear() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(!Path::new(&out).join("manifest.json").exists());
 
+    // Sample counts whose vectors would not fit memory (120 GB, and a
+    // capacity overflow) are refused with the size, before any work.
+    for n in ["100000000", "18446744073709551615"] {
+        let big = potc(&["export", &prog, "--format", "vectors", "-o", &out, "--samples", n]);
+        let err = String::from_utf8_lossy(&big.stderr);
+        assert_eq!(big.status.code(), Some(1), "{err}");
+        assert!(err.contains(&format!("--samples {n}")) && err.contains("at most"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+
     // More samples than the data holds: all of them.
     let one = path("one.tsv");
     let row: Vec<String> = (0..150).map(|i| format!("{}", (i as f32 / 20.0).sin())).collect();

@@ -120,3 +120,81 @@ fn report_errors_are_clear() {
     assert_eq!(o.status.code(), Some(1));
     assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"));
 }
+
+/// A conv whose weight exponents come from `c.exp` and `x.exp`, with float
+/// weights for the plot, saved to `dir`.
+fn plotted_program(dir: &std::path::Path, exps: &[(&str, Option<Vec<i32>>)]) {
+    let text = "model m(%x: i8[2, 6]) {
+  %c = int_conv1d(%x) {out_channels = 2, kernel = 3, w_bits = 4} : i32[2, 4]
+  %y = requant(%c) {bits = 8} : i8[2, 4]
+  return %y
+}";
+    let w: Vec<i32> = (0..12).map(|i| i % 15 - 7).collect();
+    let mut p = common::int_program(
+        text,
+        &[
+            ("c.w", vec![2, 2, 3], w.clone()),
+            ("c.b", vec![2], vec![3, -3]),
+            ("y.shift", vec![2], vec![2, 2]),
+        ],
+    );
+    p.tensors.insert("c.exp".into(), (vec![1], vec![-4]));
+    for (name, v) in exps {
+        match v {
+            Some(v) => p.tensors.insert(name.to_string(), (vec![v.len()], v.clone())),
+            None => p.tensors.remove(*name),
+        };
+    }
+    // Saved without the loader's checks, as a hand-edited file would be.
+    let mut ck = potc::ckpt::Checkpoint::default();
+    ck.set_model(&p.graph);
+    for (name, (shape, v)) in &p.tensors {
+        ck.insert_i32(name.clone(), shape.clone(), v.clone());
+    }
+    std::fs::create_dir_all(dir).unwrap();
+    ck.save(&dir.join("weights.safetensors")).unwrap();
+    std::fs::write(dir.join("model.pot"), potc::ir::print(&p.graph)).unwrap();
+    let mut source = potc::report::source::Source::default();
+    source
+        .weights
+        .insert("c.w".into(), (vec![2, 2, 3], w.iter().map(|&v| v as f32 * 0.07).collect()));
+    source.save(dir).unwrap();
+}
+
+/// `report --plot` on extreme, missing or multi-valued exponents: a plot
+/// or an error naming the tensor, never a panic (each used to panic: an
+/// `i32` overflow, an index past the exponents, a histogram of infinite
+/// width).
+#[test]
+fn plots_of_odd_exponents_never_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |exps: &[(&str, Option<Vec<i32>>)]| {
+        let prog = dir.path().join("int");
+        plotted_program(&prog, exps);
+        let out = potc(&[
+            "report",
+            prog.to_str().unwrap(),
+            "--plot",
+            dir.path().join("plots").to_str().unwrap(),
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!err.contains("panicked"), "{err}");
+        (out.status.code(), err)
+    };
+    // Weights 2^2023 steps wide: every weight clipped, drawn at the edge.
+    let (code, err) = run(&[("c.exp", Some(vec![-1023])), ("x.exp", Some(vec![1000]))]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(dir.path().join("plots/c.weights.svg").exists());
+    let (code, err) = run(&[("c.exp", Some(vec![i32::MIN]))]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("weights.safetensors") && err.contains("`c.exp`"), "{err}");
+    let (code, err) = run(&[("c.exp", None)]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("`c.exp`"), "{err}");
+    let (code, err) = run(&[("c.exp", Some(vec![-4, -3, -2]))]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("`c.exp`") && err.contains("3 values"), "{err}");
+    let (code, err) = run(&[("x.exp", Some(vec![0, 1]))]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("`x.exp`"), "{err}");
+}

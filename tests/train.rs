@@ -230,3 +230,116 @@ fn precise_statistics_forget_the_running_ones() {
         assert_ne!(a[i], w[i], "{} changed", plan.params[i].name);
     }
 }
+
+/// `.ts` text of `n` series of `length` zeros, classes `a` and `b`.
+fn long_series(n: usize, length: usize) -> String {
+    let mut s = format!("@problemName long\n@univariate true\n@equalLength true\n@seriesLength {length}\n@classLabel true a b\n@data\n");
+    for i in 0..n {
+        s += &"0,".repeat(length - 1);
+        s += if i % 2 == 0 { "0:a\n" } else { "0:b\n" };
+    }
+    s
+}
+
+/// Two series of 10^6 steps made the FCN's im2col ask for 5 GB; long
+/// series are refused before any work, naming the layer and the size, and
+/// a training batch too large for the buffers names the batch that fits.
+#[test]
+fn buffers_beyond_the_limit_are_refused_with_their_size() {
+    let d = dir("long");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let data = d.join("long.ts");
+    std::fs::write(&data, long_series(2, 1_000_000)).unwrap();
+    let mut o = train_opts(&d.join("x.safetensors"), &["--epochs", "1"]);
+    o.model = format!("{root}/examples/fcn.pot");
+    (o.train, o.test) = (data.display().to_string(), data.display().to_string());
+    let e = driver::train(&o).unwrap_err().0;
+    assert!(e.contains("fcn.pot: error: `%c3` needs 3.1 GB for a single sample"), "{e}");
+
+    std::fs::write(&data, long_series(20, 100_000)).unwrap();
+    o.batch_size = 16;
+    let e = driver::train(&o).unwrap_err().0;
+    assert!(e.contains("a batch of 16 samples needs 4.9 GB at `%c3`"), "{e}");
+    assert!(e.contains("at most 6 samples fit"), "{e}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// Flags that can only train to NaN are refused (`--lr 1e30` and
+/// `--weight-decay nan` used to write a NaN checkpoint with exit 0).
+#[test]
+fn rates_out_of_range_are_refused() {
+    let d = dir("flags");
+    let out = d.join("x.safetensors");
+    for (flag, value, want) in [
+        ("--lr", "1e30", "--lr must lie in (0, 10], not 1000000000000000000000000000000"),
+        ("--lr", "nan", "--lr must lie in (0, 10], not NaN"),
+        ("--weight-decay", "nan", "--weight-decay must lie in [0, 1], not NaN"),
+        ("--threshold-lr", "inf", "--threshold-lr must lie in (0, 10], not inf"),
+        ("--momentum", "1.5", "--momentum must lie in [0, 1), not 1.5"),
+    ] {
+        let e = driver::train(&train_opts(&out, &["--epochs", "1", flag, value])).unwrap_err().0;
+        assert!(e.contains(want), "{flag} {value}: {e}");
+    }
+    assert!(!out.exists());
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// A loss that stops being finite stops training with an error, before the
+/// epoch's weights reach the checkpoint.
+#[test]
+fn a_diverging_run_stops_without_saving() {
+    let g = syntax::parse(include_str!("../examples/tiny.pot")).unwrap();
+    let plan = Plan::new(&g).unwrap();
+    let cfg = TrainConfig {
+        epochs: 3,
+        batch_size: 8,
+        lr: 1e30,
+        weight_decay: 0.0,
+        threshold_lr: None,
+        seed: 3,
+        threads: 1,
+        optimizer: Optimizer::Sgd { momentum: 0.0 },
+        schedule: Schedule::Constant,
+        freeze_bn: None,
+        keep: potc::train::Keep::Last,
+        distill: None,
+    };
+    let data = separable(32, 16, 1);
+    let mut w = init_weights(&plan.params, cfg.seed);
+    let mut st = TrainState::new(&plan, &cfg);
+    let mut saved = 0;
+    let both = Data { train: &data, test: &data, teacher: None };
+    let e = fit(&plan, &mut w, &mut st, both, &cfg, |_, _| {
+        saved += 1;
+        Ok::<(), potc::train::Diverged>(())
+    })
+    .unwrap_err();
+    assert_eq!(saved, 0, "{e}");
+    assert_eq!(e.epoch, 1);
+    let msg = e.to_string();
+    assert!(msg.contains("no longer a finite number") && msg.contains("--lr"), "{msg}");
+}
+
+/// `-o` naming the training data used to overwrite it after training, and
+/// an unwritable `-o` was reported only after the last epoch: both are
+/// refused before any work.
+#[test]
+fn the_output_is_checked_before_training() {
+    let d = dir("out");
+    let data = d.join("train.ts");
+    std::fs::copy(format!("{}/examples/data/GunPoint_TRAIN.ts", env!("CARGO_MANIFEST_DIR")), &data)
+        .unwrap();
+    let before = std::fs::read(&data).unwrap();
+    let mut o = train_opts(&data, &["--epochs", "1"]);
+    o.train = data.display().to_string();
+    let e = driver::train(&o).unwrap_err().0;
+    assert!(e.contains("train.ts: error: is the --train data; -o would overwrite it"), "{e}");
+    assert_eq!(std::fs::read(&data).unwrap(), before);
+
+    let nowhere = d.join("missing-dir").join("x.safetensors");
+    let e = driver::train(&train_opts(&nowhere, &["--epochs", "1"])).unwrap_err().0;
+    assert!(e.contains("x.safetensors: error: cannot write a file there"), "{e}");
+    let e = driver::train(&train_opts(&d, &["--epochs", "1"])).unwrap_err().0;
+    assert!(e.contains("error: is a directory"), "{e}");
+    std::fs::remove_dir_all(&d).unwrap();
+}

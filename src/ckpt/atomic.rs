@@ -5,7 +5,8 @@
 //! complete file at the target path, never a partial one. On any error the
 //! temporary file is removed and the target is untouched; only a crash (or
 //! power loss) between creating the temporary file and the rename can leave a
-//! stray `.NAME.PID-N.tmp` behind, never a damaged `NAME`.
+//! stray `.NAME.PID-N.tmp` behind, never a damaged `NAME`; the next write of
+//! `NAME` removes it once its process has ended (on Linux).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -30,10 +31,8 @@ where
     let name = path.file_name().ok_or_else(|| {
         io::Error::new(io::ErrorKind::InvalidInput, "the path does not name a file")
     })?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = parent_dir(path);
+    remove_stale_temps(dir, &name.to_string_lossy());
     let (file, tmp) = create_temp(dir, &name.to_string_lossy())?;
     let mut guard = RemoveOnDrop(Some(tmp));
 
@@ -49,6 +48,62 @@ where
         return Err(e);
     }
     sync_dir(dir)
+}
+
+/// Whether a file can be created beside `path` (where [`write_atomic`]
+/// creates its temporary file): creates and removes a temporary file.
+pub fn check_writable(path: &Path) -> io::Result<()> {
+    let name = path.file_name().ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, "the path does not name a file")
+    })?;
+    let (file, tmp) = create_temp(parent_dir(path), &name.to_string_lossy())?;
+    drop(file);
+    fs::remove_file(tmp)
+}
+
+/// The directory of `path` (`.` for a bare file name).
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// Removes the temporary files of target `name` in `dir` that a process no
+/// longer running left behind (killed mid-write). Files of live processes,
+/// this one included, may be writes in progress and stay; so does
+/// everything where liveness cannot be told. Failures are ignored: this is
+/// tidying, the write goes on.
+fn remove_stale_temps(dir: &Path, name: &str) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    let prefix = format!(".{name}.");
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(pid) = file.to_str().and_then(|f| temp_pid(f, &prefix)) else { continue };
+        if pid != std::process::id() && process_ended(pid) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// The writer's process id of a temporary file `PREFIX PID-N.tmp`.
+fn temp_pid(file: &str, prefix: &str) -> Option<u32> {
+    let rest = file.strip_prefix(prefix)?.strip_suffix(".tmp")?;
+    let (pid, n) = rest.split_once('-')?;
+    n.parse::<u64>().ok()?;
+    pid.parse().ok()
+}
+
+/// Whether no process `pid` runs (Linux: no `/proc/PID`).
+#[cfg(target_os = "linux")]
+fn process_ended(pid: u32) -> bool {
+    !Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Elsewhere liveness is not checked: stale files stay.
+#[cfg(not(target_os = "linux"))]
+fn process_ended(_pid: u32) -> bool {
+    false
 }
 
 /// Creates `.NAME.PID-N.tmp` in `dir`, never reusing an existing file.

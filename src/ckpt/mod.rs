@@ -15,7 +15,7 @@
 
 mod atomic;
 
-pub use atomic::write_atomic;
+pub use atomic::{check_writable, write_atomic};
 
 use crate::ir::Graph;
 use safetensors::{tensor::Metadata, Dtype, SafeTensorError, SafeTensors};
@@ -109,6 +109,8 @@ pub enum CkptError {
     Truncated { path: PathBuf, reason: String },
     #[error("{}: tensor `{tensor}` has dtype {dtype}; checkpoints hold only F32 and I32 tensors", .path.display())]
     UnsupportedDtype { path: PathBuf, tensor: String, dtype: String },
+    #[error("{}: tensor `{tensor}` holds {value} (at index {index}); every value must be finite", .path.display())]
+    NonFinite { path: PathBuf, tensor: String, index: usize, value: f32 },
     #[error("{}: cannot save tensor `{tensor}`: {reason}", .path.display())]
     InvalidTensor { path: PathBuf, tensor: String, reason: String },
     #[error("{}: metadata `{key}` is not the expected JSON: {source}", file(.path))]
@@ -198,7 +200,7 @@ impl Checkpoint {
             let raw = &data[info.data_offsets.0..info.data_offsets.1];
             let words = raw.chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]);
             let data = match info.dtype {
-                Dtype::F32 => TensorData::F32(words.map(f32::from_le_bytes).collect()),
+                Dtype::F32 => TensorData::F32(finite(path, &name, words.map(f32::from_le_bytes))?),
                 Dtype::I32 => TensorData::I32(words.map(i32::from_le_bytes).collect()),
                 d => {
                     let (path, dtype) = (path.into(), format!("{d:?}"));
@@ -316,6 +318,26 @@ pub fn model_hash(graph: &Graph) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(crate::ir::print(graph).as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The values of tensor `name`, refused if one is NaN or infinite: no
+/// parameter, statistic, threshold or optimizer moment is, and one would
+/// flow silently through evaluation and lowering.
+fn finite(
+    path: &Path,
+    name: &str,
+    values: impl Iterator<Item = f32>,
+) -> Result<Vec<f32>, CkptError> {
+    let v: Vec<f32> = values.collect();
+    match v.iter().position(|x| !x.is_finite()) {
+        None => Ok(v),
+        Some(index) => Err(CkptError::NonFinite {
+            path: path.into(),
+            tensor: name.into(),
+            index,
+            value: v[index],
+        }),
+    }
 }
 
 /// Why `t` cannot be written under `name`, if it cannot.

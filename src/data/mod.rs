@@ -111,7 +111,8 @@ impl Dataset {
                 None => {
                     let label = self.labels.get(*y).map_or("?", String::as_str);
                     let reason = format!(
-                        "label `{label}` is not in the model's label mapping ({})",
+                        "label `{}` is not in the model's label mapping ({})",
+                        clip(label),
                         list(labels)
                     );
                     return Err(self.sample_error(i, reason));
@@ -166,7 +167,7 @@ impl Dataset {
 
 /// Labels as a short human list: `a, b, c` (at most 20 shown).
 fn list(labels: &[String]) -> String {
-    let mut out = labels.iter().take(20).map(String::as_str).collect::<Vec<_>>().join(", ");
+    let mut out = labels.iter().take(20).map(|l| clip(l)).collect::<Vec<_>>().join(", ");
     if labels.len() > 20 {
         out.push_str(&format!(", ... ({} in all)", labels.len()));
     }

@@ -148,10 +148,10 @@ fn header_line(h: &mut Header, keyword: &str, rest: &str, no: usize) -> Result<(
                 if labels.is_empty() {
                     return Err("`@classLabel true` must list the class labels".into());
                 }
-                for (i, l) in labels.iter().enumerate() {
-                    if labels[..i].contains(l) {
-                        return Err(format!("label `{l}` is listed twice in `@classLabel`"));
-                    }
+                let mut seen = std::collections::HashSet::new();
+                if let Some(l) = labels.iter().find(|l| !seen.insert(l.as_str())) {
+                    let l = super::clip(l);
+                    return Err(format!("label `{l}` is listed twice in `@classLabel`"));
                 }
                 h.class_labels = Some((labels, no));
             }

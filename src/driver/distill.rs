@@ -20,14 +20,14 @@ pub fn teacher(
     threads: usize,
 ) -> Result<Teacher, Failure> {
     let ck = Checkpoint::load(Path::new(path))?;
-    let (graph, quant) = graph_of(&ck, typed)?;
+    let (graph, quant) = graph_of(&ck, typed, Path::new(path))?;
     if quant.is_some() {
         return Err(Failure(format!(
             "{path}: a quantization-aware checkpoint; --distill takes a float one (the teacher)\n"
         )));
     }
     ck.check_against(&graph).map_err(|e| e.in_file(Path::new(path)))?;
-    let names = labels(&ck)?;
+    let names = labels(&ck).map_err(|e| e.in_file(Path::new(path)))?;
     if !names.is_empty() && names != train.labels {
         return Err(Failure(format!(
             "{path}: the teacher's classes are {}, the training data's {}\n",

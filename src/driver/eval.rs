@@ -62,7 +62,7 @@ pub fn eval(o: &EvalOptions) -> Result<String, Failure> {
     let (_, model) = load_float_model(&o.model)?;
     let path = Path::new(&o.weights);
     let ck = Checkpoint::load(path)?;
-    let label_map = labels(&ck)?;
+    let label_map = labels(&ck).map_err(|e| e.in_file(path))?;
     let ds = data::load(Path::new(&o.data))?;
     let ds = if label_map.is_empty() { ds } else { ds.with_labels(&label_map)? };
     let typed = fit_to_data(&model, &ds)?;

@@ -50,7 +50,11 @@ pub fn export(o: &ExportOptions) -> Result<String, Failure> {
     let written = match o.format {
         ExportFormat::C => export::c::write(&program, dir, data.as_ref()),
         ExportFormat::Vectors => {
-            let n = o.samples as usize;
+            // The samples written: --samples, or fewer when the data holds fewer.
+            let n = data.as_ref().map_or(o.samples, |d| o.samples.min(d.n as u64));
+            export::vectors::check_samples(&program, n)
+                .map_err(|e| Failure(format!("error: {e}\n")))?;
+            let n = n as usize;
             let samples = match data {
                 Some(d) => first(d, n, program.input_type().elements() as usize),
                 None => Samples {

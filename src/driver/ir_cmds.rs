@@ -82,7 +82,7 @@ pub fn print_model(
 /// parameters; a QAT checkpoint against its quantized training graph).
 fn checkpoint_params(g: &crate::ir::Graph, path: &str) -> Result<ParamStore, Failure> {
     let ck = Checkpoint::load(Path::new(path))?;
-    let (trained, _) = graph_of(&ck, g)?;
+    let (trained, _) = graph_of(&ck, g, Path::new(path))?;
     ck.check_against(&trained).map_err(|e| e.in_file(Path::new(path)))?;
     Ok(ck
         .tensors

@@ -84,9 +84,17 @@ pub fn lower_model(
         }
     })
     .map_err(|e| Failure(format!("error: lowering model `{}`: {e}\n", model.name)))?;
-    let labels = crate::train::checkpoint::labels(ck)?;
+    let labels = crate::train::checkpoint::labels(ck).map_err(|e| e.in_file(ck_path))?;
     let program = IntProgram { graph: g, tensors: ints, labels };
-    program.check().map_err(|e| Failure(format!("error: internal: the lowered program: {e}\n")))?;
+    // Lowering keeps every checked range but those set by the trained
+    // thresholds: a shift or an exponent out of range comes from them.
+    program.check().map_err(|e| {
+        Failure(format!(
+            "{}: error: its thresholds give an integer program out of range: {e}; \
+             retrain with thresholds in a sensible range\n",
+            ck_path.display()
+        ))
+    })?;
     Ok(Lowered { program, printed: text, source })
 }
 
@@ -111,6 +119,7 @@ pub fn lower_graph(
     PassManager { allow_meaning_changes: false }
         .run(&pipeline, g, &mut cx, after)
         .map_err(|e| e.to_string())?;
+    IntProgram::retain_expected(&mut ints, g);
     Ok(ints)
 }
 

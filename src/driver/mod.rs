@@ -101,6 +101,12 @@ impl From<crate::data::DataError> for Failure {
     }
 }
 
+impl From<crate::train::Diverged> for Failure {
+    fn from(e: crate::train::Diverged) -> Self {
+        Failure(format!("error: {e}\n"))
+    }
+}
+
 impl From<crate::ckpt::CkptError> for Failure {
     fn from(e: crate::ckpt::CkptError) -> Self {
         Failure(format!("{e}\n"))

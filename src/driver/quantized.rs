@@ -14,6 +14,7 @@ use crate::passes::registry;
 use crate::quant::config::BnFold;
 use crate::quant::QuantConfig;
 use crate::train::init_weights;
+use std::path::Path;
 
 /// Checkpoint metadata key of the `QuantConfig` (JSON).
 pub const KEY_QUANT: &str = "quant";
@@ -55,11 +56,17 @@ fn run(
 
 /// The graph a checkpoint's parameters belong to: the quantized training
 /// graph when it records a QAT configuration, else `typed` itself.
-pub fn graph_of(ck: &Checkpoint, typed: &Graph) -> Result<(Graph, Option<QuantConfig>), Failure> {
-    match ck.json::<QuantConfig>(KEY_QUANT)? {
-        Some(cfg) => Ok((quantize_graph(typed, &cfg, None, true)?, Some(cfg))),
-        None => Ok((typed.clone(), None)),
-    }
+pub fn graph_of(
+    ck: &Checkpoint,
+    typed: &Graph,
+    path: &Path,
+) -> Result<(Graph, Option<QuantConfig>), Failure> {
+    let bad = |why: String| Failure(format!("{}: metadata `{KEY_QUANT}`: {why}\n", path.display()));
+    let cfg = ck.json::<QuantConfig>(KEY_QUANT).map_err(|e| e.in_file(path))?;
+    let Some(cfg) = cfg else { return Ok((typed.clone(), None)) };
+    cfg.validate().map_err(bad)?;
+    let g = quantize_graph(typed, &cfg, None, true).map_err(|e| bad(e.0.trim_end().into()))?;
+    Ok((g, Some(cfg)))
 }
 
 /// The graph to run a checkpoint for inference and its parameters: for a
@@ -71,7 +78,7 @@ pub fn inference_model(
     typed: &Graph,
     path: &std::path::Path,
 ) -> Result<(Graph, Option<QuantConfig>, ParamStore), Failure> {
-    let (trained, cfg) = graph_of(ck, typed)?;
+    let (trained, cfg) = graph_of(ck, typed, path)?;
     ck.check_against(&trained).map_err(|e| e.in_file(path))?;
     let mut store: ParamStore = ck
         .tensors

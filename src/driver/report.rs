@@ -41,8 +41,10 @@ pub fn report(o: &ReportOptions) -> Result<String, Failure> {
             )));
         }
         let source = Source::load(Path::new(&o.program)).map_err(|e| Failure(format!("{e}\n")))?;
-        let mut written = weight_histograms(&layers(&r.layers, &source, &program.tensors), dir)
-            .map_err(|e| Failure(format!("error: {e}\n")))?;
+        let plotted = layers(&r.layers, &source, &program.tensors)
+            .map_err(|e| Failure(format!("{}: error: {e}\n", o.program)))?;
+        let mut written =
+            weight_histograms(&plotted, dir).map_err(|e| Failure(format!("error: {e}\n")))?;
         if source.history.is_empty() {
             eprintln!("note: no training history in {} (trained 0 epochs?)", src_path.display());
         } else {

@@ -36,16 +36,17 @@ impl Start<'_> {
         let plan_of =
             |g: &Graph| Plan::new(g).map_err(|e| Failure(format!("{}: error: {e}\n", o.model)));
         if let Some(ck) = self.resume {
-            let (g, saved_quant) = graph_of(ck, typed)?;
+            let (g, saved_quant) = graph_of(ck, typed, Path::new(&o.out))?;
             same_quant(saved_quant.as_ref(), self.quant, &o.out)?;
             ck.check_against(&g).map_err(|e| e.in_file(Path::new(&o.out)))?;
             let plan = fixed_scales(plan_of(&g)?, self.quant);
             let fresh = TrainState::new(&plan, cfg);
-            return Ok((plan.clone(), resume_weights(&plan, ck), train_state(&plan, ck, fresh)?));
+            let st = train_state(&plan, ck, fresh).map_err(|e| e.in_file(Path::new(&o.out)))?;
+            return Ok((plan.clone(), resume_weights(&plan, ck), st));
         }
         let init_path = Path::new(o.init.as_deref().unwrap_or(""));
         let (float_graph, init_quant) = match self.init {
-            Some(ck) => graph_of(ck, typed)?,
+            Some(ck) => graph_of(ck, typed, init_path)?,
             None => (typed.clone(), None),
         };
         if let Some(ck) = self.init {

@@ -20,24 +20,38 @@ use std::time::{Duration, Instant};
 
 pub fn train(o: &TrainOptions) -> Result<String, Failure> {
     let (_, model) = load_float_model(&o.model)?;
-    let train_set = data::load(Path::new(&o.train))?;
     let out = Path::new(&o.out);
+    check_output(out, &[("--train", &o.train), ("--test", &o.test)])?;
+    let train_set = data::load(Path::new(&o.train))?;
     let resume_from = (o.resume && out.exists()).then(|| Checkpoint::load(out)).transpose()?;
     let init_from = o.init.as_ref().map(|p| Checkpoint::load(Path::new(p))).transpose()?;
     let mut quant = o.quant_config()?;
     if let Some(q) = quant.as_mut().filter(|_| o.input_bits.is_none()) {
-        default_input_bits(q, resume_from.as_ref().or(init_from.as_ref()), &train_set)?;
+        let init = o.init.as_deref().map(Path::new);
+        let from = match (&resume_from, &init_from) {
+            (Some(ck), _) => Some((ck, out)),
+            (None, Some(ck)) => init.map(|p| (ck, p)),
+            (None, None) => None,
+        };
+        default_input_bits(q, from, &train_set)?;
     }
     // Class indices follow the checkpoint we continue from, else the data file.
-    let label_map = match resume_from.as_ref().or(init_from.as_ref()) {
-        Some(ck) => labels(ck)?,
-        None => vec![],
+    let label_map = match (&resume_from, &init_from) {
+        (Some(ck), _) => labels(ck).map_err(|e| e.in_file(out))?,
+        (None, Some(ck)) => {
+            labels(ck).map_err(|e| e.in_file(Path::new(o.init.as_deref().unwrap_or(""))))?
+        }
+        (None, None) => vec![],
     };
     let train_set =
         if label_map.is_empty() { train_set } else { train_set.with_labels(&label_map)? };
     let test_set = data::load(Path::new(&o.test))?.with_labels(&train_set.labels)?;
     check_classes(&model, &train_set)?;
     let typed = fit_to_data(&model, &train_set)?;
+    // Before any work: the buffers of one training batch must fit.
+    Plan::new(&typed)
+        .and_then(|p| p.check_batch((o.batch_size as usize).min(train_set.n)))
+        .map_err(|e| Failure(format!("{}: error: {e}\n", o.model)))?;
     if test_set.length != train_set.length || test_set.channels != train_set.channels {
         return Err(Failure(format!(
             "{}: test series are [{}, {}], training series [{}, {}]\n",
@@ -102,7 +116,7 @@ pub fn train(o: &TrainOptions) -> Result<String, Failure> {
                 last_save = Instant::now();
                 save(&model, &plan, w, st, &cfg, &train_set.labels, quant.as_ref(), out)?;
             }
-            Ok::<(), crate::ckpt::CkptError>(())
+            Ok::<(), Failure>(())
         })
     })?;
     bar.finish_and_clear();
@@ -166,11 +180,13 @@ pub fn train(o: &TrainOptions) -> Result<String, Failure> {
 /// the data need it (`input_bits_for`), and says so.
 fn default_input_bits(
     q: &mut QuantConfig,
-    from: Option<&Checkpoint>,
+    from: Option<(&Checkpoint, &Path)>,
     train_set: &Dataset,
 ) -> Result<(), Failure> {
     let saved = match from {
-        Some(ck) => ck.json::<QuantConfig>(super::quantized::KEY_QUANT)?,
+        Some((ck, path)) => {
+            ck.json::<QuantConfig>(super::quantized::KEY_QUANT).map_err(|e| e.in_file(path))?
+        }
         None => None,
     };
     if let Some(saved) = saved {
@@ -198,7 +214,7 @@ fn announce(
 ) -> Result<(), Failure> {
     if resume.is_some() {
         eprintln!("note: resuming {} after epoch {} of {}", o.out, st.epoch, cfg.epochs);
-        let saved = saved_lr(resume)?;
+        let saved = saved_lr(resume, Path::new(&o.out))?;
         if o.lr.is_some() && saved.is_some_and(|s| s != cfg.lr) {
             eprintln!(
                 "note: the learning rate changes from {:.2e} (this epoch's) to --lr {:.2e}",
@@ -248,6 +264,27 @@ fn progress(epochs: usize, done: usize) -> ProgressBar {
     );
     bar.set_position(done as u64);
     bar
+}
+
+/// Before any work: the checkpoint must not replace a data file, and its
+/// directory must take a new file (else the error would come only after
+/// the last epoch).
+fn check_output(out: &Path, inputs: &[(&str, &str)]) -> Result<(), Failure> {
+    let fail = |why: String| Err(Failure(format!("{}: error: {why}\n", out.display())));
+    if out.is_dir() {
+        return fail("is a directory; -o names the checkpoint file to write".into());
+    }
+    if let Ok(target) = out.canonicalize() {
+        for (flag, path) in inputs {
+            if Path::new(path).canonicalize().is_ok_and(|p| p == target) {
+                return fail(format!("is the {flag} data; -o would overwrite it"));
+            }
+        }
+    }
+    if let Err(e) = crate::ckpt::check_writable(out) {
+        return fail(format!("cannot write a file there: {e}"));
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]

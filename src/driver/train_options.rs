@@ -8,6 +8,9 @@ use crate::quant::config::{BnFold, Scales};
 use crate::quant::QuantConfig;
 use crate::train::{Distill, Keep, Optimizer, Schedule, TrainConfig};
 
+/// The largest learning rate accepted (of --lr, --min-lr, --threshold-lr).
+const MAX_RATE: f32 = 10.0;
+
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OptimizerKind {
     Adam,
@@ -209,20 +212,27 @@ impl TrainOptions {
 
     /// The configuration; `lr` is the rate the run trains at (see [`base_lr`]).
     pub(super) fn config(&self, threads: usize, lr: f32) -> Result<TrainConfig, Failure> {
+        // Rates beyond MAX_RATE and decay beyond 1 only make the weights
+        // overflow to infinity; NaN compares false and is caught too.
         let rates =
             [("--lr", Some(lr)), ("--min-lr", self.min_lr), ("--threshold-lr", self.threshold_lr)];
         for (flag, v) in rates {
-            if v.is_some_and(|v| !(v.is_finite() && v > 0.0)) {
+            if let Some(v) = v.filter(|&v| !(v > 0.0 && v <= MAX_RATE)) {
                 return Err(Failure(format!(
-                    "error: {flag} must be a positive number, not {}\n",
-                    v.unwrap_or(0.0)
+                    "error: {flag} must lie in (0, {MAX_RATE}], not {v}\n"
                 )));
             }
         }
-        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+        if !(0.0..=1.0).contains(&self.weight_decay) {
             return Err(Failure(format!(
-                "error: --weight-decay must be zero or a positive number, not {}\n",
+                "error: --weight-decay must lie in [0, 1], not {}\n",
                 self.weight_decay
+            )));
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return Err(Failure(format!(
+                "error: --momentum must lie in [0, 1), not {}\n",
+                self.momentum
             )));
         }
         let min_lr = self.min_lr.unwrap_or(lr / 10.0);
@@ -286,12 +296,16 @@ impl TrainOptions {
 /// 1e-3 shakes them, most of all under quantization) and 1e-3 from scratch.
 pub(super) fn base_lr(o: &TrainOptions, resume: Option<&Checkpoint>) -> Result<f32, Failure> {
     let fresh = if o.init.is_some() { 1e-4 } else { 1e-3 };
-    Ok(o.lr.or(saved_lr(resume)?).unwrap_or(fresh))
+    Ok(o.lr.or(saved_lr(resume, std::path::Path::new(&o.out))?).unwrap_or(fresh))
 }
 
 /// The base rate a resumed run was started with.
-pub(super) fn saved_lr(resume: Option<&Checkpoint>) -> Result<Option<f32>, Failure> {
+pub(super) fn saved_lr(
+    resume: Option<&Checkpoint>,
+    path: &std::path::Path,
+) -> Result<Option<f32>, Failure> {
     let Some(ck) = resume else { return Ok(None) };
-    let cfg: Option<serde_json::Value> = ck.json(crate::ckpt::KEY_CONFIG)?;
+    let cfg: Option<serde_json::Value> =
+        ck.json(crate::ckpt::KEY_CONFIG).map_err(|e| e.in_file(path))?;
     Ok(cfg.and_then(|c| c["lr"].as_f64()).map(|lr| lr as f32))
 }

@@ -34,7 +34,7 @@ pub fn evaluate_exact(plan: &Plan, w: &Weights, ds: &Dataset, threads: usize) ->
     let mut common = 0;
     let mut correct = 0;
     let all: Vec<usize> = (0..ds.n).collect();
-    for chunk in all.chunks(64) {
+    for chunk in all.chunks(plan.batch_within(64)) {
         let x: Vec<f64> = batch(ds, chunk).into_iter().map(f64::from).collect();
         let (out, exps) = forward(plan, w, x, chunk.len(), threads);
         let b = chunk.len();

@@ -248,6 +248,11 @@ fn conv1d(op: &Conv1d, x: &[i64], c: usize, l: usize, lo: usize, p: &[Vec<i64>])
                 }
                 let off = (k * op.dilation) as isize - left as isize;
                 let (t0, t1) = taps(off, op.stride, l, lo);
+                // A tap that reads only padding (a dilation wider than the
+                // input) has no input slice to start.
+                if t0 == t1 {
+                    continue;
+                }
                 if op.stride == 1 {
                     let xs = &xr[(t0 as isize + off) as usize..];
                     out[t0..t1].iter_mut().zip(xs).for_each(|(acc, &xv)| *acc += wv * xv);

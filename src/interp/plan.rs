@@ -94,6 +94,35 @@ pub struct Plan {
     /// Per slot, the index of the last step that reads it: inference frees
     /// each value there.
     pub last_use: Vec<usize>,
+    /// Elements of the largest buffer a step allocates per sample (a value,
+    /// or a convolution's im2col columns): batches are sized by it.
+    pub sample_elements: u64,
+}
+
+/// Elements one buffer of a batch may hold (2 GiB of f32; the exact
+/// evaluator's f64 copy of it is twice that): the interpreters allocate
+/// whole batch buffers, so a long series must not ask for more.
+pub const MAX_BUFFER_ELEMENTS: u64 = 1 << 29;
+
+/// Elements per sample of the largest buffer `s` allocates: its value, or
+/// for a convolution its im2col columns `[C*K, L']`.
+fn step_elements(s: &Step) -> u64 {
+    let (c, l) = s.out_dims;
+    let out = c as u64 * l as u64;
+    match &s.op {
+        Op::Conv1d(conv) => out.max(s.arg_dims[0].0 as u64 * conv.kernel as u64 * l as u64),
+        _ => out,
+    }
+}
+
+/// The step with the largest per-sample buffer, and its size in elements.
+fn largest_step(steps: &[Step]) -> Option<(&Step, u64)> {
+    steps.iter().map(|s| (s, step_elements(s))).max_by_key(|&(_, e)| e)
+}
+
+/// `n` elements of f32, for messages: `5.1 GB`.
+pub fn gigabytes(elements: u64) -> String {
+    format!("{:.1} GB", elements as f64 * 4.0 / 1e9)
 }
 
 impl Plan {
@@ -163,7 +192,18 @@ impl Plan {
                 last_use[a] = i;
             }
         }
+        let sample_elements = largest_step(&steps).map_or(0, |(_, e)| e);
+        if let Some((s, e)) = largest_step(&steps).filter(|&(_, e)| e > MAX_BUFFER_ELEMENTS) {
+            return Err(format!(
+                "`%{}` needs {} for a single sample ({e} values), beyond the limit of {} per \
+                 buffer; use shorter series or fewer channels",
+                s.name,
+                gigabytes(e),
+                gigabytes(MAX_BUFFER_ELEMENTS)
+            ));
+        }
         Ok(Plan {
+            sample_elements,
             steps,
             slots: order.len(),
             input: slot[input],
@@ -173,6 +213,30 @@ impl Plan {
             params,
             last_use,
         })
+    }
+
+    /// The most samples (up to `want`, at least 1) whose buffers stay
+    /// within [`MAX_BUFFER_ELEMENTS`]: evaluation and calibration run
+    /// batches of this size.
+    pub fn batch_within(&self, want: usize) -> usize {
+        let fit = MAX_BUFFER_ELEMENTS / self.sample_elements.max(1);
+        want.min(usize::try_from(fit).unwrap_or(usize::MAX)).max(1)
+    }
+
+    /// Refuses a training batch whose buffers exceed [`MAX_BUFFER_ELEMENTS`].
+    pub fn check_batch(&self, n: usize) -> Result<(), String> {
+        if self.batch_within(n) >= n {
+            return Ok(());
+        }
+        let (s, e) = largest_step(&self.steps).expect("a plan that needs memory has steps");
+        Err(format!(
+            "a batch of {n} samples needs {} at `%{}`, beyond the limit of {} per buffer; \
+             at most {} samples fit (--batch-size)",
+            gigabytes(e.saturating_mul(n as u64)),
+            s.name,
+            gigabytes(MAX_BUFFER_ELEMENTS),
+            self.batch_within(n)
+        ))
     }
 
     pub fn param_index(&self, name: &str) -> Option<usize> {

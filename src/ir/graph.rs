@@ -31,6 +31,10 @@ pub struct Graph {
     output: Option<NodeId>,
     /// Where each node was written in the source, for diagnostics.
     spans: HashMap<NodeId, Range<usize>>,
+    /// How many nodes carry each name, so that [`Graph::fresh_name`] takes
+    /// constant time (a pass adding a node per op stays linear). Kept by
+    /// the methods that add, remove and [`rename`](Graph::rename) nodes.
+    names: HashMap<String, usize>,
 }
 
 /// A cycle through the named node.
@@ -43,13 +47,16 @@ impl Graph {
     }
 
     pub fn add_input(&mut self, name: impl Into<String>, ty: Type) -> NodeId {
-        let id = self.graph.add_node(Node { name: name.into(), op: Op::Input, ty });
+        let name = name.into();
+        *self.names.entry(name.clone()).or_default() += 1;
+        let id = self.graph.add_node(Node { name, op: Op::Input, ty });
         self.inputs.push(id);
         id
     }
 
     /// Adds a node as given, without checks (the verifier checks later).
     pub fn add_node(&mut self, node: Node, operands: &[NodeId]) -> NodeId {
+        *self.names.entry(node.name.clone()).or_default() += 1;
         let id = self.graph.add_node(node);
         for (pos, &src) in operands.iter().enumerate() {
             self.graph.add_edge(src, id, pos);
@@ -77,7 +84,7 @@ impl Graph {
 
     /// `base` if no value has that name yet, else `base.1`, `base.2`, ...
     pub fn fresh_name(&self, base: &str) -> String {
-        let taken = |n: &str| self.graph.node_weights().any(|w| w.name == n);
+        let taken = |n: &str| self.names.get(n).is_some_and(|&c| c > 0);
         if !taken(base) {
             return base.to_string();
         }
@@ -88,8 +95,26 @@ impl Graph {
         &self.graph[id]
     }
 
+    /// The node to change its op or type; its name changes only through
+    /// [`rename`](Graph::rename).
     pub fn node_mut(&mut self, id: NodeId) -> &mut Node {
         &mut self.graph[id]
+    }
+
+    /// Gives node `id` the name `name`.
+    pub fn rename(&mut self, id: NodeId, name: String) {
+        let old = std::mem::replace(&mut self.graph[id].name, name.clone());
+        self.forget_name(&old);
+        *self.names.entry(name).or_default() += 1;
+    }
+
+    fn forget_name(&mut self, name: &str) {
+        if let Some(c) = self.names.get_mut(name) {
+            *c -= 1;
+            if *c == 0 {
+                self.names.remove(name);
+            }
+        }
     }
 
     pub fn contains(&self, id: NodeId) -> bool {
@@ -175,7 +200,9 @@ impl Graph {
         if self.inputs.contains(&id) {
             return;
         }
-        self.graph.remove_node(id);
+        if let Some(node) = self.graph.remove_node(id) {
+            self.forget_name(&node.name);
+        }
         self.spans.remove(&id);
         if self.output == Some(id) {
             self.output = None;
@@ -289,4 +316,28 @@ pub fn is_ident(s: &str) -> bool {
         && is_value_name(s)
         && s != "model"
         && s != "return"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `fresh_name` reads an index of names (it scanned every node, which
+    /// made `insert-fake-quant` quadratic); the index follows additions,
+    /// removals and renames.
+    #[test]
+    fn fresh_names_follow_adds_removes_and_renames() {
+        let mut g = Graph::new("m");
+        let x = g.add_input("x", Type::f32(vec![1, 4]));
+        let a = g.add_op("a", Op::Relu, &[x]).unwrap();
+        assert_eq!(g.fresh_name("a"), "a.1");
+        let a1 = g.add_op("a", Op::Relu, &[a]).unwrap();
+        assert_eq!(g.node(a1).name, "a.1");
+        assert_eq!(g.fresh_name("a"), "a.2");
+        g.remove_node(a1);
+        assert_eq!(g.fresh_name("a"), "a.1");
+        g.rename(a, "b".into());
+        assert_eq!((g.fresh_name("a"), g.fresh_name("b")), ("a".into(), "b.1".into()));
+        assert_eq!(g.fresh_name("x"), "x.1");
+    }
 }

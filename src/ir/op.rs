@@ -106,6 +106,25 @@ impl LayerQuant {
         self.w_format == Some("pot")
     }
 
+    /// The width of an integer layer's weights: `w_bits`, else the widest
+    /// of its format (16 bits, or [`MAX_POT_BITS`] for power-of-two weights).
+    pub fn weight_bits(&self) -> usize {
+        self.w_bits.unwrap_or(if self.pot() { MAX_POT_BITS } else { 16 })
+    }
+
+    /// The largest weight magnitude of an integer layer: `2^(b-1) - 1`, or
+    /// `2^(2^(b-1) - 2)` for power-of-two weights, for `b = weight_bits()`;
+    /// `None` when that does not fit `i64` (widths the verifier refuses).
+    pub fn weight_limit(&self) -> Option<i64> {
+        let bits = u32::try_from(self.weight_bits()).ok()?;
+        let top = 1i64.checked_shl(bits.checked_sub(1)?)?;
+        if self.pot() {
+            1i64.checked_shl(u32::try_from(top - 2).ok()?).filter(|&l| l > 0)
+        } else {
+            Some(top - 1)
+        }
+    }
+
     /// The accumulator type of the integer layer.
     pub fn acc_elem(&self) -> super::types::Elem {
         super::types::Elem::Int { signed: true, bits: self.acc_bits.unwrap_or(32) as u8 }

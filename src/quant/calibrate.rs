@@ -36,7 +36,7 @@ pub fn calibrate(
     let n = plan.params.len();
     let mut seen = Observed { max: vec![0.0; n], samples: Some(vec![Vec::new(); n]) };
     let all: Vec<usize> = (0..ds.n).collect();
-    for chunk in all.chunks(64) {
+    for chunk in all.chunks(plan.batch_within(64)) {
         let mut wc = w.clone();
         let x = batch(ds, chunk);
         forward(plan, &mut wc, x, chunk.len(), Mode::Calibrate(&mut seen), threads);

@@ -74,6 +74,29 @@ impl QuantConfig {
         })
     }
 
+    /// The ranges [`parse`](Self::parse) and the flags enforce, for a
+    /// configuration read back from a file: bits in 2..=16 (at most
+    /// `MAX_POT_BITS` for power-of-two weights), a percentile in (0, 100].
+    pub fn validate(&self) -> Result<(), String> {
+        let widths = [("w_bits", Some(self.w_bits)), ("a_bits", Some(self.a_bits))];
+        for (key, bits) in widths.into_iter().chain([("input_bits", self.input_bits)]) {
+            if let Some(b) = bits.filter(|b| !(2..=16).contains(b)) {
+                return Err(format!("`{key}` is {b}; bits lie in 2..=16"));
+            }
+        }
+        let pot_max = crate::ir::op::MAX_POT_BITS;
+        if self.pot_weights && self.w_bits > pot_max {
+            return Err(format!(
+                "`w_bits` is {} with power-of-two weights, which take 2..={pot_max} bits",
+                self.w_bits
+            ));
+        }
+        if let Some(p) = self.percentile.filter(|p| !(*p > 0.0 && *p <= 100.0)) {
+            return Err(format!("`percentile` is {p}; it lies in (0, 100]"));
+        }
+        Ok(())
+    }
+
     /// The width of the network input's quantizer.
     pub fn input_bits(&self) -> usize {
         self.input_bits.unwrap_or(self.a_bits)

@@ -53,7 +53,8 @@ pub struct WeightInfo {
     pub bits: u32,
     pub per_channel: bool,
     pub count: usize,
-    /// Exponent of each weight row (`2^e` per integer step).
+    /// Exponent of each weight row (`2^e` per integer step), or one for
+    /// all rows; empty when the program's exponents do not define them.
     pub exponents: Vec<i32>,
     /// Bits that hold the largest bias magnitude, signed (0 without bias).
     pub bias_bits: u32,
@@ -159,9 +160,21 @@ fn weight_info(
     let exp = |n: NodeId| p.tensors.get(&format!("{}.exp", g.node(n).name)).map(|(_, v)| v.clone());
     // A MAC's result has exponent w_exp + x_exp per row.
     let (out, x) = (exp(id).unwrap_or_default(), exp(g.operands(id)[0]).unwrap_or_default());
-    let xe = x.first().copied().unwrap_or(0);
-    let exponents = out.iter().map(|e| e - xe).collect();
-    let bits = q.w_bits.map_or_else(|| signed_bits(max_abs(w)), |b| b as u32);
+    // Known only for one input exponent and one output exponent per row or
+    // for all (the loader bounds them, so the difference fits).
+    let rows = g.node(id).ty.shape[0];
+    let exponents = match x[..] {
+        [xe] if out.len() == 1 || out.len() == rows => {
+            out.iter().map(|&e| e.saturating_sub(xe)).collect()
+        }
+        _ => vec![],
+    };
+    // Power-of-two weights count exponent codes, not magnitude bits.
+    let bits = match q.w_bits {
+        Some(b) => b as u32,
+        None if q.pot() => q.weight_bits() as u32,
+        None => signed_bits(max_abs(w)),
+    };
     let bias_bits = b.map_or(0, |b| signed_bits(max_abs(b)));
     WeightInfo {
         format: if q.pot() { "pot" } else { "int" },

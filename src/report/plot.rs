@@ -13,6 +13,8 @@ use super::Row;
 const BINS_PER_LEVEL: f64 = 4.0;
 /// At most this many bins (power-of-two grids span thousands of steps).
 const MAX_BINS: f64 = 400.0;
+/// The histogram spans at most this many times the grid's extent.
+const MAX_REACH: f64 = 64.0;
 
 /// One layer's weights: the floats in units of the integer step (`w / 2^e`,
 /// the number the quantizer rounds), and the integers they became.
@@ -27,14 +29,17 @@ pub struct LayerWeights<'a> {
 impl LayerWeights<'_> {
     /// The integer levels the format can represent.
     fn levels(&self) -> Vec<i64> {
+        // Checked programs hold at most these widths; the bound keeps the
+        // level list (and the SVG) small whatever a caller passes.
         if self.format == "pot" {
-            let top = (1i64 << (self.bits - 1)) - 2;
+            let bits = self.bits.clamp(2, crate::ir::op::MAX_POT_BITS as u32);
+            let top = (1i64 << (bits - 1)) - 2;
             let mags = (0..=top).map(|k| 1i64 << k);
             let mut v: Vec<i64> = mags.clone().map(|m| -m).chain([0]).chain(mags).collect();
             v.sort_unstable();
             v
         } else {
-            let hi = (1i64 << (self.bits - 1)) - 1;
+            let hi = (1i64 << (self.bits.clamp(2, 16) - 1)) - 1;
             (-hi..=hi).collect()
         }
     }
@@ -54,13 +59,17 @@ pub fn weight_histograms(layers: &[LayerWeights], dir: &Path) -> Result<Vec<Path
 fn histogram(l: &LayerWeights, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let levels = l.levels();
     let (lo, hi) = (levels[0] as f64, levels[levels.len() - 1] as f64);
-    // Room on both sides to show what was clipped.
-    let reach = l.grid.iter().fold(hi.max(-lo), |m, v| m.max(v.abs())).ceil() + 1.0;
+    // Room on both sides to show what was clipped, up to MAX_REACH times
+    // the grid: weights beyond (even infinitely far) fall in the end bins.
+    let extent = hi.max(-lo);
+    let reach =
+        l.grid.iter().fold(extent, |m, v| m.max(v.abs())).min(MAX_REACH * extent).ceil() + 1.0;
     let step = (1.0 / BINS_PER_LEVEL).max(2.0 * reach / MAX_BINS);
     let bins = (2.0 * reach / step).ceil() as usize;
+    // `as usize` saturates: below the range to bin 0, above it to the last.
     let bin_of = |v: f64| (((v + reach) / step) as usize).min(bins - 1);
     let mut counts = vec![0u32; bins];
-    l.grid.iter().for_each(|&v| counts[bin_of(v)] += 1);
+    l.grid.iter().filter(|v| !v.is_nan()).for_each(|&v| counts[bin_of(v)] += 1);
     let mut used = vec![0u32; levels.len()];
     for &w in l.ints {
         if let Ok(i) = levels.binary_search(&i64::from(w)) {
@@ -138,23 +147,33 @@ fn histogram(l: &LayerWeights, path: &Path) -> Result<(), Box<dyn std::error::Er
 }
 
 /// The layers of `rows` that have float weights in `source`.
+/// An error for a layer whose weight exponents the program does not define.
 pub fn layers<'a>(
     rows: &'a [Row],
     source: &Source,
     ints: &'a crate::pass::IntStore,
-) -> Vec<LayerWeights<'a>> {
-    rows.iter()
-        .filter_map(|r| {
-            let w = r.weights.as_ref()?;
-            let (_, float) = source.weights.get(&format!("{}.w", r.name))?;
-            let (_, int) = ints.get(&format!("{}.w", r.name))?;
-            let per = float.len() / w.exponents.len().max(1);
-            let grid = float
-                .iter()
-                .enumerate()
-                .map(|(i, &v)| f64::from(v) * (-f64::from(w.exponents[i / per.max(1)])).exp2())
-                .collect();
-            Some(LayerWeights { name: &r.name, format: w.format, bits: w.bits, grid, ints: int })
-        })
-        .collect()
+) -> Result<Vec<LayerWeights<'a>>, String> {
+    let mut out = vec![];
+    for r in rows {
+        let Some(w) = r.weights.as_ref() else { continue };
+        let Some((_, float)) = source.weights.get(&format!("{}.w", r.name)) else { continue };
+        let Some((_, int)) = ints.get(&format!("{}.w", r.name)) else { continue };
+        let e = &w.exponents;
+        let rows_n = r.output_shape.first().copied().unwrap_or(1);
+        if e.is_empty() || float.len() % e.len() != 0 || (e.len() != 1 && e.len() != rows_n) {
+            return Err(format!(
+                "cannot plot `%{0}`: its weights' scale is unknown; it needs tensor `{0}.exp` \
+                 (one exponent, or one per channel) and a single exponent of its input",
+                r.name
+            ));
+        }
+        let per = float.len() / e.len();
+        let grid = float
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| f64::from(v) * (-f64::from(e[i / per])).exp2())
+            .collect();
+        out.push(LayerWeights { name: &r.name, format: w.format, bits: w.bits, grid, ints: int });
+    }
+    Ok(out)
 }

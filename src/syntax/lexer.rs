@@ -16,7 +16,14 @@ pub enum LexErrorKind {
     IntegerOutOfRange,
     /// A float literal that does not fit a finite `f64`.
     FloatOutOfRange,
+    /// An opening bracket beyond [`MAX_NESTING`] unclosed ones.
+    NestedTooDeep,
 }
+
+/// Brackets (`(`, `[`, `{`) open at once, at most. A model needs a handful;
+/// the bound keeps the syntax tree shallow enough that building, cloning
+/// and dropping it (all recursive) cannot overflow the stack.
+pub const MAX_NESTING: usize = 64;
 
 /// A lexical error with the byte span it covers.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -126,11 +133,30 @@ impl std::fmt::Display for Token<'_> {
 /// The token stream in the shape LALRPOP's external-lexer interface expects.
 pub struct Lexer<'s> {
     inner: logos::SpannedIter<'s, Token<'s>>,
+    /// Brackets open before the next token.
+    depth: usize,
 }
 
 impl<'s> Lexer<'s> {
     pub fn new(src: &'s str) -> Self {
-        Lexer { inner: Token::lexer(src).spanned() }
+        Lexer { inner: Token::lexer(src).spanned(), depth: 0 }
+    }
+
+    /// Tracks bracket depth; an error past [`MAX_NESTING`].
+    fn nest(&mut self, tok: &Token<'s>, span: &Range<usize>) -> Result<(), LexError> {
+        match tok {
+            Token::LParen | Token::LBracket | Token::LBrace => {
+                self.depth += 1;
+                if self.depth > MAX_NESTING {
+                    return Err(LexError { kind: LexErrorKind::NestedTooDeep, span: span.clone() });
+                }
+            }
+            Token::RParen | Token::RBracket | Token::RBrace => {
+                self.depth = self.depth.saturating_sub(1);
+            }
+            _ => {}
+        }
+        Ok(())
     }
 }
 
@@ -140,7 +166,7 @@ impl<'s> Iterator for Lexer<'s> {
     fn next(&mut self) -> Option<Self::Item> {
         let (tok, span) = self.inner.next()?;
         Some(match tok {
-            Ok(t) => Ok((span.start, t, span.end)),
+            Ok(t) => self.nest(&t, &span).map(|()| (span.start, t, span.end)),
             Err(e) if e.kind == LexErrorKind::StrayCharacter => Err(LexError { span, ..e }),
             Err(e) => Err(e),
         })

@@ -67,6 +67,9 @@ fn parse_error(src: &str, e: ParseError<usize, Token<'_>, LexError>) -> Diagnost
                 }
                 LexErrorKind::IntegerOutOfRange => "integer literal out of range (64-bit)".into(),
                 LexErrorKind::FloatOutOfRange => "number out of range".into(),
+                LexErrorKind::NestedTooDeep => {
+                    format!("brackets nested deeper than {}", lexer::MAX_NESTING)
+                }
             };
             Diagnostic::at(error.span, message)
         }

@@ -138,15 +138,31 @@ fn unknown_op(name: &Spanned<String>) -> Diagnostic {
 }
 
 /// The closest candidate, if it is close enough to be a likely typo.
+/// Names longer than this get no suggestion: the edit distance takes time
+/// quadratic in the length, and a typo in such a name is not a typo.
+pub(crate) const MAX_SUGGESTED_LEN: usize = 64;
+
 pub(crate) fn suggest<'a>(
     word: &str,
     candidates: impl Iterator<Item = &'a str>,
 ) -> Option<&'a str> {
+    if word.len() > MAX_SUGGESTED_LEN {
+        return None;
+    }
+    // The distance is at least the difference in length: candidates too
+    // long or too short are skipped before computing it.
+    let close = |c: &&str| c.len() <= MAX_SUGGESTED_LEN && c.len().abs_diff(word.len()) <= limit(c);
     candidates
+        .filter(close)
         .map(|c| (strsim::damerau_levenshtein(word, c), c))
-        .filter(|&(d, c)| d <= 2.max(c.len() / 4) && d < c.len())
+        .filter(|&(d, c)| d <= limit(c) && d < c.len())
         .min()
         .map(|(_, c)| c)
+}
+
+/// The largest edit distance at which `c` is offered.
+fn limit(c: &str) -> usize {
+    2.max(c.len() / 4)
 }
 
 fn build_type(t: &ast::TypeAst) -> Result<Type, Diagnostic> {
@@ -322,5 +338,25 @@ impl AttrVisitor for Reader<'_> {
             }
             _ => self.wrong(name, &v, "`same`, `valid`, an integer, or `[left, right]`"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions_stay_for_short_names_and_skip_long_ones() {
+        let names = ["kernel", "stride", "padding"];
+        assert_eq!(suggest("kernal", names.iter().copied()), Some("kernel"));
+        assert_eq!(suggest("strid", names.iter().copied()), Some("stride"));
+        // A 60,000-character name took 17 s of edit distance against its
+        // near twin; names over the bound get no suggestion at all.
+        let long = "a".repeat(60_000);
+        let twin = format!("{}b", &long[1..]);
+        assert_eq!(suggest(&twin, [long.as_str()].into_iter()), None);
+        let at_bound = "k".repeat(MAX_SUGGESTED_LEN);
+        let typo = format!("{}j", &at_bound[1..]);
+        assert_eq!(suggest(&typo, [at_bound.as_str()].into_iter()), Some(at_bound.as_str()));
     }
 }

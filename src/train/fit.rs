@@ -157,7 +157,7 @@ pub fn evaluate(plan: &Plan, w: &Weights, ds: &Dataset, threads: usize) -> Evalu
     let mut logits = vec![0.0f32; ds.n * k];
     let mut correct = 0;
     let all: Vec<usize> = (0..ds.n).collect();
-    for chunk in all.chunks(64) {
+    for chunk in all.chunks(plan.batch_within(64)) {
         let tape = forward(plan, &mut w, batch(ds, chunk), chunk.len(), Mode::Eval, threads);
         let out = tape.output(plan);
         for (bi, &i) in chunk.iter().enumerate() {
@@ -177,9 +177,46 @@ pub struct Data<'a> {
     pub teacher: Option<&'a Teacher>,
 }
 
+/// Training stopped because the loss or a weight stopped being a finite
+/// number (a rate or weight decay too large for the network).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diverged {
+    /// The epoch (1-based) in which it happened.
+    pub epoch: usize,
+    /// What became non-finite: `the loss` or a parameter's name.
+    pub what: String,
+    pub lr: f32,
+}
+
+impl std::fmt::Display for Diverged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "training diverged in epoch {}: {} is no longer a finite number (learning rate {:e}); \
+             the weights of that epoch are not saved; train with a lower --lr or --weight-decay",
+            self.epoch, self.what, self.lr
+        )
+    }
+}
+
+impl From<Diverged> for () {
+    fn from(_: Diverged) {}
+}
+
+/// The first trainable parameter holding a NaN or an infinity.
+fn non_finite_param(plan: &Plan, w: &Weights) -> Option<String> {
+    plan.params
+        .iter()
+        .zip(w)
+        .find(|(p, v)| p.trainable && v.iter().any(|x| !x.is_finite()))
+        .map(|(p, _)| format!("parameter `{}`", p.name))
+}
+
 /// Trains from `st.epoch` to `cfg.epochs`, calling `on_epoch` after each one
-/// (to save a checkpoint or print a line); an error from it stops training.
-pub fn fit<E>(
+/// (to save a checkpoint or print a line); an error from it stops training,
+/// and so does a loss or weight that is no longer finite ([`Diverged`]),
+/// before `on_epoch` could save it.
+pub fn fit<E: From<Diverged>>(
     plan: &Plan,
     w: &mut Weights,
     st: &mut TrainState,
@@ -213,6 +250,10 @@ pub fn fit<E>(
                 cfg.threads,
             );
             let (loss, dz, ok) = batch_loss(tape.output(plan), k, idx, &labels, teacher);
+            if !loss.is_finite() {
+                let what = "the loss".to_string();
+                return Err(Diverged { epoch: st.epoch + 1, what, lr: st.sched.lr }.into());
+            }
             let grads = backward(plan, w, &tape, dz, cfg.threads);
             optim::step(
                 cfg.optimizer,
@@ -224,6 +265,9 @@ pub fn fit<E>(
             );
             loss_sum += loss * idx.len() as f64;
             correct += ok;
+        }
+        if let Some(what) = non_finite_param(plan, w) {
+            return Err(Diverged { epoch: st.epoch + 1, what, lr: st.sched.lr }.into());
         }
         let seconds = start.elapsed().as_secs_f64();
         let loss = loss_sum / train.n.max(1) as f64;

@@ -8,7 +8,9 @@ pub mod optim;
 pub mod schedule;
 
 pub use distill::{Distill, Teacher};
-pub use fit::{evaluate, fit, Data, EpochRecord, Evaluation, Keep, Kept, TrainConfig, TrainState};
+pub use fit::{
+    evaluate, fit, Data, Diverged, EpochRecord, Evaluation, Keep, Kept, TrainConfig, TrainState,
+};
 pub use init::init_weights;
 pub use optim::{OptState, Optimizer};
 pub use schedule::{Schedule, ScheduleState};

@@ -259,3 +259,52 @@ pub fn wide_mac_program() -> IntProgram {
         ],
     )
 }
+
+/// Runs `case` on `cases` random seeds as a property test (shrinking, and
+/// failures saved beside `file`, as `proptest!` does), counting the seeds
+/// it really ran (returned `Ok(true)`; `Ok(false)` skips one, e.g. a network
+/// whose accumulator cannot fit). Fewer than `min` fails: a generator that
+/// stopped producing programs must not pass by running nothing.
+pub fn run_seeds(
+    file: &'static str,
+    cases: u32,
+    min: usize,
+    case: impl Fn(u64) -> Result<bool, proptest::test_runner::TestCaseError>,
+) {
+    use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let config = Config {
+        cases,
+        source_file: Some(file),
+        failure_persistence: Some(Box::new(FileFailurePersistence::SourceParallel(
+            "proptest-regressions",
+        ))),
+        ..Config::default()
+    };
+    let ran = AtomicUsize::new(0);
+    let result = TestRunner::new(config).run(&proptest::prelude::any::<u64>(), |seed| {
+        if case(seed)? {
+            ran.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    let ran = ran.into_inner();
+    assert!(ran >= min, "only {ran} of {cases} cases ran (at least {min} must)");
+}
+
+/// A data set under `../shared/data` (beside the repository; CI has it).
+/// Missing, the test fails saying so instead of passing without checking.
+pub fn shared_data(rel: &str) -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    let path = root.join(rel);
+    assert!(
+        path.exists(),
+        "{} is missing: this test needs the shared data sets in {} (as in CI)",
+        path.display(),
+        root.display()
+    );
+    path
+}

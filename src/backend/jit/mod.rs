@@ -375,7 +375,11 @@ impl Layout {
                 let x = &g.node(g.operands(id)[0]).ty;
                 let (ch, l) = (x.shape[0], x.shape[1]);
                 let w = &p.tensors[&format!("{}.w", node.name)].1;
-                let b = p.tensors.get(&format!("{}.b", node.name)).map(|(_, v)| v.as_slice());
+                // Only a layer declared with a bias has one, as in the other engines.
+                let b = c
+                    .bias
+                    .then(|| p.tensors.get(&format!("{}.b", node.name)).map(|(_, v)| v.as_slice()))
+                    .flatten();
                 if let Elem::Int { signed, bits } = x.elem {
                     if let Some(dc) = dot::DotConv::plan(c, ch, w, b, signed, bits) {
                         let bytes = dot::packed_rows(c, l) * dot::row_bytes(&dc);

@@ -42,6 +42,26 @@ pub const NPZ_FILE: &str = "vectors.npz";
 /// The description of every file.
 pub const MANIFEST_FILE: &str = "manifest.json";
 
+/// Integers of every value over all samples, at most: the trace is held
+/// in memory as `i64` (1 GiB) and each one becomes a hex line.
+pub const MAX_INTEGERS: u64 = 1 << 27;
+
+/// The most samples whose vectors fit [`MAX_INTEGERS`]; an error naming the
+/// size when `n` is more.
+pub fn check_samples(p: &IntProgram, n: u64) -> Result<(), String> {
+    let g = &p.graph;
+    let per_sample: u64 = g.node_ids().map(|id| g.node(id).ty.elements()).sum::<u64>().max(1);
+    let most = MAX_INTEGERS / per_sample;
+    if n <= most {
+        return Ok(());
+    }
+    Err(format!(
+        "--samples {n}: the vectors of {n} samples hold {per_sample} integers each \
+         ({:.1e} in all), beyond the limit of {MAX_INTEGERS}; at most {most} samples fit",
+        n as f64 * per_sample as f64
+    ))
+}
+
 /// One array to write: a value's vectors (with the sample dimension) or a
 /// parameter tensor.
 struct Array {
@@ -70,6 +90,7 @@ pub fn write(p: &IntProgram, dir: &Path, data: &Samples) -> Result<Vec<PathBuf>,
     if n == 0 {
         return Err("no samples: test vectors need at least one".into());
     }
+    check_samples(p, n as u64)?;
     if data.x.len() != n * len {
         return Err(format!(
             "{} input integers for {n} samples, the program takes {len} per sample",

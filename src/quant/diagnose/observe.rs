@@ -33,7 +33,7 @@ pub fn observe(plan: &Plan, w: &Weights, ds: &Dataset, threads: usize, sqnr: boo
         plan.steps.iter().filter_map(|s| Activation::new(s, w)).collect();
     let mut meter = sqnr.then(|| Meter::new(plan));
     let all: Vec<usize> = (0..ds.n).collect();
-    for chunk in all.chunks(64) {
+    for chunk in all.chunks(plan.batch_within(64)) {
         let x = batch(ds, chunk);
         let exact =
             exact_values(plan, w, x.iter().map(|&v| f64::from(v)).collect(), chunk.len(), threads);

@@ -219,39 +219,6 @@ fn power_of_two_weights_train_and_evaluate() {
     std::fs::remove_dir_all(&d).unwrap();
 }
 
-/// `--distill`: the teacher's term changes what QAT learns, the run is
-/// recorded and repeats, and a teacher that is not a float run of the same
-/// classes, or a weight outside 0..=1, is refused with the reason.
-#[test]
-fn distillation_from_a_float_teacher() {
-    let d = dir("distill");
-    let float = d.join("float.safetensors");
-    train("tiny", &float, &["--epochs", "3", "--lr", "1e-2"]);
-    let init = float.to_str().unwrap();
-    let qat = ["--epochs", "2", "--quant", "w4a8", "--init", init];
-    let (plain, taught) = (d.join("plain.safetensors"), d.join("taught.safetensors"));
-    let p = train("tiny", &plain, &qat);
-    let distill = [&qat[..], &["--distill", init, "--distill-weight", "0.9"]].concat();
-    let t = train("tiny", &taught, &distill);
-    assert_ne!(p["loss"], t["loss"], "the teacher's term changes the loss");
-    let saved: serde_json::Value =
-        Checkpoint::load(&taught).unwrap().json(potc::ckpt::KEY_CONFIG).unwrap().unwrap();
-    assert_eq!(saved["distill"]["weight"].as_f64(), Some(0.9), "{saved}");
-    let again = d.join("again.safetensors");
-    train("tiny", &again, &distill);
-    assert!(std::fs::read(&taught).unwrap() == std::fs::read(&again).unwrap());
-
-    let m = format!("{ROOT}/examples/tiny.pot");
-    let bad = d.join("bad.safetensors");
-    let quantized = [&qat[..], &["--distill", taught.to_str().unwrap()]].concat();
-    let e = try_train(&m, &bad, &quantized).unwrap_err();
-    assert!(e.contains("taught.safetensors") && e.contains("float one"), "{e}");
-    let heavy = [&qat[..], &["--distill", init, "--distill-weight", "1.5"]].concat();
-    let e = try_train(&m, &bad, &heavy).unwrap_err();
-    assert!(e.contains("--distill-weight"), "{e}");
-    std::fs::remove_dir_all(&d).unwrap();
-}
-
 /// Raw readings far from zero: a new QAT run widens the input quantizer
 /// until the data's spread spans `2^(a_bits - 4)` steps, records the width,
 /// keeps it when resumed, and `--input-bits` overrides it.

@@ -54,12 +54,11 @@ fn tiny_learns_a_separable_set() {
         schedule: Schedule::Constant,
         freeze_bn: None,
         keep: potc::train::Keep::Last,
-        distill: None,
     };
     let (train, test) = (separable(32, 16, 1), separable(32, 16, 99));
     let mut w = init_weights(&plan.params, cfg.seed);
     let mut st = TrainState::new(&plan, &cfg);
-    let data = Data { train: &train, test: &test, teacher: None };
+    let data = Data { train: &train, test: &test };
     fit(&plan, &mut w, &mut st, data, &cfg, |_, _| Ok::<(), ()>(())).unwrap();
     assert_eq!(evaluate(&plan, &w, &train, 1).accuracy, 1.0, "{:?}", st.history.last());
     assert_eq!(evaluate(&plan, &w, &test, 1).accuracy, 1.0);
@@ -302,13 +301,12 @@ fn a_diverging_run_stops_without_saving() {
         schedule: Schedule::Constant,
         freeze_bn: None,
         keep: potc::train::Keep::Last,
-        distill: None,
     };
     let data = separable(32, 16, 1);
     let mut w = init_weights(&plan.params, cfg.seed);
     let mut st = TrainState::new(&plan, &cfg);
     let mut saved = 0;
-    let both = Data { train: &data, test: &data, teacher: None };
+    let both = Data { train: &data, test: &data };
     let e = fit(&plan, &mut w, &mut st, both, &cfg, |_, _| {
         saved += 1;
         Ok::<(), potc::train::Diverged>(())

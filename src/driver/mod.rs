@@ -4,7 +4,6 @@
 
 mod bench;
 mod diagnostics;
-mod distill;
 mod eval;
 mod export;
 mod ir_cmds;

@@ -20,20 +20,14 @@ use std::time::{Duration, Instant};
 
 pub fn train(o: &TrainOptions) -> Result<String, Failure> {
     let (_, model) = load_float_model(&o.model)?;
+    let mut quant = o.quant_config()?;
     let out = Path::new(&o.out);
     check_output(out, &[("--train", &o.train), ("--test", &o.test)])?;
     let train_set = data::load(Path::new(&o.train))?;
     let resume_from = (o.resume && out.exists()).then(|| Checkpoint::load(out)).transpose()?;
     let init_from = o.init.as_ref().map(|p| Checkpoint::load(Path::new(p))).transpose()?;
-    let mut quant = o.quant_config()?;
     if let Some(q) = quant.as_mut().filter(|_| o.input_bits.is_none()) {
-        let init = o.init.as_deref().map(Path::new);
-        let from = match (&resume_from, &init_from) {
-            (Some(ck), _) => Some((ck, out)),
-            (None, Some(ck)) => init.map(|p| (ck, p)),
-            (None, None) => None,
-        };
-        default_input_bits(q, from, &train_set)?;
+        default_input_bits(q, &train_set)?;
     }
     // Class indices follow the checkpoint we continue from, else the data file.
     let label_map = match (&resume_from, &init_from) {
@@ -78,13 +72,7 @@ pub fn train(o: &TrainOptions) -> Result<String, Failure> {
         warnings.extend(diagnostics::report("", found));
     }
 
-    let teacher = match o.distill.as_deref() {
-        Some(path) => Some(
-            threads.install(|| super::distill::teacher(path, &typed, &train_set, cfg.threads))?,
-        ),
-        None => None,
-    };
-    let data = Data { train: &train_set, test: &test_set, teacher: teacher.as_ref() };
+    let data = Data { train: &train_set, test: &test_set };
     let epochs_before = st.epoch;
     let bar = progress(cfg.epochs, st.epoch);
     let mut last_save = Instant::now();
@@ -175,24 +163,10 @@ pub fn train(o: &TrainOptions) -> Result<String, Failure> {
     })
 }
 
-/// The input quantizer's width when `--input-bits` is not given: a QAT run
-/// continues with its own; a new one widens the input beyond `a_bits` where
-/// the data need it (`input_bits_for`), and says so.
-fn default_input_bits(
-    q: &mut QuantConfig,
-    from: Option<(&Checkpoint, &Path)>,
-    train_set: &Dataset,
-) -> Result<(), Failure> {
-    let saved = match from {
-        Some((ck, path)) => {
-            ck.json::<QuantConfig>(super::quantized::KEY_QUANT).map_err(|e| e.in_file(path))?
-        }
-        None => None,
-    };
-    if let Some(saved) = saved {
-        q.input_bits = saved.input_bits;
-        return Ok(());
-    }
+/// The input quantizer's width when `--input-bits` is not given: `a_bits`,
+/// widened where the training data need it (`input_bits_for`), with a note.
+/// The same data give the same width, so a resumed run repeats it.
+fn default_input_bits(q: &mut QuantConfig, train_set: &Dataset) -> Result<(), Failure> {
     let bits = crate::quant::diagnose::input_bits_for(train_set, q.a_bits);
     if bits != q.a_bits {
         eprintln!(

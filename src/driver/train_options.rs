@@ -6,7 +6,7 @@ use crate::ckpt::Checkpoint;
 use crate::interp::Plan;
 use crate::quant::config::{BnFold, Scales};
 use crate::quant::QuantConfig;
-use crate::train::{Distill, Keep, Optimizer, Schedule, TrainConfig};
+use crate::train::{Keep, Optimizer, Schedule, TrainConfig};
 
 /// The largest learning rate accepted (of --lr, --min-lr, --threshold-lr).
 const MAX_RATE: f32 = 10.0;
@@ -137,23 +137,11 @@ pub struct TrainOptions {
     pub calibration_percentile: Option<f64>,
     /// Bits of the network input's quantizer (2..=16, signed) [default: the
     /// a_bits of --quant, widened until the training data's standard
-    /// deviation spans 2^(a_bits-4) steps, as it does in z-normalized data;
-    /// a resumed or continued QAT run keeps its own]. With per-layer
+    /// deviation spans 2^(a_bits-4) steps, as it does in z-normalized data].
+    /// With per-layer
     /// `a_bits`, this sets e.g. "first and last layer at 8 bits".
     #[arg(long, value_name = "N")]
     pub input_bits: Option<usize>,
-    /// Distillation: the student also matches the logits of this float
-    /// checkpoint of the same model (the teacher), softened by
-    /// --distill-temperature, at --distill-weight of the loss.
-    #[arg(long, value_name = "FLOAT_CKPT")]
-    pub distill: Option<String>,
-    /// The softmax temperature of distillation.
-    #[arg(long, value_name = "T", default_value_t = 4.0, requires = "distill")]
-    pub distill_temperature: f32,
-    /// The distillation term's share of the loss (0..=1); the labels' cross
-    /// entropy has the rest.
-    #[arg(long, value_name = "W", default_value_t = 0.5, requires = "distill")]
-    pub distill_weight: f32,
     /// Quantizer thresholds: `learned` (calibrated by the maximum, then
     /// trained as TQT) or `max` (calibrated, then fixed).
     #[arg(long, value_enum, default_value_t = ScalesArg::Learned)]
@@ -236,24 +224,6 @@ impl TrainOptions {
             )));
         }
         let min_lr = self.min_lr.unwrap_or(lr / 10.0);
-        let distill = self.distill.as_ref().map(|_| Distill {
-            temperature: self.distill_temperature,
-            weight: self.distill_weight,
-        });
-        if let Some(d) = distill {
-            if !(d.temperature.is_finite() && d.temperature > 0.0) {
-                return Err(Failure(format!(
-                    "error: --distill-temperature must be a positive number, not {}\n",
-                    d.temperature
-                )));
-            }
-            if !(0.0..=1.0).contains(&d.weight) {
-                return Err(Failure(format!(
-                    "error: --distill-weight lies in 0..=1, not {}\n",
-                    d.weight
-                )));
-            }
-        }
         Ok(TrainConfig {
             epochs: self.epochs,
             batch_size: self.batch_size as usize,
@@ -275,7 +245,6 @@ impl TrainOptions {
             },
             freeze_bn: Some(self.freeze_bn.unwrap_or(self.epochs / 2)),
             keep: Keep::Last,
-            distill,
         })
     }
 

@@ -3,11 +3,10 @@
 //! Everything a run depends on is in `TrainState`, so a run resumed from a
 //! checkpoint continues exactly as the uninterrupted one would.
 
-use super::distill::{batch_loss, Distill, Teacher};
 use super::optim::{self, OptState, Optimizer};
 use super::schedule::{Schedule, ScheduleState};
 use crate::data::Dataset;
-use crate::interp::kernels::loss::argmax;
+use crate::interp::kernels::loss::{argmax, softmax_cross_entropy};
 use crate::interp::{backward, forward, Mode, Plan, Weights};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -37,9 +36,6 @@ pub struct TrainConfig {
     /// Which weights the run ends with.
     #[serde(default)]
     pub keep: Keep,
-    /// Distillation from a float teacher (its logits are given to `fit`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub distill: Option<Distill>,
 }
 
 /// Which weights a run keeps. The last epoch's weights land wherever the
@@ -169,12 +165,10 @@ pub fn evaluate(plan: &Plan, w: &Weights, ds: &Dataset, threads: usize) -> Evalu
     Evaluation { accuracy: correct as f64 / ds.n.max(1) as f64, logits, classes: k }
 }
 
-/// The data a run trains on and is evaluated on, and under `cfg.distill`
-/// the teacher's logits on the training samples.
+/// The data a run trains on and the data it is evaluated on.
 pub struct Data<'a> {
     pub train: &'a Dataset,
     pub test: &'a Dataset,
-    pub teacher: Option<&'a Teacher>,
 }
 
 /// Training stopped because the loss or a weight stopped being a finite
@@ -225,7 +219,6 @@ pub fn fit<E: From<Diverged>>(
     mut on_epoch: impl FnMut(&TrainState, &Weights) -> Result<(), E>,
 ) -> Result<(), E> {
     let (train, test) = (data.train, data.test);
-    let teacher = data.teacher.zip(cfg.distill);
     let k = plan.output_dims.0;
     while st.epoch < cfg.epochs {
         let start = Instant::now();
@@ -249,7 +242,7 @@ pub fn fit<E: From<Diverged>>(
                 },
                 cfg.threads,
             );
-            let (loss, dz, ok) = batch_loss(tape.output(plan), k, idx, &labels, teacher);
+            let (loss, dz, ok) = softmax_cross_entropy(tape.output(plan), k, &labels);
             if !loss.is_finite() {
                 let what = "the loss".to_string();
                 return Err(Diverged { epoch: st.epoch + 1, what, lr: st.sched.lr }.into());

@@ -1,13 +1,11 @@
 //! Float training: initialisation, optimizers, schedules and the loop.
 
 pub mod checkpoint;
-pub mod distill;
 pub mod fit;
 pub mod init;
 pub mod optim;
 pub mod schedule;
 
-pub use distill::{Distill, Teacher};
 pub use fit::{
     evaluate, fit, Data, Diverged, EpochRecord, Evaluation, Keep, Kept, TrainConfig, TrainState,
 };

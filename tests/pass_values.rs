@@ -86,7 +86,7 @@ fn float_passes_keep_the_outputs() {
         let (canonical, canonical_store, _) = run_pass("canonicalize", &g, &store);
         for (start, start_store) in [(&g, &store), (&canonical, &canonical_store)] {
             for &pass in &float_passes {
-                let (after_g, after_store, did) = run_pass(pass, start, &start_store);
+                let (after_g, after_store, did) = run_pass(pass, start, start_store);
                 let after = float_outputs(&after_g, &after_store, &x, n);
                 assert_close(&before, &after, &format!("case {case}, {pass}:\n{text}"));
                 *changed.entry(pass).or_default() += usize::from(did);

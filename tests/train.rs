@@ -7,9 +7,7 @@ use potc::data::Dataset;
 use potc::driver::{self, EvalOptions, TrainOptions};
 use potc::interp::Plan;
 use potc::syntax;
-use potc::train::{
-    evaluate, fit, init_weights, Data, Optimizer, Schedule, TrainConfig, TrainState,
-};
+use potc::train::{evaluate, fit, init_weights, Optimizer, Schedule, TrainConfig, TrainState};
 use std::path::PathBuf;
 
 /// Class 0: a slow sine; class 1: a fast one; random phases.
@@ -58,8 +56,7 @@ fn tiny_learns_a_separable_set() {
     let (train, test) = (separable(32, 16, 1), separable(32, 16, 99));
     let mut w = init_weights(&plan.params, cfg.seed);
     let mut st = TrainState::new(&plan, &cfg);
-    let data = Data { train: &train, test: &test };
-    fit(&plan, &mut w, &mut st, data, &cfg, |_, _| Ok::<(), ()>(())).unwrap();
+    fit(&plan, &mut w, &mut st, &train, &test, &cfg, |_, _| Ok::<(), ()>(())).unwrap();
     assert_eq!(evaluate(&plan, &w, &train, 1).accuracy, 1.0, "{:?}", st.history.last());
     assert_eq!(evaluate(&plan, &w, &test, 1).accuracy, 1.0);
 }
@@ -306,8 +303,7 @@ fn a_diverging_run_stops_without_saving() {
     let mut w = init_weights(&plan.params, cfg.seed);
     let mut st = TrainState::new(&plan, &cfg);
     let mut saved = 0;
-    let both = Data { train: &data, test: &data };
-    let e = fit(&plan, &mut w, &mut st, both, &cfg, |_, _| {
+    let e = fit(&plan, &mut w, &mut st, &data, &data, &cfg, |_, _| {
         saved += 1;
         Ok::<(), potc::train::Diverged>(())
     })

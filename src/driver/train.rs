@@ -13,7 +13,7 @@ use crate::ir::Graph;
 use crate::quant::QuantConfig;
 use crate::train::checkpoint::{labels, to_checkpoint};
 use crate::train::fit::median_samples_per_second;
-use crate::train::{fit, Data, TrainConfig, TrainState};
+use crate::train::{fit, TrainConfig, TrainState};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -72,13 +72,12 @@ pub fn train(o: &TrainOptions) -> Result<String, Failure> {
         warnings.extend(diagnostics::report("", found));
     }
 
-    let data = Data { train: &train_set, test: &test_set };
     let epochs_before = st.epoch;
     let bar = progress(cfg.epochs, st.epoch);
     let mut last_save = Instant::now();
     let started = Instant::now();
     threads.install(|| {
-        fit(&plan, &mut w, &mut st, data, &cfg, |st, w| {
+        fit(&plan, &mut w, &mut st, &train_set, &test_set, &cfg, |st, w| {
             let e = st.history.last().expect("an epoch just finished");
             let line = format!(
                 "epoch {:>4}/{}  loss {:.4}  train {:.4}  test {:.4}  lr {:.2e}  {:.0} samples/s",

@@ -165,12 +165,6 @@ pub fn evaluate(plan: &Plan, w: &Weights, ds: &Dataset, threads: usize) -> Evalu
     Evaluation { accuracy: correct as f64 / ds.n.max(1) as f64, logits, classes: k }
 }
 
-/// The data a run trains on and the data it is evaluated on.
-pub struct Data<'a> {
-    pub train: &'a Dataset,
-    pub test: &'a Dataset,
-}
-
 /// Training stopped because the loss or a weight stopped being a finite
 /// number (a rate or weight decay too large for the network).
 #[derive(Debug, Clone, PartialEq)]
@@ -214,11 +208,11 @@ pub fn fit<E: From<Diverged>>(
     plan: &Plan,
     w: &mut Weights,
     st: &mut TrainState,
-    data: Data,
+    train: &Dataset,
+    test: &Dataset,
     cfg: &TrainConfig,
     mut on_epoch: impl FnMut(&TrainState, &Weights) -> Result<(), E>,
 ) -> Result<(), E> {
-    let (train, test) = (data.train, data.test);
     let k = plan.output_dims.0;
     while st.epoch < cfg.epochs {
         let start = Instant::now();

@@ -5,6 +5,8 @@
 //! verifier, printer), `pass` (the pass manager), and the concrete passes in
 //! the top-level `passes/` folder.
 
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 pub mod backend;
 pub mod ckpt;
 pub mod data;

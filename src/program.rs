@@ -39,6 +39,61 @@ pub struct IntProgram {
     pub labels: Vec<String>,
 }
 
+/// An [`IntProgram`] that passed [`IntProgram::check`]: every parameter
+/// present with the shape its op needs, shifts and exponents in range, and
+/// the accumulator proof. Its field is private, so the only way to build one
+/// is [`IntProgram::checked`] (or [`IntProgram::load`], which calls it), and
+/// it gives only shared access to the program: the engines (the JIT, the C
+/// export, the integer interpreter) take a `&CheckedProgram` and may index
+/// its tables by the sizes the checks proved.
+///
+/// A plain program is refused at compile time:
+///
+/// ```compile_fail
+/// use potc::backend::jit::{JitOptions, JitProgram};
+/// use potc::program::IntProgram;
+/// fn unchecked(p: &IntProgram) {
+///     let _ = JitProgram::compile(p, JitOptions::default());
+/// }
+/// ```
+///
+/// and so is a struct literal:
+///
+/// ```compile_fail
+/// use potc::program::{CheckedProgram, IntProgram};
+/// fn forge(p: IntProgram) -> CheckedProgram {
+///     CheckedProgram { program: p }
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct CheckedProgram {
+    program: IntProgram,
+}
+
+impl CheckedProgram {
+    /// Checks `p`; the same as [`IntProgram::checked`].
+    pub fn new(p: IntProgram) -> Result<CheckedProgram, String> {
+        p.checked()
+    }
+
+    /// The checked program (read only).
+    pub fn program(&self) -> &IntProgram {
+        &self.program
+    }
+
+    /// Gives the program back, unchecked again (for editing it).
+    pub fn into_inner(self) -> IntProgram {
+        self.program
+    }
+}
+
+impl std::ops::Deref for CheckedProgram {
+    type Target = IntProgram;
+    fn deref(&self) -> &IntProgram {
+        &self.program
+    }
+}
+
 impl IntProgram {
     /// Writes `dir/model.pot` and `dir/weights.safetensors`, each atomically.
     pub fn save(&self, dir: &Path) -> Result<(), String> {
@@ -56,8 +111,15 @@ impl IntProgram {
             .map_err(|e| format!("{}: cannot write: {e}", model.display()))
     }
 
+    /// Runs [`check`](Self::check) and, when it passes, wraps the program
+    /// in a [`CheckedProgram`], the only form the engines accept.
+    pub fn checked(self) -> Result<CheckedProgram, String> {
+        self.check()?;
+        Ok(CheckedProgram { program: self })
+    }
+
     /// Reads and checks a program directory; `graph` is its parsed model text.
-    pub fn load(dir: &Path, graph: Graph) -> Result<IntProgram, String> {
+    pub fn load(dir: &Path, graph: Graph) -> Result<CheckedProgram, String> {
         let wpath = dir.join(WEIGHTS_FILE);
         let ck = Checkpoint::load(&wpath).map_err(|e| e.to_string())?;
         let mut tensors = IntStore::new();
@@ -75,8 +137,7 @@ impl IntProgram {
         let labels =
             ck.json::<Vec<String>>(KEY_LABELS).map_err(|e| e.in_file(&wpath).to_string())?;
         let program = IntProgram { graph, tensors, labels: labels.unwrap_or_default() };
-        program.check().map_err(|e| format!("{}: {e}", wpath.display()))?;
-        Ok(program)
+        program.checked().map_err(|e| format!("{}: {e}", wpath.display()))
     }
 
     /// The checks an engine relies on: an integer program, every parameter

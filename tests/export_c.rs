@@ -19,7 +19,7 @@ use potc::driver::{load_program, run_program, Engine};
 use potc::export::c::{write, CFLAGS};
 use potc::export::Samples;
 use potc::interp::integer::IntInterpreter;
-use potc::program::IntProgram;
+use potc::program::CheckedProgram;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -70,7 +70,7 @@ fn outputs(out: Output, width: usize) -> (Vec<i64>, String) {
     (ints, err)
 }
 
-fn output_len(p: &IntProgram) -> usize {
+fn output_len(p: &potc::program::IntProgram) -> usize {
     p.graph.node(p.graph.output().unwrap()).ty.elements() as usize
 }
 
@@ -198,7 +198,7 @@ fn samples(x: Vec<i64>, n: usize) -> Samples {
 
 /// Exports `p` with the samples into `dir`, compiles it and returns the C
 /// program's outputs and the interpreter's.
-fn c_and_interp(p: &IntProgram, x: Vec<i64>, n: usize, dir: &Path) -> (Vec<i64>, Vec<i64>) {
+fn c_and_interp(p: &CheckedProgram, x: Vec<i64>, n: usize, dir: &Path) -> (Vec<i64>, Vec<i64>) {
     let want = IntInterpreter::new(&p.graph, &p.tensors).unwrap().run(&x);
     let files = write(p, dir, Some(&samples(x, n))).unwrap();
     assert_eq!(files.len(), 5);
@@ -265,7 +265,7 @@ fn random_networks_match_the_interpreter() {
 /// A program from text and its tensors (exponents 0 for input and output).
 /// Shifts in both directions up to the loader's limits and clamps to widths
 /// 2..16, signed and unsigned (narrow too), on i16 inputs at the extremes.
-fn shift_program(rng: &mut ChaCha8Rng) -> IntProgram {
+fn shift_program(rng: &mut ChaCha8Rng) -> CheckedProgram {
     let bits = rng.random_range(2..=16);
     let signed = rng.random_bool(0.5);
     let narrow = signed && rng.random_bool(0.5);
@@ -307,7 +307,7 @@ fn shift_program(rng: &mut ChaCha8Rng) -> IntProgram {
 }
 
 /// A u32 input: 64-bit accumulators and an int64_t output, a value nothing reads.
-fn u32_program() -> IntProgram {
+fn u32_program() -> CheckedProgram {
     let text = "model u(%x: u32[2, 4]) {
   %c = int_conv1d(%x) {out_channels = 2, kernel = 2, padding = [1, 0], w_bits = 4} : i32[2, 4]
   %s = shl(%x) : i32[2, 4]
@@ -334,7 +334,7 @@ fn u32_program() -> IntProgram {
 
 /// The wide program of `common`, and narrow accumulators (i16, i24) stored
 /// in narrower buffers.
-fn mac_programs() -> Vec<IntProgram> {
+fn mac_programs() -> Vec<CheckedProgram> {
     let narrow = "model n(%x: i8[2, 7]) {
   %c = int_conv1d(%x) {out_channels = 4, kernel = 3, stride = 2, padding = [1, 2], dilation = 2, groups = 2, w_bits = 3, acc_bits = 16} : i16[4, 3]
   %f = flatten(%c) : i16[12]
@@ -354,9 +354,9 @@ fn mac_programs() -> Vec<IntProgram> {
     ]
 }
 
-fn edge_programs() -> Vec<IntProgram> {
+fn edge_programs() -> Vec<CheckedProgram> {
     let mut rng = ChaCha8Rng::seed_from_u64(9);
-    let mut v: Vec<IntProgram> = (0..8).map(|_| shift_program(&mut rng)).collect();
+    let mut v: Vec<CheckedProgram> = (0..8).map(|_| shift_program(&mut rng)).collect();
     v.push(u32_program());
     v.extend(mac_programs());
     v

@@ -12,7 +12,7 @@ use std::path::Path;
 use common::{json, ok, potc};
 use potc::backend::jit::{JitOptions, JitProgram};
 use potc::interp::integer::IntInterpreter;
-use potc::program::IntProgram;
+use potc::program::CheckedProgram;
 use serde_json::Value;
 
 const TRAIN: &str = "examples/data/GunPoint_TRAIN.ts";
@@ -101,7 +101,7 @@ fn shape(v: &Value) -> Vec<u64> {
 /// operands give its recorded output through `run_op`, the hex files hold
 /// the `.npz` integers (and the parameters). Returns the program, the
 /// manifest and the arrays.
-fn check(prog: &str, out: &Path) -> (IntProgram, Value, Arrays) {
+fn check(prog: &str, out: &Path) -> (CheckedProgram, Value, Arrays) {
     let p = potc::driver::load_program(prog).unwrap();
     let interp = IntInterpreter::new(&p.graph, &p.tensors).unwrap();
     let m = json(&std::fs::read_to_string(out.join("manifest.json")).unwrap());

@@ -137,7 +137,8 @@ fn plotted_program(dir: &std::path::Path, exps: &[(&str, Option<Vec<i32>>)]) {
             ("c.b", vec![2], vec![3, -3]),
             ("y.shift", vec![2], vec![2, 2]),
         ],
-    );
+    )
+    .into_inner();
     p.tensors.insert("c.exp".into(), (vec![1], vec![-4]));
     for (name, v) in exps {
         match v {

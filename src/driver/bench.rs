@@ -58,7 +58,7 @@ pub fn bench(o: &BenchOptions) -> Result<String, Failure> {
             })
         }
         Engine::Interp => {
-            let interp = IntInterpreter::new(&program.graph, &program.tensors)
+            let interp = IntInterpreter::from_checked(&program)
                 .map_err(|e| Failure(format!("error: {e}\n")))?;
             Box::new(move || {
                 std::hint::black_box(interp.run(&x));

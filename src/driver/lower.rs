@@ -16,7 +16,7 @@ use crate::ir::op::Op;
 use crate::ir::{print, Graph, Type};
 use crate::pass::{IntStore, ParamStore, PassContext, PassManager, PassReport};
 use crate::passes::registry;
-use crate::program::{model_path, IntProgram};
+use crate::program::{model_path, CheckedProgram, IntProgram};
 use crate::report::source::Source;
 
 /// The passes from the quantized float model to the integer program.
@@ -46,7 +46,7 @@ pub struct LowerOptions {
 /// A trained model lowered: the program, the `--print-after-all` text, and
 /// the float weights and history `potc report --plot` draws.
 pub struct Lowered {
-    pub program: IntProgram,
+    pub program: CheckedProgram,
     pub printed: String,
     pub source: Source,
 }
@@ -88,7 +88,7 @@ pub fn lower_model(
     let program = IntProgram { graph: g, tensors: ints, labels };
     // Lowering keeps every checked range but those set by the trained
     // thresholds: a shift or an exponent out of range comes from them.
-    program.check().map_err(|e| {
+    let program = program.checked().map_err(|e| {
         Failure(format!(
             "{}: error: its thresholds give an integer program out of range: {e}; \
              retrain with thresholds in a sensible range\n",
@@ -223,7 +223,7 @@ pub struct RunOptions {
 }
 
 /// Reads a program directory.
-pub fn load_program(dir: &str) -> Result<IntProgram, Failure> {
+pub fn load_program(dir: &str) -> Result<CheckedProgram, Failure> {
     let path = model_path(Path::new(dir));
     if !Path::new(dir).is_dir() {
         return Err(Failure(format!(
@@ -255,7 +255,7 @@ pub fn quantized_input(p: &IntProgram, ds: &data::Dataset) -> Result<Vec<i64>, F
 
 /// The outputs of a program on a data set, sample-major.
 pub fn run_program(
-    p: &IntProgram,
+    p: &CheckedProgram,
     ds: &data::Dataset,
     threads: usize,
     engine: Engine,
@@ -264,8 +264,8 @@ pub fn run_program(
     let pool = pool(threads)?;
     match engine {
         Engine::Interp => {
-            let interp = IntInterpreter::new(&p.graph, &p.tensors)
-                .map_err(|e| Failure(format!("error: {e}\n")))?;
+            let interp =
+                IntInterpreter::from_checked(p).map_err(|e| Failure(format!("error: {e}\n")))?;
             Ok(pool.install(|| interp.run(&x)))
         }
         Engine::Jit => {
@@ -302,7 +302,7 @@ impl RunReport {
 
 /// Runs `program` on the data file at `data` (labels mapped as in training).
 pub fn run_report(
-    program: &IntProgram,
+    program: &CheckedProgram,
     data: &str,
     threads: usize,
     engine: Engine,

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use self::ctype::{comment, i32_lit, ident, CType};
 use super::Samples;
 use crate::ckpt::write_atomic;
-use crate::program::IntProgram;
+use crate::program::{CheckedProgram, IntProgram};
 
 /// The compiler flags of the Makefile (and of the tests).
 pub const CFLAGS: &str = "-std=c99 -O2 -Wall -Wextra -pedantic -Werror";
@@ -27,10 +27,15 @@ pub const CFLAGS: &str = "-std=c99 -O2 -Wall -Wextra -pedantic -Werror";
 const MAIN_TEMPLATE: &str = include_str!("c/main.c.in");
 
 /// Writes the C files into `dir` and returns their paths.
-pub fn write(p: &IntProgram, dir: &Path, data: Option<&Samples>) -> Result<Vec<PathBuf>, String> {
+pub fn write(
+    p: &CheckedProgram,
+    dir: &Path,
+    data: Option<&Samples>,
+) -> Result<Vec<PathBuf>, String> {
     // The C code accumulates without checks and indexes the tensors by the
-    // op's shapes: both rest on the program's checks.
-    p.check()?;
+    // op's shapes: both rest on the program's checks, which a
+    // `CheckedProgram` passed.
+    let p: &IntProgram = p.program();
     let base = base_name(&p.graph.name);
     let header = format!("{base}.h");
     let mut files = vec![

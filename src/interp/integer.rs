@@ -52,6 +52,11 @@ pub struct IntInterpreter {
 }
 
 impl IntInterpreter {
+    /// The interpreter of a checked program (the form the drivers use).
+    pub fn from_checked(p: &crate::program::CheckedProgram) -> Result<IntInterpreter, String> {
+        IntInterpreter::new(&p.graph, &p.tensors)
+    }
+
     /// Resolves `g`'s ops and tensors; `tensors` must hold every parameter
     /// (checked by the program loader, see `crate::program`).
     pub fn new(g: &Graph, tensors: &IntStore) -> Result<IntInterpreter, String> {

@@ -8,7 +8,7 @@ use potc::data::Dataset;
 use potc::ir::Graph;
 use potc::pass::{ParamStore, PassContext, PassManager};
 use potc::passes::registry;
-use potc::program::IntProgram;
+use potc::program::{CheckedProgram, IntProgram};
 use potc::quant::QuantConfig;
 use potc::syntax;
 use rand::RngExt;
@@ -139,7 +139,7 @@ pub fn random_program(
     rng: &mut ChaCha8Rng,
     cfg: impl FnOnce(&mut ChaCha8Rng) -> QuantConfig,
     acc_bits: usize,
-) -> Option<(Graph, ParamStore, IntProgram)> {
+) -> Option<(Graph, ParamStore, CheckedProgram)> {
     let text = network(rng);
     let g = syntax::parse(&text).unwrap_or_else(|e| panic!("{text}\n{e:?}"));
     let cfg = cfg(rng);
@@ -152,12 +152,10 @@ pub fn random_program(
 }
 
 /// The integer program of a quantized graph, or the lowering error.
-pub fn lower(q: &Graph, store: &ParamStore, acc_bits: usize) -> Result<IntProgram, String> {
+pub fn lower(q: &Graph, store: &ParamStore, acc_bits: usize) -> Result<CheckedProgram, String> {
     let (mut g, mut store) = (q.clone(), store.clone());
     let tensors = potc::driver::lower_graph(&mut g, &mut store, acc_bits, |_| {})?;
-    let p = IntProgram { graph: g, tensors, labels: vec![] };
-    p.check()?;
-    Ok(p)
+    IntProgram { graph: g, tensors, labels: vec![] }.checked()
 }
 
 pub fn dataset(x: Vec<f32>, n: usize, channels: usize, length: usize) -> Dataset {
@@ -222,7 +220,7 @@ pub fn random_inputs(p: &IntProgram, n: usize, rng: &mut ChaCha8Rng) -> Vec<i64>
 
 /// A hand-written integer program: its text and tensors, the input's and
 /// output's exponents 0, checked as the loader checks.
-pub fn int_program(text: &str, tensors: &[(&str, Vec<usize>, Vec<i32>)]) -> IntProgram {
+pub fn int_program(text: &str, tensors: &[(&str, Vec<usize>, Vec<i32>)]) -> CheckedProgram {
     let graph = syntax::parse(text).unwrap_or_else(|e| panic!("{text}\n{e:?}"));
     let mut t = potc::pass::IntStore::new();
     for (name, shape, v) in tensors {
@@ -232,15 +230,13 @@ pub fn int_program(text: &str, tensors: &[(&str, Vec<usize>, Vec<i32>)]) -> IntP
     let output = graph.node(graph.output().unwrap()).name.clone();
     t.insert(format!("{input}.exp"), (vec![1], vec![0]));
     t.insert(format!("{output}.exp"), (vec![1], vec![0]));
-    let p = IntProgram { graph, tensors: t, labels: vec![] };
-    p.check().unwrap();
-    p
+    IntProgram { graph, tensors: t, labels: vec![] }.checked().unwrap()
 }
 
 /// A convolution and a linear layer with 16-bit inputs and weights, every
 /// geometry attribute set, accumulators near the i32 limit:
 /// |acc| <= 32768 * (sum |w|) + |b|, 6 taps of 10000 reach 1.97e9 < 2^31.
-pub fn wide_mac_program() -> IntProgram {
+pub fn wide_mac_program() -> CheckedProgram {
     let text = "model m(%x: i16[4, 9]) {
   %c = int_conv1d(%x) {out_channels = 4, kernel = 3, stride = 2, padding = [2, 1], dilation = 2, groups = 2, w_bits = 16} : i32[4, 4]
   %q = requant(%c) {bits = 16} : i16[4, 4]

@@ -29,7 +29,7 @@ use rayon::prelude::*;
 
 use crate::ir::op::Op;
 use crate::ir::{Elem, NodeId};
-use crate::program::IntProgram;
+use crate::program::{CheckedProgram, IntProgram};
 use crate::quant::QuantSpec;
 use kernels::{Buf, Dims};
 
@@ -99,6 +99,8 @@ struct Buffers(*const i32, *mut i32, *mut i32);
 // SAFETY: the pointers are only passed to steps (see `Code::step`), whose
 // concurrent halves write disjoint parts of the buffers.
 unsafe impl Send for Buffers {}
+// SAFETY: as for `Send`: shared use only passes the pointers to steps, whose
+// concurrent halves write disjoint parts of the buffers.
 unsafe impl Sync for Buffers {}
 
 impl Code {
@@ -109,8 +111,9 @@ impl Code {
         // SAFETY: `buf` holds `input_len`, `output_len` and `scratch_len`
         // i32 (asserted in `call`, which made it); the generated code touches
         // no other memory but the tables the `JitProgram` owns, at indices
-        // that are compile-time functions of the checked shapes (see
-        // `Layout`); it neither allocates, unwinds nor keeps a pointer. For
+        // that are compile-time functions of the shapes of the
+        // `CheckedProgram` it was compiled from (see `Layout`), whose checks
+        // sized every table; it neither allocates, unwinds nor keeps a pointer. For
         // `from..to` inside the range, a step writes only the part of its
         // output that range names, and reads values earlier steps finished,
         // so two threads running disjoint ranges of one step do not race.
@@ -204,9 +207,10 @@ impl Steps<'_> {
 }
 
 impl JitProgram {
-    /// Compiles `p` (checked by `IntProgram::check`, as loading does) for
-    /// the host.
-    pub fn compile(p: &IntProgram, opts: JitOptions) -> Result<JitProgram, JitError> {
+    /// Compiles `p` for the host. Only a [`CheckedProgram`] is accepted:
+    /// the generated code indexes the tables by the shapes the checks proved.
+    pub fn compile(p: &CheckedProgram, opts: JitOptions) -> Result<JitProgram, JitError> {
+        let p: &IntProgram = p.program();
         let started = Instant::now();
         let mut flags = settings::builder();
         let set = |f: &mut settings::Builder, k: &str, v: &str| {

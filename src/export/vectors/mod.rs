@@ -34,7 +34,7 @@ use rayon::prelude::*;
 use super::Samples;
 use crate::ckpt::write_atomic;
 use crate::interp::integer::IntInterpreter;
-use crate::program::IntProgram;
+use crate::program::{CheckedProgram, IntProgram};
 use encode::IntType;
 
 /// The archive of every value's vectors.
@@ -84,8 +84,9 @@ impl Array {
 }
 
 /// Writes the vector files into `dir` and returns their paths.
-pub fn write(p: &IntProgram, dir: &Path, data: &Samples) -> Result<Vec<PathBuf>, String> {
-    let interp = IntInterpreter::new(&p.graph, &p.tensors)?;
+pub fn write(p: &CheckedProgram, dir: &Path, data: &Samples) -> Result<Vec<PathBuf>, String> {
+    let interp = IntInterpreter::from_checked(p)?;
+    let p: &IntProgram = p.program();
     let (n, len) = (data.n, interp.input_len);
     if n == 0 {
         return Err("no samples: test vectors need at least one".into());

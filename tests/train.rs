@@ -56,7 +56,8 @@ fn tiny_learns_a_separable_set() {
     let (train, test) = (separable(32, 16, 1), separable(32, 16, 99));
     let mut w = init_weights(&plan.params, cfg.seed);
     let mut st = TrainState::new(&plan, &cfg);
-    fit(&plan, &mut w, &mut st, &train, &test, &cfg, |_, _| Ok::<(), ()>(())).unwrap();
+    fit(&plan, &mut w, &mut st, &train, &test, &cfg, |_, _| Ok::<(), potc::train::Diverged>(()))
+        .unwrap();
     assert_eq!(evaluate(&plan, &w, &train, 1).accuracy, 1.0, "{:?}", st.history.last());
     assert_eq!(evaluate(&plan, &w, &test, 1).accuracy, 1.0);
 }

@@ -187,10 +187,6 @@ impl std::fmt::Display for Diverged {
     }
 }
 
-impl From<Diverged> for () {
-    fn from(_: Diverged) {}
-}
-
 /// The first trainable parameter holding a NaN or an infinity.
 fn non_finite_param(plan: &Plan, w: &Weights) -> Option<String> {
     plan.params

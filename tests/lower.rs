@@ -289,7 +289,7 @@ fn every_quantizer_set_from_the_model_text_lowers_exactly() {
     }
     // The input's width is part of the configuration a resumed run repeats.
     let resumed = potc(&[&args[..], &["--quant", "w4a6", "--init", &float, "--resume"]].concat());
-    fails(resumed, "trained with --quant w4a6 --input-bits 8 --bn fold-sim");
+    fails(resumed, "trained with --quant w4a6 --input-bits 8 --bn fold-then-qat");
 }
 
 /// The random networks of the 4,000-network property reach the controls:

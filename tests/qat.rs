@@ -161,8 +161,11 @@ fn fold_sim_with_a_lone_batch_norm_matches_inference() {
     let (float, q) = (d.join("f.safetensors"), d.join("q.safetensors"));
     run(&float, &["--epochs", "2", "--lr", "1e-2"]).unwrap();
     let f = float.to_str().unwrap();
-    let trained =
-        run(&q, &["--epochs", "2", "--quant", "w4a8", "--freeze-bn", "1", "--init", f]).unwrap();
+    let trained = run(
+        &q,
+        &["--epochs", "2", "--quant", "w4a8", "--bn", "fold-sim", "--freeze-bn", "1", "--init", f],
+    )
+    .unwrap();
     let ck = Checkpoint::load(&q).unwrap();
     assert!(
         ck.f32("n.w_log2t").is_some() && ck.f32("s.q.log2t").is_some(),
@@ -257,5 +260,32 @@ fn the_input_widens_for_data_far_from_zero() {
     let narrow = d.join("narrow.safetensors");
     run(&narrow, &["--epochs", "1", "--input-bits", "8"]);
     assert_eq!(input_bits(&narrow), None, "--input-bits 8 at a8 is the plain a_bits");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// Batch norm folds before QAT from float weights (their statistics are
+/// trained) and is simulated from fresh ones; a continued run keeps its own.
+#[test]
+fn batch_norm_folds_before_qat_from_a_float_init() {
+    let d = dir("bn-default");
+    let bn = |ck: &Path| -> String {
+        let q: serde_json::Value = Checkpoint::load(ck).unwrap().json("quant").unwrap().unwrap();
+        q["bn"].as_str().unwrap().to_string()
+    };
+    let (float, fresh, tuned) =
+        (d.join("f.safetensors"), d.join("fresh.safetensors"), d.join("tuned.safetensors"));
+    train("tiny", &float, &["--epochs", "1"]);
+    train("tiny", &fresh, &["--epochs", "1", "--quant", "w4a8"]);
+    assert_eq!(bn(&fresh), "fold-sim");
+    let init = float.to_str().unwrap();
+    train("tiny", &tuned, &["--epochs", "1", "--quant", "w4a8", "--init", init]);
+    assert_eq!(bn(&tuned), "fold-then-qat");
+    train("tiny", &tuned, &["--epochs", "2", "--quant", "w4a8", "--resume"]);
+    assert_eq!(bn(&tuned), "fold-then-qat", "a resumed run keeps its own");
+    let (again, sim) = (d.join("again.safetensors"), d.join("sim.safetensors"));
+    train("tiny", &again, &["--epochs", "1", "--quant", "w4a8", "--init", fresh.to_str().unwrap()]);
+    assert_eq!(bn(&again), "fold-sim", "a quantization-aware --init keeps its own");
+    train("tiny", &sim, &["--epochs", "1", "--quant", "w4a8", "--bn", "fold-sim", "--init", init]);
+    assert_eq!(bn(&sim), "fold-sim", "--bn wins");
     std::fs::remove_dir_all(&d).unwrap();
 }

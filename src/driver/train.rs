@@ -2,7 +2,7 @@
 
 use super::diagnostics;
 use super::model_data::{fit_to_data, pool};
-use super::quantized::record;
+use super::quantized::{record, KEY_QUANT};
 use super::start::Start;
 use super::train_options::{base_lr, saved_lr, TrainOptions};
 use super::{load_float_model, plot, Failure};
@@ -10,6 +10,7 @@ use crate::ckpt::Checkpoint;
 use crate::data::{self, Dataset};
 use crate::interp::Plan;
 use crate::ir::Graph;
+use crate::quant::config::BnFold;
 use crate::quant::QuantConfig;
 use crate::train::checkpoint::{labels, to_checkpoint};
 use crate::train::fit::median_samples_per_second;
@@ -28,6 +29,9 @@ pub fn train(o: &TrainOptions) -> Result<String, Failure> {
     let init_from = o.init.as_ref().map(|p| Checkpoint::load(Path::new(p))).transpose()?;
     if let Some(q) = quant.as_mut().filter(|_| o.input_bits.is_none()) {
         default_input_bits(q, &train_set)?;
+    }
+    if let Some(q) = quant.as_mut().filter(|_| o.bn.is_none()) {
+        q.bn = default_bn(resume_from.as_ref().or(init_from.as_ref()), init_from.is_some());
     }
     // Class indices follow the checkpoint we continue from, else the data file.
     let label_map = match (&resume_from, &init_from) {
@@ -175,6 +179,23 @@ fn default_input_bits(q: &mut QuantConfig, train_set: &Dataset) -> Result<(), Fa
         );
     }
     q.set_input_bits(bits).map_err(|e| Failure(format!("error: {e}\n")))
+}
+
+/// Batch norm's treatment when `--bn` is not given: that of the
+/// quantization-aware run continued from (`from`, the run resumed or the
+/// `--init`); folded before QAT when starting from float weights, whose
+/// statistics are trained, so every step trains the deployed arithmetic;
+/// simulated (`fold-sim`) from fresh weights, whose statistics must first
+/// be learned.
+fn default_bn(from: Option<&Checkpoint>, init: bool) -> BnFold {
+    // An unreadable `quant` entry is reported, with its file, where the
+    // checkpoint's graph is built.
+    let saved = from.and_then(|ck| ck.json::<QuantConfig>(KEY_QUANT).ok().flatten());
+    match saved {
+        Some(q) => q.bn,
+        None if init => BnFold::FoldThenQat,
+        None => BnFold::FoldSim,
+    }
 }
 
 /// Says where the run starts and at what rate; a resumed run given another

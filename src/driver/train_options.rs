@@ -106,12 +106,16 @@ pub struct TrainOptions {
     /// network, power-of-two scales; per-layer `w_bits`/`a_bits` in the model win.
     #[arg(long, value_name = "SPEC")]
     pub quant: Option<String>,
-    /// Batch norm under --quant: `fold-sim` keeps it and quantizes each conv's
-    /// weights folded with the running statistics, correcting to batch
-    /// statistics until --freeze-bn; `fold-then-qat` folds it into the
-    /// convolutions (with the --init weights) before QAT.
-    #[arg(long, value_enum, default_value_t = BnMode::FoldSim)]
-    pub bn: BnMode,
+    /// Batch norm under --quant: `fold-then-qat` folds it into the
+    /// convolutions (with the --init weights) before QAT, which then trains
+    /// exactly the deployed arithmetic; `fold-sim` keeps it and quantizes each
+    /// conv's weights folded with the running statistics, correcting to batch
+    /// statistics until --freeze-bn [default: fold-then-qat from a float
+    /// --init, whose statistics are trained; fold-sim from fresh weights,
+    /// whose statistics are not; a quantization-aware --init's or --resume's
+    /// own].
+    #[arg(long, value_enum)]
+    pub bn: Option<BnMode>,
     /// With fold-sim: the epoch from which batch-norm statistics freeze and the
     /// folded layers compute exactly the deployed arithmetic (default: half
     /// of --epochs).
@@ -180,8 +184,9 @@ impl TrainOptions {
             q.set_input_bits(bits).map_err(fail)?;
         }
         q.bn = match self.bn {
-            BnMode::FoldSim => BnFold::FoldSim,
-            BnMode::FoldThenQat => BnFold::FoldThenQat,
+            Some(BnMode::FoldSim) => BnFold::FoldSim,
+            Some(BnMode::FoldThenQat) => BnFold::FoldThenQat,
+            None => q.bn,
         };
         q.per_channel = !self.per_tensor;
         q.pot_weights = self.pot_weights;

@@ -3,7 +3,7 @@
 
 use crate::ir::op::{Op, Pool1d};
 use crate::ir::{Graph, NodeId};
-use crate::pass::{Pass, PassContext, Semantics};
+use crate::pass::{Pass, PassContext, RewriteError, Semantics};
 use std::collections::HashSet;
 
 pub struct Canonicalize;
@@ -38,7 +38,7 @@ impl Pass for Canonicalize {
         Semantics::Preserving
     }
 
-    fn run(&self, g: &mut Graph, _: &mut PassContext<'_>) -> Result<bool, String> {
+    fn run(&self, g: &mut Graph, _: &mut PassContext<'_>) -> Result<bool, RewriteError> {
         let mut changed = false;
         loop {
             let step = bypass_identities(g) | normalise_attrs(g) | remove_dead(g);

@@ -4,7 +4,7 @@
 
 use crate::ir::op::{Conv1d, LayerQuant, Op, Padding};
 use crate::ir::{Graph, Node, NodeId};
-use crate::pass::{ParamStore, Pass, PassContext, Semantics};
+use crate::pass::{ParamStore, Pass, PassContext, RewriteError, Semantics};
 use crate::quant::fold::{fold_bn, BnStats};
 
 pub struct FoldBn;
@@ -41,7 +41,7 @@ impl Pass for FoldBn {
         Semantics::Preserving
     }
 
-    fn run(&self, g: &mut Graph, cx: &mut PassContext<'_>) -> Result<bool, String> {
+    fn run(&self, g: &mut Graph, cx: &mut PassContext<'_>) -> Result<bool, RewriteError> {
         fold_all(g, cx, true)
     }
 }
@@ -77,12 +77,12 @@ impl Pass for FoldLoneBn {
         Semantics::Preserving
     }
 
-    fn run(&self, g: &mut Graph, cx: &mut PassContext<'_>) -> Result<bool, String> {
+    fn run(&self, g: &mut Graph, cx: &mut PassContext<'_>) -> Result<bool, RewriteError> {
         fold_all(g, cx, false)
     }
 }
 
-fn fold_all(g: &mut Graph, cx: &mut PassContext<'_>, pairs: bool) -> Result<bool, String> {
+fn fold_all(g: &mut Graph, cx: &mut PassContext<'_>, pairs: bool) -> Result<bool, RewriteError> {
     let bns: Vec<NodeId> =
         g.node_ids().filter(|&n| matches!(g.node(n).op, Op::BatchNorm(_))).collect();
     let mut changed = false;
@@ -97,7 +97,7 @@ fn fold_one(
     bn: NodeId,
     weights: Option<&mut ParamStore>,
     pairs: bool,
-) -> Result<bool, String> {
+) -> Result<bool, RewriteError> {
     let Op::BatchNorm(bn_op) = g.node(bn).op.clone() else { return Ok(false) };
     let x = g.operands(bn)[0];
     let Some((channels, _)) = g.node(x).ty.sequence() else { return Ok(false) };
@@ -147,9 +147,9 @@ fn fold_weights(
     bn: &str,
     channels: usize,
     eps: f64,
-) -> Result<(), String> {
+) -> Result<(), RewriteError> {
     let folded = bn;
-    let mut take = |n: String| store.remove(&n).ok_or(format!("fold-bn: no parameter `{n}`"));
+    let mut take = |n: String| store.remove(&n).ok_or(RewriteError::MissingParameter(n));
     let (gamma, beta, mean, var) = (
         take(format!("{bn}.gamma"))?,
         take(format!("{bn}.beta"))?,

@@ -17,7 +17,7 @@ use egg::RecExpr;
 use crate::eqsat::{prove, IntExpr, Limits, Proof};
 use crate::ir::op::Op;
 use crate::ir::Graph;
-use crate::pass::{Pass, PassContext, Semantics};
+use crate::pass::{Pass, PassContext, RewriteError, Semantics};
 use crate::passes::rules;
 use crate::quant::QuantSpec;
 
@@ -50,12 +50,12 @@ impl Pass for FuseRequant {
         Semantics::Preserving
     }
 
-    fn run(&self, g: &mut Graph, cx: &mut PassContext<'_>) -> Result<bool, String> {
+    fn run(&self, g: &mut Graph, cx: &mut PassContext<'_>) -> Result<bool, RewriteError> {
         let Some(ints) = cx.ints.as_deref() else { return Ok(false) };
         let rules = rules::all();
         let mut proofs: BTreeMap<(i64, i64, i64), Proof> = BTreeMap::new();
         let mut changed = false;
-        for id in g.order().map_err(|_| "the graph has a cycle".to_string())? {
+        for id in g.order().map_err(|_| RewriteError::Cycle)? {
             let Op::Requant(q) = &g.node(id).op else { continue };
             let relu = g.operands(id)[0];
             if g.node(relu).op != Op::Relu || g.users(relu).len() != 1 || g.output() == Some(relu) {

@@ -6,7 +6,7 @@
 
 use crate::ir::op::{FakeQuant, LayerQuant, Op, MAX_POT_BITS};
 use crate::ir::{Graph, NodeId};
-use crate::pass::{Pass, PassContext, Semantics};
+use crate::pass::{Pass, PassContext, RewriteError, Semantics};
 use crate::quant::QuantConfig;
 
 pub struct InsertFakeQuant;
@@ -57,13 +57,13 @@ impl Pass for InsertFakeQuant {
         Semantics::Changing
     }
 
-    fn run(&self, g: &mut Graph, cx: &mut PassContext<'_>) -> Result<bool, String> {
+    fn run(&self, g: &mut Graph, cx: &mut PassContext<'_>) -> Result<bool, RewriteError> {
         let cfg =
             cx.quant.clone().unwrap_or_else(|| QuantConfig::parse("w8a8").expect("a valid spec"));
-        if let Some((_, message)) = written_quantizer(g) {
-            return Err(message);
+        if let Some((_, refusal)) = written_quantizer(g) {
+            return Err(refusal);
         }
-        let order = g.order().map_err(|_| "the graph has a cycle".to_string())?;
+        let order = g.order().map_err(|_| RewriteError::Cycle)?;
         for &input in g.inputs().to_vec().iter() {
             quantize_after(g, input, cfg.input_bits(), true)?;
         }
@@ -75,7 +75,7 @@ impl Pass for InsertFakeQuant {
 }
 
 /// Quantizes one op's weights and the value that ends its layer.
-fn layer(g: &mut Graph, id: NodeId, cfg: &QuantConfig) -> Result<(), String> {
+fn layer(g: &mut Graph, id: NodeId, cfg: &QuantConfig) -> Result<(), RewriteError> {
     let name = g.node(id).name.clone();
     let a_bits = match &mut g.node_mut(id).op {
         Op::Conv1d(c) => weights(&mut c.quant, cfg, &name)?,
@@ -86,9 +86,8 @@ fn layer(g: &mut Graph, id: NodeId, cfg: &QuantConfig) -> Result<(), String> {
             return sum_pool(g, id, bits);
         }
         Op::AvgPool1d(_) => {
-            return Err(format!(
-                "`%{name}`: avg_pool1d has no integer form yet; use max_pool1d, or global_avg_pool before a linear layer"
-            ))
+            let reason = "avg_pool1d has no integer form; use max_pool1d, or global_avg_pool before a linear layer";
+            return Err(RewriteError::Unsupported { node: name, reason: reason.into() });
         }
         _ => return Ok(()),
     };
@@ -104,16 +103,11 @@ fn layer(g: &mut Graph, id: NodeId, cfg: &QuantConfig) -> Result<(), String> {
 /// pass places every quantizer, so one written by hand would be quantized
 /// again or stand where the integer program has no place for it; the
 /// attributes say what a user means instead.
-pub fn written_quantizer(g: &Graph) -> Option<(NodeId, String)> {
+pub fn written_quantizer(g: &Graph) -> Option<(NodeId, RewriteError)> {
     let id = g.node_ids().find(|&n| matches!(g.node(n).op, Op::FakeQuant(_)))?;
-    Some((
-        id,
-        format!(
-            "`%{}`: a fake_quant in the model text; potc places every quantizer itself: \
-             remove it and set `a_bits` / `w_bits` on the layers (`--input-bits` for the input)",
-            g.node(id).name
-        ),
-    ))
+    let reason = "a fake_quant in the model text; potc places every quantizer itself: remove it \
+                  and set `a_bits` / `w_bits` on the layers (`--input-bits` for the input)";
+    Some((id, RewriteError::Unsupported { node: g.node(id).name.clone(), reason: reason.into() }))
 }
 
 /// Whether `id` is an `add` of two values that are never negative: then so is
@@ -124,7 +118,11 @@ fn sums_non_negatives(g: &Graph, id: NodeId) -> bool {
 
 /// Sets a MAC layer's weight quantization from `--quant` where the layer does
 /// not say; the layer's activation bits.
-fn weights(q: &mut LayerQuant, cfg: &QuantConfig, name: &str) -> Result<Option<usize>, String> {
+fn weights(
+    q: &mut LayerQuant,
+    cfg: &QuantConfig,
+    name: &str,
+) -> Result<Option<usize>, RewriteError> {
     // A layer that sets its own weight bits or format keeps them: PoT weights
     // take 2..=5 bits, so `w_bits = 8` under --pot-weights means integers.
     if cfg.pot_weights && q.w_format.is_none() && q.w_bits.is_none() {
@@ -133,10 +131,11 @@ fn weights(q: &mut LayerQuant, cfg: &QuantConfig, name: &str) -> Result<Option<u
     q.w_bits = q.w_bits.or(Some(cfg.w_bits));
     q.w_per_channel |= cfg.per_channel;
     if q.pot() && q.w_bits.is_some_and(|b| b > MAX_POT_BITS) {
-        return Err(format!(
-            "`%{name}`: power-of-two weights take 2..={MAX_POT_BITS} bits, not {}",
+        let reason = format!(
+            "power-of-two weights take 2..={MAX_POT_BITS} bits, not {}",
             q.w_bits.unwrap_or(0)
-        ));
+        );
+        return Err(RewriteError::Unsupported { node: name.into(), reason });
     }
     Ok(q.a_bits)
 }
@@ -162,7 +161,7 @@ fn chain_end(g: &Graph, mut id: NodeId) -> (NodeId, bool) {
 
 /// Inserts `%<v>.q = fake_quant(%v)` and makes every user of `v` (and the
 /// output, if it is `v`) read it.
-fn quantize_after(g: &mut Graph, v: NodeId, bits: usize, signed: bool) -> Result<(), String> {
+fn quantize_after(g: &mut Graph, v: NodeId, bits: usize, signed: bool) -> Result<(), RewriteError> {
     let op = Op::FakeQuant(FakeQuant { bits, signed, narrow: false });
     let q = g.add_op(&format!("{}.q", g.node(v).name), op, &[v])?;
     g.replace_all_uses(v, q);
@@ -171,18 +170,19 @@ fn quantize_after(g: &mut Graph, v: NodeId, bits: usize, signed: bool) -> Result
 }
 
 /// `global_avg_pool` -> `global_sum_pool` + quantizer; `1/L` into the linear after.
-fn sum_pool(g: &mut Graph, id: NodeId, bits: usize) -> Result<(), String> {
+fn sum_pool(g: &mut Graph, id: NodeId, bits: usize) -> Result<(), RewriteError> {
     let name = g.node(id).name.clone();
     let x = g.operands(id)[0];
-    let (_, length) = g.node(x).ty.sequence().ok_or("global_avg_pool of a sequence")?;
+    let (_, length) = g.node(x).ty.sequence().expect("global_avg_pool types a sequence");
     let users = g.users(id);
     let next = match users.as_slice() {
         [u] if matches!(g.node(*u).op, Op::Linear(_)) => *u,
         _ => {
-            return Err(format!(
-            "`%{name}`: global_avg_pool must feed one linear layer, which absorbs its 1/{length} \
+            let reason = format!(
+                "global_avg_pool must feed one linear layer, which absorbs its 1/{length} \
                  (run canonicalize first to remove dropout)"
-        ))
+            );
+            return Err(RewriteError::Unsupported { node: name, reason });
         }
     };
     g.node_mut(id).op = Op::GlobalSumPool;

@@ -19,7 +19,7 @@ use crate::interp::kernels::quant::{quantize_weights, weight_spec};
 use crate::ir::op::{FakeQuant, LayerQuant, Op};
 use crate::ir::verify::is_integer_program;
 use crate::ir::{Elem, Graph, NodeId};
-use crate::pass::{IntStore, ParamStore, Pass, PassContext, Semantics};
+use crate::pass::{IntStore, ParamStore, Pass, PassContext, RewriteError, Semantics};
 use crate::quant::accum::{int_layer_bound, max_magnitude, signed_bits};
 use crate::quant::quantizer::quantize64;
 use crate::quant::QuantSpec;
@@ -66,13 +66,14 @@ impl Pass for LowerInt {
         Semantics::Lowering
     }
 
-    fn run(&self, g: &mut Graph, cx: &mut PassContext<'_>) -> Result<bool, String> {
+    fn run(&self, g: &mut Graph, cx: &mut PassContext<'_>) -> Result<bool, RewriteError> {
         if is_integer_program(g) {
             return Ok(false);
         }
-        let weights = cx.weights.as_deref().ok_or(
-            "lower-int needs the trained weights of a model trained with --quant (--weights CKPT)",
-        )?;
+        let weights = cx.weights.as_deref().ok_or(RewriteError::Model(
+            "lower-int needs the trained weights of a model trained with --quant (--weights CKPT)"
+                .into(),
+        ))?;
         let mut lowering = Lowering {
             src: g,
             w: weights,
@@ -83,7 +84,8 @@ impl Pass for LowerInt {
         };
         lowering.run()?;
         let Lowering { out, ints, .. } = lowering;
-        let store = cx.ints.as_deref_mut().ok_or("lower-int needs a store for integer tensors")?;
+        let store =
+            cx.ints.as_deref_mut().expect("lower-int runs with a store for integer tensors");
         store.clear();
         store.extend(ints);
         *g = out;
@@ -109,20 +111,20 @@ struct Lowering<'a> {
 }
 
 impl Lowering<'_> {
-    fn run(&mut self) -> Result<(), String> {
+    fn run(&mut self) -> Result<(), RewriteError> {
         let src = self.src;
         if src.inputs().len() != 1 {
-            return Err(format!(
+            return Err(RewriteError::Model(format!(
                 "the model has {} inputs; potc lowers models with one",
                 src.inputs().len()
-            ));
+            )));
         }
-        let order = src.order().map_err(|_| "the graph has a cycle".to_string())?;
+        let order = src.order().map_err(|_| RewriteError::Cycle)?;
         for id in order {
             let lowered = self.node(id)?;
             self.map.insert(id, lowered);
         }
-        let result = src.output().ok_or("the model has no `return`")?;
+        let result = src.output().ok_or(RewriteError::Model("the model has no `return`".into()))?;
         let out = self.map[&result].clone();
         let out = if out.exps.iter().all(|&e| e == out.exps[0]) {
             out
@@ -136,7 +138,7 @@ impl Lowering<'_> {
         Ok(())
     }
 
-    fn node(&mut self, id: NodeId) -> Result<Int, String> {
+    fn node(&mut self, id: NodeId) -> Result<Int, RewriteError> {
         let src = self.src;
         let node = src.node(id);
         let name = node.name.as_str();
@@ -175,33 +177,34 @@ impl Lowering<'_> {
             }
             Op::Dropout(_) => Ok(arg(0).expect("operand lowered")),
             Op::Add(_) => self.add(name, arg(0).expect("lowered"), arg(1).expect("lowered")),
-            Op::BatchNorm(_) | Op::AvgPool1d(_) | Op::GlobalAvgPool(_) => Err(format!(
-                "`%{name}`: {} has no integer form; lower the quantized model \
-                 (canonicalize,fold-bn,insert-fake-quant) of a checkpoint trained with --quant",
-                node.op.name()
-            )),
+            Op::BatchNorm(_) | Op::AvgPool1d(_) | Op::GlobalAvgPool(_) => {
+                Err(RewriteError::NoIntegerForm { node: name.into(), op: node.op.name() })
+            }
             Op::IntConv1d(_) | Op::IntLinear(_) | Op::Requant(_) | Op::Shl => {
-                Err(format!("`%{name}`: {} in a float model", node.op.name()))
+                let reason = format!("{} in a float model", node.op.name());
+                Err(RewriteError::Unsupported { node: name.into(), reason })
             }
         }
     }
 
     /// The program input: the input's quantizer decides its integer type.
-    fn input(&mut self, id: NodeId) -> Result<Int, String> {
+    fn input(&mut self, id: NodeId) -> Result<Int, RewriteError> {
         let src = self.src;
         let node = src.node(id);
         let users = src.users(id);
         let [fq] = users[..] else {
-            return Err(format!(
-                "input `%{}` must feed exactly one fake_quant (run insert-fake-quant first)",
-                node.name
-            ));
+            let reason = "an input must feed exactly one fake_quant (run insert-fake-quant first)";
+            return Err(RewriteError::Unsupported {
+                node: node.name.clone(),
+                reason: reason.into(),
+            });
         };
         let Op::FakeQuant(q) = &src.node(fq).op else {
-            return Err(format!(
-                "input `%{}` is not quantized (run insert-fake-quant first)",
-                node.name
-            ));
+            let reason = "the input is not quantized (run insert-fake-quant first)";
+            return Err(RewriteError::Unsupported {
+                node: node.name.clone(),
+                reason: reason.into(),
+            });
         };
         let e = self.act_exp(fq, q)?;
         let ty = crate::ir::Type::new(
@@ -214,21 +217,18 @@ impl Lowering<'_> {
     }
 
     /// The exponent of an activation quantizer, from its trained threshold.
-    fn act_exp(&self, fq: NodeId, q: &FakeQuant) -> Result<i32, String> {
+    fn act_exp(&self, fq: NodeId, q: &FakeQuant) -> Result<i32, RewriteError> {
         let t = self.param(fq, "log2t")?;
         let spec = QuantSpec { bits: q.bits as u32, signed: q.signed, narrow: q.narrow };
         Ok(spec.exponent(t[0]))
     }
 
-    fn param(&self, id: NodeId, slot: &str) -> Result<&[f32], String> {
+    fn param(&self, id: NodeId, slot: &str) -> Result<&[f32], RewriteError> {
         let name = format!("{}.{slot}", self.src.node(id).name);
-        self.w
-            .get(&name)
-            .map(|(_, v)| v.as_slice())
-            .ok_or_else(|| format!("the weights lack `{name}`"))
+        self.w.get(&name).map(|(_, v)| v.as_slice()).ok_or(RewriteError::MissingParameter(name))
     }
 
-    fn requant(&mut self, id: NodeId, q: &FakeQuant, a: Int) -> Result<Int, String> {
+    fn requant(&mut self, id: NodeId, q: &FakeQuant, a: Int) -> Result<Int, RewriteError> {
         let e = self.act_exp(id, q)?;
         let channels = self.out.node(a.id).ty.shape[0];
         let shifts: Vec<i32> = (0..channels).map(|c| e - exp_of(&a.exps, c)).collect();
@@ -250,15 +250,15 @@ impl Lowering<'_> {
         rows: usize,
         divisor: usize,
         a: Int,
-    ) -> Result<Int, String> {
+    ) -> Result<Int, RewriteError> {
         let name = self.src.node(id).name.clone();
         let Some(bits) = q.w_bits else {
-            return Err(format!(
-                "`%{name}`: weights not quantized (lower a model trained with --quant)"
-            ));
+            return Err(RewriteError::NotQuantized { node: name });
         };
-        let ex = single_exp(&a.exps)
-            .ok_or_else(|| format!("`%{name}`: its input has one exponent per channel, not one"))?;
+        let ex = single_exp(&a.exps).ok_or_else(|| RewriteError::Unsupported {
+            node: name.clone(),
+            reason: "its input has one exponent per channel, not one".into(),
+        })?;
         let w = self.param(id, "w")?;
         let spec = weight_spec(bits, q.pot());
         let qw = quantize_weights(w, rows, divisor as f32, self.param(id, "w_log2t")?, &spec);
@@ -286,16 +286,20 @@ impl Lowering<'_> {
         }
         let x_elem = self.out.node(a.id).ty.elem;
         if x_elem == Elem::F32 {
-            return Err(format!("`%{name}`: its input is not an integer"));
+            let reason = "its input is not an integer".into();
+            return Err(RewriteError::Unsupported { node: name, reason });
         }
         let (r, worst) = int_layer_bound(&wint, bint.as_deref(), rows, max_magnitude(x_elem));
         let need = signed_bits(u64::try_from(worst).unwrap_or(u64::MAX));
         if need as usize > acc_bits {
-            return Err(format!(
-                "`%{name}`: its accumulator needs {need} bits (output channel {r} can reach \
-                 |acc| = {worst}), more than its {acc_bits}; lower with --acc-bits {need} (or \
-                 set `acc_bits` on the layer), or train with fewer weight or activation bits"
-            ));
+            let (channel, have) = (r, acc_bits);
+            return Err(RewriteError::AccumulatorTooNarrow {
+                node: name,
+                need,
+                channel,
+                worst,
+                have,
+            });
         }
         let m = self.out.add_op(&name, op, &[a.id])?;
         let mname = self.out.node(m).name.clone();
@@ -314,7 +318,7 @@ impl Lowering<'_> {
     }
 
     /// `a + b` on the smaller exponent of each channel.
-    fn add(&mut self, name: &str, a: Int, b: Int) -> Result<Int, String> {
+    fn add(&mut self, name: &str, a: Int, b: Int) -> Result<Int, RewriteError> {
         let channels = self.out.node(a.id).ty.shape[0];
         let common: Vec<i32> =
             (0..channels).map(|c| exp_of(&a.exps, c).min(exp_of(&b.exps, c))).collect();
@@ -344,7 +348,7 @@ impl Lowering<'_> {
         base: &str,
         shifts: Vec<i32>,
         exps: Vec<i32>,
-    ) -> Result<Int, String> {
+    ) -> Result<Int, RewriteError> {
         let id = self.out.add_op(base, Op::Shl, &[x])?;
         let name = self.out.node(id).name.clone();
         self.ints.insert(format!("{name}.shift"), (vec![shifts.len()], shifts));

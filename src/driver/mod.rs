@@ -84,7 +84,7 @@ pub fn load_float_model(path: &str) -> Result<(Source, Graph), Failure> {
 /// The first `fake_quant` of the model text as an error at its place.
 fn refuse_written_quantizers(src: &Source, g: &Graph) -> Result<(), Failure> {
     match crate::passes::insert_fake_quant::written_quantizer(g) {
-        Some((id, message)) => Err(src.fail(&Diagnostic::new(g.span(id), message))),
+        Some((id, refusal)) => Err(src.fail(&Diagnostic::new(g.span(id), refusal.to_string()))),
         None => Ok(()),
     }
 }

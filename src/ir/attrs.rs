@@ -26,7 +26,8 @@ pub trait AttrVisitor {
 }
 
 /// An attribute whose value is out of range, with the reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
 pub struct AttrError {
     pub attr: &'static str,
     pub message: String,

@@ -2,7 +2,8 @@
 //! operand to its user weighted by the operand's position. Node indices stay
 //! valid while passes remove other nodes.
 
-use super::infer::infer;
+use super::attrs::AttrError;
+use super::infer::{infer, TypeError};
 use super::op::{Op, ParamSpec};
 use super::types::Type;
 use petgraph::stable_graph::{NodeIndex, StableGraph};
@@ -41,6 +42,17 @@ pub struct Graph {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cycle(pub NodeId);
 
+/// Why [`Graph::add_op`] refused an op.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpError {
+    #[error("{op} takes {want} operands, got {got}")]
+    Arity { op: &'static str, want: usize, got: usize },
+    #[error(transparent)]
+    Attr(#[from] AttrError),
+    #[error(transparent)]
+    Type(#[from] TypeError),
+}
+
 impl Graph {
     pub fn new(name: impl Into<String>) -> Graph {
         Graph { name: name.into(), ..Graph::default() }
@@ -66,16 +78,12 @@ impl Graph {
 
     /// Adds `op` applied to `operands` under a fresh name derived from `base`,
     /// checking its attributes and inferring its type: how passes build ops.
-    pub fn add_op(&mut self, base: &str, op: Op, operands: &[NodeId]) -> Result<NodeId, String> {
+    pub fn add_op(&mut self, base: &str, op: Op, operands: &[NodeId]) -> Result<NodeId, OpError> {
         if operands.len() != op.arity() {
-            return Err(format!(
-                "{} takes {} operands, got {}",
-                op.name(),
-                op.arity(),
-                operands.len()
-            ));
+            let (want, got) = (op.arity(), operands.len());
+            return Err(OpError::Arity { op: op.name(), want, got });
         }
-        op.check_attrs().map_err(|e| e.message)?;
+        op.check_attrs()?;
         let tys: Vec<&Type> = operands.iter().map(|&o| &self.graph[o].ty).collect();
         let ty = infer(&op, &tys)?;
         let name = self.fresh_name(base);

@@ -3,12 +3,35 @@
 //! `types::check_shape` is an error, never a wrap.
 
 use super::op::{Conv1d, Op, Pool1d};
-use super::types::{check_shape, Elem, Type};
+use super::types::{check_shape, Elem, ShapeError, Type};
+
+/// Why an op cannot apply to its operands' types.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TypeError {
+    #[error("an input's type is declared, not inferred")]
+    Declared,
+    #[error("{op} takes integers, got {got}")]
+    WantsIntegers { op: &'static str, got: Type },
+    #[error("{op} takes f32 values, got {got}")]
+    WantsFloats { op: &'static str, got: Type },
+    #[error("{op} takes [channels, length], got {got}")]
+    WantsSequence { op: &'static str, got: Type },
+    #[error("{op} takes [features], got {got}{}", if *.op == "linear" { "; insert global_avg_pool or flatten first" } else { "" })]
+    WantsFeatures { op: &'static str, got: Type },
+    #[error("{op} needs operands of one type, got {a} and {b}")]
+    OperandsDiffer { op: &'static str, a: Type, b: Type },
+    #[error("{op} with groups = {groups} needs input channels divisible by it, got {channels}")]
+    Groups { op: &'static str, groups: usize, channels: usize },
+    #[error("{op}: the window spans {span} steps but the padded input has only {padded}")]
+    WindowTooLong { op: &'static str, span: u64, padded: u64 },
+    #[error(transparent)]
+    Shape(#[from] ShapeError),
+}
 
 /// The result type of `op` applied to operands of types `ins` (arity already checked).
-pub fn infer(op: &Op, ins: &[&Type]) -> Result<Type, String> {
+pub fn infer(op: &Op, ins: &[&Type]) -> Result<Type, TypeError> {
     match op {
-        Op::Input => Err("an input's type is declared, not inferred".into()),
+        Op::Input => Err(TypeError::Declared),
         Op::Conv1d(c) => {
             let dims = conv(op, c, ins[0])?;
             float(op, ins[0])?;
@@ -20,9 +43,7 @@ pub fn infer(op: &Op, ins: &[&Type]) -> Result<Type, String> {
         }
         Op::IntLinear(l) => {
             integer(op, ins[0])?;
-            if ins[0].shape.len() != 1 {
-                return Err(format!("int_linear takes [features], got {}", ins[0]));
-            }
+            features(op, ins[0])?;
             shaped(l.quant.acc_elem(), &[l.out_features as u64])
         }
         Op::Requant(q) => {
@@ -44,10 +65,8 @@ pub fn infer(op: &Op, ins: &[&Type]) -> Result<Type, String> {
         },
         Op::Add(_) => {
             if ins[0] != ins[1] {
-                return Err(format!(
-                    "add needs operands of one type, got {} and {}",
-                    ins[0], ins[1]
-                ));
+                let (a, b) = (ins[0].clone(), ins[1].clone());
+                return Err(TypeError::OperandsDiffer { op: op.name(), a, b });
             }
             Ok(ins[0].clone())
         }
@@ -67,12 +86,7 @@ pub fn infer(op: &Op, ins: &[&Type]) -> Result<Type, String> {
         }
         Op::Linear(l) => {
             float(op, ins[0])?;
-            if ins[0].shape.len() != 1 {
-                return Err(format!(
-                    "linear takes [features], got {}; insert global_avg_pool or flatten first",
-                    ins[0]
-                ));
-            }
+            features(op, ins[0])?;
             shaped(Elem::F32, &[l.out_features as u64])
         }
     }
@@ -80,44 +94,47 @@ pub fn infer(op: &Op, ins: &[&Type]) -> Result<Type, String> {
 
 const I32: Elem = Elem::Int { signed: true, bits: 32 };
 
-fn integer(op: &Op, t: &Type) -> Result<(), String> {
+fn integer(op: &Op, t: &Type) -> Result<(), TypeError> {
     if t.elem == Elem::F32 {
-        return Err(format!("{} takes integers, got {t}", op.name()));
+        return Err(TypeError::WantsIntegers { op: op.name(), got: t.clone() });
     }
     Ok(())
 }
 
-fn shaped(elem: Elem, dims: &[u64]) -> Result<Type, String> {
+fn shaped(elem: Elem, dims: &[u64]) -> Result<Type, TypeError> {
     Ok(Type::new(elem, check_shape(dims)?))
 }
 
-fn sequence(op: &Op, t: &Type) -> Result<(usize, usize), String> {
-    t.sequence().ok_or_else(|| format!("{} takes [channels, length], got {t}", op.name()))
+fn sequence(op: &Op, t: &Type) -> Result<(usize, usize), TypeError> {
+    t.sequence().ok_or_else(|| TypeError::WantsSequence { op: op.name(), got: t.clone() })
 }
 
-fn float(op: &Op, t: &Type) -> Result<(), String> {
+fn features(op: &Op, t: &Type) -> Result<(), TypeError> {
+    if t.shape.len() != 1 {
+        return Err(TypeError::WantsFeatures { op: op.name(), got: t.clone() });
+    }
+    Ok(())
+}
+
+fn float(op: &Op, t: &Type) -> Result<(), TypeError> {
     if t.elem != Elem::F32 {
-        return Err(format!("{} takes f32 values, got {t}", op.name()));
+        return Err(TypeError::WantsFloats { op: op.name(), got: t.clone() });
     }
     Ok(())
 }
 
 /// `[out_channels, L']` of a convolution (float or integer) on `t`.
-fn conv(op: &Op, c: &Conv1d, t: &Type) -> Result<[u64; 2], String> {
+fn conv(op: &Op, c: &Conv1d, t: &Type) -> Result<[u64; 2], TypeError> {
     let (ch, len) = sequence(op, t)?;
     if ch % c.groups != 0 {
-        return Err(format!(
-            "{} with groups = {} needs input channels divisible by it, got {ch}",
-            op.name(),
-            c.groups
-        ));
+        return Err(TypeError::Groups { op: op.name(), groups: c.groups, channels: ch });
     }
     let (left, right) = c.padding.amounts(c.kernel, c.dilation);
     let out = window_len(len, left + right, c.kernel, c.dilation, c.stride, op)?;
     Ok([c.out_channels as u64, out])
 }
 
-fn pool(op: &Op, p: &Pool1d, t: &Type) -> Result<Type, String> {
+fn pool(op: &Op, p: &Pool1d, t: &Type) -> Result<Type, TypeError> {
     let (c, len) = sequence(op, t)?;
     let out = window_len(len, 2 * p.padding, p.kernel, 1, p.stride(), op)?;
     shaped(t.elem, &[c as u64, out])
@@ -132,14 +149,11 @@ fn window_len(
     dilation: usize,
     stride: usize,
     op: &Op,
-) -> Result<u64, String> {
+) -> Result<u64, TypeError> {
     let padded = len as u64 + pad as u64;
     let span = (dilation as u64) * (kernel as u64 - 1) + 1;
     if span > padded {
-        return Err(format!(
-            "{}: the window spans {span} steps but the padded input has only {padded}",
-            op.name()
-        ));
+        return Err(TypeError::WindowTooLong { op: op.name(), span, padded });
     }
     Ok((padded - span) / stride as u64 + 1)
 }
@@ -170,8 +184,13 @@ mod tests {
         assert_eq!(len(conv(8, 1, Padding::Explicit { left: 0, right: 0 }, 1, 1)), Ok(143));
         assert_eq!(len(conv(3, 2, Padding::Explicit { left: 1, right: 1 }, 1, 1)), Ok(75));
         assert_eq!(len(conv(3, 1, Padding::Explicit { left: 0, right: 0 }, 4, 2)), Ok(142));
-        assert!(len(conv(3, 1, Padding::Explicit { left: 0, right: 0 }, 100, 1)).is_err());
-        assert!(infer(&conv(3, 1, Padding::Same, 1, 4), &[&Type::f32(vec![6, 10])]).is_err());
+        let long = TypeError::WindowTooLong { op: "conv1d", span: 199, padded: 150 };
+        assert_eq!(len(conv(3, 1, Padding::Explicit { left: 0, right: 0 }, 99, 1)), Err(long));
+        let groups = TypeError::Groups { op: "conv1d", groups: 4, channels: 6 };
+        assert_eq!(
+            infer(&conv(3, 1, Padding::Same, 1, 4), &[&Type::f32(vec![6, 10])]),
+            Err(groups)
+        );
     }
 
     #[test]

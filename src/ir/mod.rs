@@ -9,8 +9,10 @@ pub mod printer;
 pub mod types;
 pub mod verify;
 
-pub use graph::{Graph, Node, NodeId};
+pub use graph::{Graph, Node, NodeId, OpError};
+pub use infer::TypeError;
 pub use op::Op;
 pub use printer::print;
+pub use types::ShapeError;
 pub use types::{Elem, Type};
 pub use verify::{verify, VerifyError};

@@ -93,26 +93,29 @@ impl Type {
     }
 }
 
+/// Why a shape is not a tensor potc computes with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShapeError {
+    #[error("a tensor has rank 1 ([features]) or 2 ([channels, length]), not {0}")]
+    Rank(usize),
+    #[error("a dimension is zero")]
+    ZeroDim,
+    #[error("shape {0:?} exceeds the limit of {MAX_ELEMENTS} elements per sample")]
+    TooLarge(Vec<u64>),
+}
+
 /// Checks that a shape has rank 1 or 2, no zero extent, and at most
 /// [`MAX_ELEMENTS`] elements.
-pub fn check_shape(shape: &[u64]) -> Result<Vec<usize>, String> {
+pub fn check_shape(shape: &[u64]) -> Result<Vec<usize>, ShapeError> {
     if shape.is_empty() || shape.len() > 2 {
-        return Err(format!(
-            "a tensor has rank 1 ([features]) or 2 ([channels, length]), not {}",
-            shape.len()
-        ));
+        return Err(ShapeError::Rank(shape.len()));
     }
-    let mut total: u64 = 1;
-    for &d in shape {
-        if d == 0 {
-            return Err("a dimension is zero".into());
-        }
-        total = total.saturating_mul(d);
+    if shape.contains(&0) {
+        return Err(ShapeError::ZeroDim);
     }
+    let total = shape.iter().fold(1u64, |t, &d| t.saturating_mul(d));
     if total > MAX_ELEMENTS {
-        return Err(format!(
-            "shape {shape:?} exceeds the limit of {MAX_ELEMENTS} elements per sample"
-        ));
+        return Err(ShapeError::TooLarge(shape.to_vec()));
     }
     Ok(shape.iter().map(|&d| d as usize).collect())
 }
@@ -147,9 +150,9 @@ mod tests {
     #[test]
     fn shapes_are_bounded() {
         assert!(check_shape(&[1, 150]).is_ok());
-        assert!(check_shape(&[]).is_err());
+        assert_eq!(check_shape(&[]), Err(ShapeError::Rank(0)));
         assert!(check_shape(&[1, 2, 3]).is_err());
-        assert!(check_shape(&[0, 3]).is_err());
+        assert_eq!(check_shape(&[0, 3]), Err(ShapeError::ZeroDim));
         assert!(check_shape(&[1 << 20, 1 << 20]).is_err());
         assert!(check_shape(&[u64::MAX, u64::MAX]).is_err());
     }

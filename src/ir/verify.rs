@@ -83,12 +83,12 @@ fn verify_node(g: &Graph, id: NodeId) -> Result<(), VerifyError> {
     }
     if is_input {
         let dims: Vec<u64> = node.ty.shape.iter().map(|&d| d as u64).collect();
-        return check_shape(&dims).map(|_| ()).map_err(here);
+        return check_shape(&dims).map(|_| ()).map_err(|e| here(e.to_string()));
     }
     node.op.check_attrs().map_err(|e| here(e.message))?;
     let operands = g.operands(id);
     let tys: Vec<&Type> = operands.iter().map(|&o| &g.node(o).ty).collect();
-    let inferred = infer(&node.op, &tys).map_err(here)?;
+    let inferred = infer(&node.op, &tys).map_err(|e| here(e.to_string()))?;
     if inferred != node.ty {
         return Err(here(format!("has type {} but its operands give {inferred}", node.ty)));
     }

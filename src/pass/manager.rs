@@ -37,9 +37,8 @@ impl PassManager {
         }
         for &pass in &pipeline.passes {
             let before = signature(g);
-            let changed = pass
-                .run(g, cx)
-                .map_err(|message| PassError::Failed { pass: pass.name(), message })?;
+            let changed =
+                pass.run(g, cx).map_err(|error| PassError::Failed { pass: pass.name(), error })?;
             verify(g).map_err(|error| PassError::Verify { pass: pass.name(), error })?;
             if pass.semantics() == Semantics::Preserving && signature(g) != before {
                 return Err(PassError::SignatureChanged(pass.name()));

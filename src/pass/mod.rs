@@ -74,7 +74,38 @@ pub trait Pass: Sync {
     fn semantics(&self) -> Semantics;
     /// Rewrites `g`; returns whether anything changed. A rewrite that does not
     /// apply is "no change", never an error.
-    fn run(&self, g: &mut Graph, cx: &mut PassContext<'_>) -> Result<bool, String>;
+    fn run(&self, g: &mut Graph, cx: &mut PassContext<'_>) -> Result<bool, RewriteError>;
+}
+
+/// Why a pass could not rewrite the graph it was given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RewriteError {
+    #[error("the graph has a cycle")]
+    Cycle,
+    #[error("the weights lack `{0}`")]
+    MissingParameter(String),
+    #[error(
+        "`%{node}`: {op} has no integer form; lower the quantized model \
+             (canonicalize,fold-bn,insert-fake-quant) of a checkpoint trained with --quant"
+    )]
+    NoIntegerForm { node: String, op: &'static str },
+    #[error("`%{node}`: weights not quantized (lower a model trained with --quant)")]
+    NotQuantized { node: String },
+    #[error(
+        "`%{node}`: its accumulator needs {need} bits (output channel {channel} can reach \
+             |acc| = {worst}), more than its {have}; lower with --acc-bits {need} (or set \
+             `acc_bits` on the layer), or train with fewer weight or activation bits"
+    )]
+    AccumulatorTooNarrow { node: String, need: u32, channel: usize, worst: u128, have: usize },
+    /// The graph is valid but the pass cannot take this node: `reason` says
+    /// what it needs instead.
+    #[error("`%{node}`: {reason}")]
+    Unsupported { node: String, reason: String },
+    /// The graph as a whole is outside what the pass takes.
+    #[error("{0}")]
+    Model(String),
+    #[error(transparent)]
+    Op(#[from] crate::ir::OpError),
 }
 
 /// Why a pipeline could not be built or run.
@@ -86,8 +117,8 @@ pub enum PassError {
     EmptyName(String),
     #[error("pass `{0}` changes the model's meaning, and this pipeline allows only meaning-preserving passes")]
     MeaningChangeNotAllowed(&'static str),
-    #[error("pass `{pass}` failed: {message}")]
-    Failed { pass: &'static str, message: String },
+    #[error("pass `{pass}` failed: {error}")]
+    Failed { pass: &'static str, error: RewriteError },
     #[error("the IR after pass `{pass}` is invalid (a bug in potc): {error}")]
     Verify { pass: &'static str, error: VerifyError },
     #[error("pass `{0}` is declared meaning-preserving but changed the model's signature (a bug in potc)")]

@@ -113,7 +113,8 @@ impl Builder {
             return Err(Diagnostic::at(span, e.message));
         }
         let tys: Vec<&Type> = operands.iter().map(|&o| &self.graph.node(o).ty).collect();
-        let ty = infer(&op, &tys).map_err(|m| Diagnostic::at(s.op.span.start..s.span.end, m))?;
+        let ty = infer(&op, &tys)
+            .map_err(|e| Diagnostic::at(s.op.span.start..s.span.end, e.to_string()))?;
         if let Some(declared) = &s.ty {
             let declared_ty = build_type(declared)?;
             if declared_ty != ty {
@@ -183,7 +184,7 @@ fn build_type(t: &ast::TypeAst) -> Result<Type, Diagnostic> {
         }
         dims.push(d.node as u64);
     }
-    let shape = check_shape(&dims).map_err(|m| Diagnostic::at(t.span.clone(), m))?;
+    let shape = check_shape(&dims).map_err(|e| Diagnostic::at(t.span.clone(), e.to_string()))?;
     Ok(Type::new(elem, shape))
 }
 

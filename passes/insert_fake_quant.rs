@@ -197,9 +197,9 @@ fn sum_pool(g: &mut Graph, id: NodeId, bits: usize) -> Result<(), RewriteError> 
 fn non_negative(g: &Graph, mut x: NodeId) -> bool {
     loop {
         match &g.node(x).op {
-            Op::Relu => return true,
+            op if op.meaning().never_negative => return true,
             Op::FakeQuant(q) => return !q.signed,
-            Op::MaxPool1d(_) | Op::Flatten | Op::Dropout(_) => x = g.operands(x)[0],
+            op if op.meaning().moves_values => x = g.operands(x)[0],
             _ => return false,
         }
     }

@@ -163,7 +163,8 @@ impl Lowering<'_> {
                 let div = l.input_divisor.unwrap_or(1);
                 self.mac(id, Op::IntLinear(int), &l.quant, l.bias, l.out_features, div, a)
             }
-            Op::Relu | Op::MaxPool1d(_) | Op::Flatten | Op::GlobalSumPool => {
+            // Integer ops on the operand's grid keep its exponents.
+            op if op.meaning().same_grid && op.is_integer() => {
                 let a = arg(0).expect("operand lowered");
                 let exps = match (&node.op, src.node(args[0]).ty.sequence()) {
                     (Op::Flatten, Some((_, l))) if a.exps.len() > 1 => {
@@ -177,13 +178,11 @@ impl Lowering<'_> {
             }
             Op::Dropout(_) => Ok(arg(0).expect("operand lowered")),
             Op::Add(_) => self.add(name, arg(0).expect("lowered"), arg(1).expect("lowered")),
-            Op::BatchNorm(_) | Op::AvgPool1d(_) | Op::GlobalAvgPool(_) => {
-                Err(RewriteError::NoIntegerForm { node: name.into(), op: node.op.name() })
-            }
             Op::IntConv1d(_) | Op::IntLinear(_) | Op::Requant(_) | Op::Shl => {
                 let reason = format!("{} in a float model", node.op.name());
                 Err(RewriteError::Unsupported { node: name.into(), reason })
             }
+            _ => Err(RewriteError::NoIntegerForm { node: name.into(), op: node.op.name() }),
         }
     }
 

@@ -470,3 +470,58 @@ fn main_rejects_malformed_data() {
     assert_eq!(got, [y.clone(), y].concat());
     assert!(err.contains("accuracy 1.0000 on 1 samples (1/1 correct)"), "{err}");
 }
+
+/// A ReLU straight after the input's quantizer, before a MAC: the values stay
+/// on the input's grid (one table, `Op::meaning`, says so for every engine),
+/// and fake-quant, interpreter, JIT and C compute the same integers.
+#[test]
+fn a_relu_between_a_quantizer_and_a_mac_is_exact_everywhere() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = |name: &str| tmp.path().join(name).to_str().unwrap().to_string();
+    let (model, float, ck, prog) = (s("m.pot"), s("f.safetensors"), s("q.safetensors"), s("int"));
+    std::fs::write(
+        &model,
+        "model m(%x: [1, 150]) {\n  %r = relu(%x)\n  \
+         %c = conv1d(%r) {out_channels = 4, kernel = 5, padding = same}\n  \
+         %t = relu(%c)\n  %g = global_avg_pool(%t)\n  %y = linear(%g) {out_features = 2}\n  \
+         return %y\n}\n",
+    )
+    .unwrap();
+    let data = ["--train", GUNPOINT.0, "--test", GUNPOINT.1, "--threads", "2"];
+    let train = |extra: &[&str]| ok(potc(&[&["train", &model][..], &data, extra].concat()));
+    // Float training moves the conv's bias off zero, where rounding it shows.
+    train(&["-o", &float, "--epochs", "20", "--lr", "1e-2"]);
+    train(&["-o", &ck, "--epochs", "1", "--quant", "w4a8", "--init", &float]);
+    let fq = common::json(&ok(potc(&[
+        "eval",
+        &model,
+        "--weights",
+        &ck,
+        "--data",
+        GUNPOINT.1,
+        "--mode",
+        "fake-quant",
+        "--json",
+    ])));
+    ok(potc(&["lower", &model, "--weights", &ck, "-o", &prog]));
+    for engine in ["interp", "jit"] {
+        let args = ["run", &prog, "--data", GUNPOINT.1, "--engine", engine, "--json"];
+        let run = common::json(&ok(potc(&args)));
+        assert_eq!(run["logits_sha256"], fq["logits_sha256"], "{engine}");
+    }
+    let out = tmp.path().join("c");
+    ok(potc(&[
+        "export",
+        &prog,
+        "--format",
+        "c",
+        "-o",
+        out.to_str().unwrap(),
+        "--data",
+        GUNPOINT.1,
+    ]));
+    let p = load_program(&prog).unwrap();
+    let (got, _) = outputs(run(&compile(&out), &out, &[]), output_len(&p));
+    let ds = potc::data::load(Path::new(GUNPOINT.1)).unwrap().with_labels(&p.labels).unwrap();
+    assert!(got == run_program(&p, &ds, 0, Engine::Interp).unwrap(), "C differs");
+}

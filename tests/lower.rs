@@ -361,3 +361,29 @@ fn hand_written_quantizers_are_refused_at_their_place() {
     }
     ok(potc(&["print", m, "--passes", "canonicalize"]));
 }
+
+/// A ReLU straight after the input's quantizer, before a MAC: its values stay
+/// on the input's grid, so training's forward pass (the float plan) quantizes
+/// the conv's bias on that grid as the exact evaluation and the program do,
+/// and its logits equal the exact ones.
+#[test]
+fn training_keeps_a_relu_on_its_quantizers_grid() {
+    // The conv's output is the model's: no quantizer after it hides a bias
+    // off its grid.
+    let text = "model m(%x: [1, 24]) {\n  %r = relu(%x)\n  \
+                %c = conv1d(%r) {out_channels = 4, kernel = 3, padding = same}\n  return %c\n}\n";
+    let g = syntax::parse(text).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let cfg = QuantConfig::parse("w4a8").unwrap();
+    let (q, store) = quantize(&g, &cfg, &mut rng);
+    let plan = Plan::new(&q).unwrap();
+    let w: Vec<Vec<f32>> = plan.params.iter().map(|p| store[&p.name].1.clone()).collect();
+    let x: Vec<f32> = (0..8 * 24).map(|_| rng.random_range(-2.0..2.0)).collect();
+    let ds = dataset(x, 8, 1, 24);
+    let trained = potc::train::evaluate(&plan, &w, &ds, 1).logits;
+    let (ints, e) = evaluate_exact(&plan, &w, &ds, 1).ints.expect("a quantized output");
+    for (t, i) in trained.iter().zip(&ints) {
+        let exact = *i as f64 * 2f64.powi(e);
+        assert!((*t as f64 - exact).abs() <= 1e-5 * exact.abs().max(1.0), "{t} vs {exact}");
+    }
+}

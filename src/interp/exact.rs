@@ -104,10 +104,7 @@ fn forward_all(
         let ex = exps[s.args[0]].as_ref().and_then(|e| (e.len() == 1).then(|| e[0]));
         let (y, e) = step(s, &values, ex, w, n, threads);
         values[s.out] = y;
-        exps[s.out] = match &s.op {
-            Op::MaxPool1d(_) | Op::Flatten | Op::Dropout(_) | Op::Relu => exps[s.args[0]].clone(),
-            _ => e,
-        };
+        exps[s.out] = if s.op.meaning().moves_values { exps[s.args[0]].clone() } else { e };
     }
     (values, exps)
 }

@@ -100,7 +100,7 @@ pub fn forward(
         values[s.out] = y;
         exps[s.out] = match (&s.op, &keep) {
             (_, Saved::Quant(e)) => Some(*e),
-            (Op::MaxPool1d(_) | Op::Flatten | Op::Dropout(_), _) => ex,
+            (op, _) if op.meaning().moves_values => ex,
             _ => None,
         };
         if training {

@@ -3,6 +3,7 @@
 pub mod attrs;
 pub mod graph;
 pub mod infer;
+pub mod meaning;
 pub mod op;
 pub mod params;
 pub mod printer;
@@ -11,6 +12,7 @@ pub mod verify;
 
 pub use graph::{Graph, Node, NodeId, OpError};
 pub use infer::TypeError;
+pub use meaning::Meaning;
 pub use op::Op;
 pub use printer::print;
 pub use types::ShapeError;

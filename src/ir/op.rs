@@ -361,22 +361,9 @@ impl Op {
     }
 
     /// Whether the op is defined on integers (an integer program may hold
-    /// only these): the integer ops, and those that move or combine integers
-    /// exactly.
+    /// only these): its row of the [`meaning`](Op::meaning) table.
     pub fn is_integer(&self) -> bool {
-        matches!(
-            self,
-            Op::Input
-                | Op::IntConv1d(_)
-                | Op::IntLinear(_)
-                | Op::Requant(_)
-                | Op::Shl
-                | Op::Relu
-                | Op::Add(_)
-                | Op::MaxPool1d(_)
-                | Op::Flatten
-                | Op::GlobalSumPool
-        )
+        self.meaning().integer
     }
 
     /// How many operands the op takes.

@@ -64,7 +64,7 @@ fn input_quantizer(plan: &Plan, w: &Weights, mut slot: usize) -> Option<(QuantSp
                 let spec = QuantSpec { bits: fq.bits as u32, signed: fq.signed, narrow: fq.narrow };
                 return Some((spec, spec.exponent(w[s.params[0]][0])));
             }
-            Op::MaxPool1d(_) | Op::Flatten | Op::Dropout(_) | Op::Relu => slot = s.args[0],
+            op if op.meaning().moves_values => slot = s.args[0],
             _ => return None,
         }
     }

@@ -397,7 +397,7 @@ impl Layout {
             }
             let slot = if id == input {
                 (Region::Input, 0)
-            } else if node.op == Op::Flatten {
+            } else if node.op.meaning().view {
                 at[&g.operands(id)[0]]
             } else {
                 let s = (Region::Scratch, next);

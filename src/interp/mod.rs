@@ -4,7 +4,6 @@
 pub mod exact;
 pub mod exec;
 pub mod gemm;
-pub mod integer;
 pub mod kernels;
 pub mod mac;
 pub mod plan;

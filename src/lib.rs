@@ -11,6 +11,7 @@ pub mod backend;
 pub mod ckpt;
 pub mod data;
 pub mod diag;
+pub mod diagnose;
 pub mod driver;
 pub mod eqsat;
 pub mod export;

@@ -4,7 +4,7 @@
 //! either (`potc run`, `potc bench`, `potc eval --mode int|jit`), and
 //! [`engine`] builds one by its [`EngineKind`]. (The C export writes the
 //! same program as source for another compiler, so it is an export,
-//! `crate::export::c`, not an engine.)
+//! `export::c`, not an engine.)
 
 pub mod interp;
 pub mod jit;

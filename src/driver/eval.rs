@@ -96,7 +96,7 @@ pub fn eval(o: &EvalOptions) -> Result<String, Failure> {
     } else {
         let exact = threads.install(|| evaluate_exact(&plan, &w, &ds, n));
         out["accuracy"] = exact.accuracy.into();
-        let bounds = crate::quant::accum::analyse(&plan, &w);
+        let bounds = crate::diagnose::accum::analyse(&plan, &w);
         let mut warnings: Vec<String> = bounds
             .iter()
             .filter(|b| b.bits > 32)

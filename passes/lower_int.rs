@@ -15,12 +15,12 @@
 
 use std::collections::HashMap;
 
-use crate::interp::kernels::quant::{quantize_weights, weight_spec};
 use crate::ir::op::{FakeQuant, LayerQuant, Op};
 use crate::ir::verify::is_integer_program;
 use crate::ir::{Elem, Graph, NodeId};
 use crate::pass::{IntStore, ParamStore, Pass, PassContext, RewriteError, Semantics};
 use crate::quant::accum::{int_layer_bound, max_magnitude, signed_bits};
+use crate::quant::kernels::{quantize_weights, weight_spec};
 use crate::quant::quantizer::quantize64;
 use crate::quant::QuantSpec;
 

@@ -3,7 +3,13 @@
 //!
 //! The pipeline is the tree: `syntax` (text to IR), `ir` (types, ops, graph,
 //! verifier, printer), `pass` (the pass manager), and the concrete passes in
-//! the top-level `passes/` folder.
+//! the top-level `passes/` folder; `quant` (the quantizer and its kernels),
+//! `interp` (float evaluation and autodiff), `train` and `diagnose` for the
+//! float and quantization-aware model; `program` (the lowered integer
+//! program and its checks), `backend` (the engines that run it: the
+//! reference interpreter and the JIT), `export` and `report` for the
+//! integer one; `driver` runs the commands. docs/design.md ("Module map")
+//! gives the order in which they may import each other.
 
 #![warn(clippy::undocumented_unsafe_blocks)]
 
@@ -11,6 +17,7 @@ pub mod backend;
 pub mod ckpt;
 pub mod data;
 pub mod diag;
+pub mod diagnose;
 pub mod driver;
 pub mod eqsat;
 pub mod export;

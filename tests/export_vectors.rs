@@ -10,8 +10,8 @@ use std::io::Read;
 use std::path::Path;
 
 use common::{json, ok, potc};
+use potc::backend::interp::IntInterpreter;
 use potc::backend::jit::{JitOptions, JitProgram};
-use potc::interp::integer::IntInterpreter;
 use potc::program::CheckedProgram;
 use serde_json::Value;
 

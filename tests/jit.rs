@@ -10,8 +10,8 @@ use std::process::Output;
 use common::{
     int_program, json, lower, ok, potc, quantize, random_inputs, random_program, wide_mac_program,
 };
+use potc::backend::interp::IntInterpreter;
 use potc::backend::jit::{JitOptions, JitProgram};
-use potc::interp::integer::IntInterpreter;
 use potc::program::{CheckedProgram, IntProgram};
 use potc::quant::QuantConfig;
 use proptest::prelude::*;

@@ -9,9 +9,9 @@ use std::path::Path;
 use std::process::Output;
 
 use common::{dataset, json, lower, ok, potc, quantize, random_config, random_program};
+use potc::backend::interp::IntInterpreter;
 use potc::data::Dataset;
 use potc::interp::exact::evaluate_exact;
-use potc::interp::integer::IntInterpreter;
 use potc::interp::Plan;
 use potc::ir::{Elem, Graph};
 use potc::pass::ParamStore;

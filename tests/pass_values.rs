@@ -6,7 +6,7 @@
 mod common;
 
 use common::{dataset, network, quantize, random_config, random_inputs, random_store};
-use potc::interp::integer::IntInterpreter;
+use potc::backend::interp::IntInterpreter;
 use potc::interp::Plan;
 use potc::ir::Graph;
 use potc::pass::{IntStore, ParamStore, PassContext, PassManager, Semantics};

@@ -91,7 +91,7 @@ fn qat_run(bn: &str, conv: &str) {
     let input = potc::quant::QuantSpec { bits: 8, signed: true, narrow: false };
     assert_eq!(ck.i32("x.q.exp").unwrap().1, [input.exponent(t[0])]);
     let (_, t) = ck.f32("y.w_log2t").unwrap();
-    let spec = potc::interp::kernels::quant::weight_spec(4, false);
+    let spec = potc::quant::kernels::weight_spec(4, false);
     // One exponent per output channel (the default).
     let want: Vec<i32> = t.iter().map(|&t| spec.exponent(t)).collect();
     assert_eq!((ck.i32("y.w_exp").unwrap().1, want.len()), (&want[..], 2));
@@ -206,7 +206,7 @@ fn power_of_two_weights_train_and_evaluate() {
     assert_eq!(fq["accuracy"], trained["test_accuracy"]);
     let ck = Checkpoint::load(&q).unwrap();
     let (_, t) = ck.f32("y.w_log2t").unwrap();
-    let pot = potc::interp::kernels::quant::weight_spec(4, true);
+    let pot = potc::quant::kernels::weight_spec(4, true);
     let want: Vec<i32> = t.iter().map(|&t| pot.exponent(t)).collect();
     assert_eq!(ck.i32("y.w_exp").unwrap().1, &want[..]);
     let meta = ck.meta.get("quant").unwrap();

@@ -4,8 +4,8 @@
 mod common;
 
 use common::{json, ok, potc, random_config, random_program};
+use potc::diagnose::accum::analyse;
 use potc::interp::plan::Plan;
-use potc::quant::accum::analyse;
 use potc::report::report;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

@@ -165,6 +165,19 @@ impl Dataset {
     }
 }
 
+/// Copies the chosen samples into the channel-major batch layout `x[c][b][l]`.
+pub fn batch(ds: &Dataset, idx: &[usize]) -> Vec<f32> {
+    let (c, l, b) = (ds.channels, ds.length, idx.len());
+    let mut x = vec![0.0f32; c * b * l];
+    for (bi, &i) in idx.iter().enumerate() {
+        let s = ds.sample(i);
+        for ci in 0..c {
+            x[(ci * b + bi) * l..][..l].copy_from_slice(&s[ci * l..][..l]);
+        }
+    }
+    x
+}
+
 /// Labels as a short human list: `a, b, c` (at most 20 shown).
 fn list(labels: &[String]) -> String {
     let mut out = labels.iter().take(20).map(|l| clip(l)).collect::<Vec<_>>().join(", ");

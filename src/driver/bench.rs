@@ -3,11 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use super::lower::{load_program, Engine};
+use super::lower::load_program;
 use super::model_data::pool;
 use super::Failure;
-use crate::backend::jit::{JitOptions, JitProgram};
-use crate::interp::integer::IntInterpreter;
+use crate::backend::{engine, EngineKind, EngineOptions};
 
 /// Flags of `potc bench` (see `potc bench --help`).
 #[derive(clap::Args, Debug, Clone)]
@@ -15,8 +14,8 @@ pub struct BenchOptions {
     /// A program directory written by `potc lower`.
     pub program: String,
     /// The engine to measure.
-    #[arg(long, value_enum, default_value_t = Engine::Jit)]
-    pub engine: Engine,
+    #[arg(long, value_enum, default_value_t = EngineKind::Jit)]
+    pub engine: EngineKind,
     /// Samples per batch (1: latency of one sample).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub batch: u32,
@@ -42,36 +41,23 @@ pub fn bench(o: &BenchOptions) -> Result<String, Failure> {
     let batch = o.batch as usize;
     let x = program.random_input(batch, 0);
     let threads = pool(o.threads)?;
-    let mut compile_ms = None;
-    let run: Box<dyn Fn() + Sync> = match o.engine {
-        Engine::Jit => {
-            let opts = JitOptions { disasm: o.disasm.is_some(), ..JitOptions::default() };
-            let jit = JitProgram::compile(&program, opts)
-                .map_err(|e| Failure(format!("error: the JIT: {e}\n")))?;
-            if let (Some(path), Some(text)) = (&o.disasm, &jit.disasm) {
-                std::fs::write(path, text)
-                    .map_err(|e| Failure(format!("{path}: error: cannot write: {e}\n")))?;
-            }
-            compile_ms = Some(jit.compile_time.as_secs_f64() * 1e3);
-            Box::new(move || {
-                std::hint::black_box(jit.run(&x));
-            })
-        }
-        Engine::Interp => {
-            let interp = IntInterpreter::from_checked(&program)
-                .map_err(|e| Failure(format!("error: {e}\n")))?;
-            Box::new(move || {
-                std::hint::black_box(interp.run(&x));
-            })
-        }
+    let opts = EngineOptions { disasm: o.disasm.is_some() };
+    let engine = engine(o.engine, &program, opts).map_err(|e| Failure(format!("error: {e}\n")))?;
+    if let (Some(path), Some(text)) = (&o.disasm, engine.disasm()) {
+        std::fs::write(path, text)
+            .map_err(|e| Failure(format!("{path}: error: cannot write: {e}\n")))?;
+    }
+    let compile_ms = engine.compile_time().map(|t| t.as_secs_f64() * 1e3);
+    let run = || {
+        std::hint::black_box(engine.run(&x));
     };
-    let times = threads.install(|| measure(&*run, Duration::from_secs_f64(o.seconds)));
+    let times = threads.install(|| measure(&run, Duration::from_secs_f64(o.seconds)));
     let median = times[times.len() / 2];
     let latency_us = median.as_secs_f64() * 1e6;
     let sps = batch as f64 / median.as_secs_f64();
     let n = threads.current_num_threads();
     let mut out = serde_json::json!({
-        "engine": o.engine.name(),
+        "engine": engine.name(),
         "batch": batch,
         "threads": n,
         "latency_us_median": latency_us,
@@ -86,7 +72,7 @@ pub fn bench(o: &BenchOptions) -> Result<String, Failure> {
     } else {
         format!(
             "{}: batch {batch}, {n} threads: median {latency_us:.1} us per batch, {sps:.0} samples/s ({} runs)\n",
-            o.engine.name(),
+            engine.name(),
             times.len()
         )
     })

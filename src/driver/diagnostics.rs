@@ -1,5 +1,5 @@
 //! What `potc train` and `potc eval` say about a network
-//! (`quant::diagnose`): warnings on standard error and in `--json`, and the
+//! (`diagnose`): warnings on standard error and in `--json`, and the
 //! per-layer SQNR of `eval --mode fake-quant`.
 
 use super::quantized::{inference_graph, quantize_graph, store_from, weights_from, KEY_QUANT};
@@ -7,12 +7,12 @@ use super::start::Start;
 use super::Failure;
 use crate::ckpt::Checkpoint;
 use crate::data::Dataset;
+use crate::diagnose::{
+    dead_channels, observe, warnings, weight_use, DeadChannel, Kind, QuantizerUse,
+};
 use crate::interp::{Plan, Weights};
 use crate::ir::Graph;
 use crate::pass::ParamStore;
-use crate::quant::diagnose::{
-    dead_channels, observe, warnings, weight_use, DeadChannel, Kind, QuantizerUse,
-};
 use crate::quant::QuantConfig;
 
 /// Prints `found` on standard error (`warning: <stage>...`) and returns

@@ -4,6 +4,7 @@ use super::diagnostics;
 use super::model_data::{fit_to_data, pool};
 use super::quantized::{inference_model, weights_from};
 use super::{load_float_model, Failure};
+use crate::backend::EngineKind;
 use crate::ckpt::Checkpoint;
 use crate::data;
 use crate::interp::exact::evaluate_exact;
@@ -56,8 +57,8 @@ pub fn eval(o: &EvalOptions) -> Result<String, Failure> {
     let mode = match o.mode {
         EvalMode::Float => "float",
         EvalMode::FakeQuant => "fake-quant",
-        EvalMode::Int => return eval_int(o, super::lower::Engine::Interp),
-        EvalMode::Jit => return eval_int(o, super::lower::Engine::Jit),
+        EvalMode::Int => return eval_int(o, EngineKind::Interp, "int"),
+        EvalMode::Jit => return eval_int(o, EngineKind::Jit, "jit"),
     };
     let (_, model) = load_float_model(&o.model)?;
     let path = Path::new(&o.weights);
@@ -95,7 +96,7 @@ pub fn eval(o: &EvalOptions) -> Result<String, Failure> {
     } else {
         let exact = threads.install(|| evaluate_exact(&plan, &w, &ds, n));
         out["accuracy"] = exact.accuracy.into();
-        let bounds = crate::quant::accum::analyse(&plan, &w);
+        let bounds = crate::diagnose::accum::analyse(&plan, &w);
         let mut warnings: Vec<String> = bounds
             .iter()
             .filter(|b| b.bits > 32)
@@ -127,14 +128,13 @@ pub fn eval(o: &EvalOptions) -> Result<String, Failure> {
 }
 
 /// `--mode int` / `jit`: lowers the checkpoint in memory and runs the
-/// integers in the interpreter or the JIT.
-fn eval_int(o: &EvalOptions, engine: super::lower::Engine) -> Result<String, Failure> {
+/// integers in the interpreter or the JIT; `mode` names it in the output.
+fn eval_int(o: &EvalOptions, engine: EngineKind, mode: &str) -> Result<String, Failure> {
     let (_, model) = load_float_model(&o.model)?;
     let path = Path::new(&o.weights);
     let ck = Checkpoint::load(path)?;
     let program = super::lower::lower_model(&model, &ck, path, 32, false)?.program;
     let report = super::lower::run_report(&program, &o.data, o.threads, engine)?;
-    let mode = if engine == super::lower::Engine::Jit { "jit" } else { "int" };
     let warnings = diagnostics::report("", diagnostics::checkpoint_warnings(&model, &ck));
     Ok(if o.json {
         let mut out = report.json(mode);

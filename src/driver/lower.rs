@@ -7,10 +7,9 @@ use super::eval::logits_sha256;
 use super::model_data::pool;
 use super::quantized::inference_model;
 use super::{load_float_model, load_model, Failure};
-use crate::backend::jit::{JitOptions, JitProgram};
+use crate::backend::{engine, EngineKind, EngineOptions};
 use crate::ckpt::{Checkpoint, KEY_HISTORY, KEY_INPUT_SHAPE};
 use crate::data;
-use crate::interp::integer::IntInterpreter;
 use crate::interp::kernels::loss::argmax;
 use crate::ir::op::Op;
 use crate::ir::{print, Graph, Type};
@@ -186,23 +185,6 @@ pub fn lower(o: &LowerOptions) -> Result<String, Failure> {
     Ok(text)
 }
 
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
-    /// Native code compiled by Cranelift (bit-exact with the interpreter).
-    Jit,
-    /// The integer reference interpreter.
-    Interp,
-}
-
-impl Engine {
-    pub fn name(self) -> &'static str {
-        match self {
-            Engine::Jit => "jit",
-            Engine::Interp => "interp",
-        }
-    }
-}
-
 /// Flags of `potc run` (see `potc run --help`).
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunOptions {
@@ -212,8 +194,8 @@ pub struct RunOptions {
     #[arg(long, value_name = "DATA")]
     pub data: String,
     /// The engine that runs the integers.
-    #[arg(long, value_enum, default_value_t = Engine::Jit)]
-    pub engine: Engine,
+    #[arg(long, value_enum, default_value_t = EngineKind::Jit)]
+    pub engine: EngineKind,
     /// Worker threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -258,22 +240,13 @@ pub fn run_program(
     p: &CheckedProgram,
     ds: &data::Dataset,
     threads: usize,
-    engine: Engine,
+    kind: EngineKind,
 ) -> Result<Vec<i64>, Failure> {
     let x = quantized_input(p, ds)?;
     let pool = pool(threads)?;
-    match engine {
-        Engine::Interp => {
-            let interp =
-                IntInterpreter::from_checked(p).map_err(|e| Failure(format!("error: {e}\n")))?;
-            Ok(pool.install(|| interp.run(&x)))
-        }
-        Engine::Jit => {
-            let jit = JitProgram::compile(p, JitOptions::default())
-                .map_err(|e| Failure(format!("error: the JIT: {e}\n")))?;
-            Ok(pool.install(|| jit.run(&x)))
-        }
-    }
+    let engine =
+        engine(kind, p, EngineOptions::default()).map_err(|e| Failure(format!("error: {e}\n")))?;
+    Ok(pool.install(|| engine.run(&x)))
 }
 
 /// Accuracy and output integers of a program on a data set.
@@ -305,7 +278,7 @@ pub fn run_report(
     program: &CheckedProgram,
     data: &str,
     threads: usize,
-    engine: Engine,
+    engine: EngineKind,
 ) -> Result<RunReport, Failure> {
     let ds = load_data(program, data)?;
     let ints = run_program(program, &ds, threads, engine)?;

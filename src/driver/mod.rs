@@ -21,7 +21,7 @@ pub use eval::{eval, EvalOptions};
 pub use export::{export, ExportFormat, ExportOptions};
 pub use ir_cmds::{check, describe_passes, print_model};
 pub use lower::{
-    load_program, lower, lower_graph, lower_model, run, run_program, Engine, LowerOptions, Lowered,
+    load_program, lower, lower_graph, lower_model, run, run_program, LowerOptions, Lowered,
     RunOptions, LOWER_PIPELINE,
 };
 pub use quantized::{weights_from, KEY_QUANT};

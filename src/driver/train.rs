@@ -72,7 +72,7 @@ pub fn train(o: &TrainOptions) -> Result<String, Failure> {
         warnings.extend(diagnostics::report("after calibration: ", found));
     }
     if let Some(q) = quant.as_ref() {
-        let found = crate::quant::diagnose::offset_input(&train_set, q.input_bits(), q.a_bits);
+        let found = crate::diagnose::offset_input(&train_set, q.input_bits(), q.a_bits);
         warnings.extend(diagnostics::report("", found));
     }
 
@@ -170,7 +170,7 @@ pub fn train(o: &TrainOptions) -> Result<String, Failure> {
 /// widened where the training data need it (`input_bits_for`), with a note.
 /// The same data give the same width, so a resumed run repeats it.
 fn default_input_bits(q: &mut QuantConfig, train_set: &Dataset) -> Result<(), Failure> {
-    let bits = crate::quant::diagnose::input_bits_for(train_set, q.a_bits);
+    let bits = crate::diagnose::input_bits_for(train_set, q.a_bits);
     if bits != q.a_bits {
         eprintln!(
             "note: the input quantizer gets {bits} bits, not {}: {} varies over few of the {}-bit levels \

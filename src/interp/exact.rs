@@ -12,11 +12,11 @@ use super::kernels::pool::Window;
 use super::mac;
 use super::plan::{Plan, Step};
 use super::Weights;
+use crate::data::batch;
 use crate::data::Dataset;
 use crate::ir::op::Op;
 use crate::quant::quantizer::{pow2, quantize64};
 use crate::quant::QuantSpec;
-use crate::train::fit::batch;
 
 /// Accuracy and outputs of a data set, sample-major `[N, K]`.
 pub struct ExactEval {

@@ -3,10 +3,11 @@
 //! walks it in reverse. The rules themselves live in `kernels/`, forward and
 //! backward side by side.
 
-use super::kernels::{batch_norm as bn, conv1d, elementwise as ew, linear, pool, quant};
+use super::kernels::{batch_norm as bn, conv1d, elementwise as ew, linear, pool};
 use super::mac;
 use super::plan::{Plan, Step};
 use crate::ir::op::Op;
+use crate::quant::kernels as quant;
 use crate::quant::QuantSpec;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;

@@ -3,11 +3,11 @@
 //! accumulator grid of the input's exponent, and the `1/L` of a folded
 //! average. Shared by the forward and backward passes.
 
-use super::kernels::quant::{quantize_bias, quantize_weights, weight_backward, weight_spec};
 use super::plan::{Fold, Step};
 use super::Weights;
 use crate::ir::op::LayerQuant;
 use crate::quant::fold::fold_bn;
+use crate::quant::kernels::{quantize_bias, quantize_weights, weight_backward, weight_spec};
 
 /// The effective parameters of one application.
 pub struct MacParams {

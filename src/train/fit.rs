@@ -5,7 +5,7 @@
 
 use super::optim::{self, OptState, Optimizer};
 use super::schedule::{Schedule, ScheduleState};
-use crate::data::Dataset;
+use crate::data::{batch, Dataset};
 use crate::interp::kernels::loss::{argmax, softmax_cross_entropy};
 use crate::interp::{backward, forward, Mode, Plan, Weights};
 use rand::seq::SliceRandom;
@@ -131,19 +131,6 @@ pub struct Evaluation {
     pub accuracy: f64,
     pub logits: Vec<f32>,
     pub classes: usize,
-}
-
-/// Copies the chosen samples into the channel-major batch layout `x[c][b][l]`.
-pub fn batch(ds: &Dataset, idx: &[usize]) -> Vec<f32> {
-    let (c, l, b) = (ds.channels, ds.length, idx.len());
-    let mut x = vec![0.0f32; c * b * l];
-    for (bi, &i) in idx.iter().enumerate() {
-        let s = ds.sample(i);
-        for ci in 0..c {
-            x[(ci * b + bi) * l..][..l].copy_from_slice(&s[ci * l..][..l]);
-        }
-    }
-    x
 }
 
 /// Runs the model in inference mode over a data set, in batches.

@@ -1,5 +1,8 @@
-//! Float training: initialisation, optimizers, schedules and the loop.
+//! Float training: initialisation, calibration of the quantizers'
+//! thresholds before quantization-aware training, optimizers, schedules and
+//! the loop.
 
+pub mod calibrate;
 pub mod checkpoint;
 pub mod fit;
 pub mod init;

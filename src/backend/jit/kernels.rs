@@ -10,7 +10,7 @@ use cranelift_frontend::FunctionBuilder;
 
 use super::loops::{for_n, for_range};
 use super::IDX;
-use crate::interp::integer::taps;
+use crate::backend::interp::taps;
 use crate::ir::op::{Conv1d, Pool1d};
 
 /// Where a value's elements live: `base + 4 * (offset + index)`.

@@ -1,12 +1,12 @@
 //! The op functions of the model file: the C body of each integer op, as
-//! the integer interpreter (`crate::interp::integer`) defines it. Each
+//! the integer interpreter (`crate::backend::interp`) defines it. Each
 //! function reads its operands (`x`, or `a` and `b`) and writes `y`.
 
 use std::fmt::Write;
 
 use super::ctype::{i32_lit, i64_lit, CType};
 use super::model::Emitter;
-use crate::interp::integer::taps;
+use crate::backend::interp::taps;
 use crate::ir::op::{Conv1d, Linear, Op, Pool1d};
 use crate::ir::{NodeId, Type};
 use crate::quant::QuantSpec;

@@ -22,7 +22,7 @@ use serde_json::{json, Map, Value};
 
 use super::encode::IntType;
 use super::{Array, Samples, NPZ_FILE};
-use crate::interp::integer::IntInterpreter;
+use crate::backend::interp::IntInterpreter;
 use crate::ir::op::{AttrVisitor, Op, Padding, F64};
 use crate::ir::{Elem, Node};
 use crate::program::IntProgram;

@@ -32,8 +32,8 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use super::Samples;
+use crate::backend::interp::IntInterpreter;
 use crate::ckpt::write_atomic;
-use crate::interp::integer::IntInterpreter;
 use crate::program::{CheckedProgram, IntProgram};
 use encode::IntType;
 

@@ -9,4 +9,3 @@ pub mod elementwise;
 pub mod linear;
 pub mod loss;
 pub mod pool;
-pub mod quant;

@@ -5,6 +5,7 @@
 
 use super::grid::GridUse;
 use super::{Kind, QuantizerUse};
+use crate::data::batch;
 use crate::data::Dataset;
 use crate::interp::exact::{exact_values, fake_quant64};
 use crate::interp::exec::float_values;
@@ -13,7 +14,6 @@ use crate::interp::Weights;
 use crate::ir::op::Op;
 use crate::quant::quantizer::{in_range64, pow2, quantize64};
 use crate::quant::QuantSpec;
-use crate::train::fit::batch;
 
 /// What a data set showed.
 #[derive(Debug, Clone, PartialEq)]

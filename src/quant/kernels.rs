@@ -1,6 +1,9 @@
 //! Fake quantization in training: activations (`fake_quant` ops), weights
 //! and biases of quantized MAC layers, with the straight-through estimator
-//! for values and TQT's gradient for the thresholds (`log2 t`).
+//! for values and TQT's gradient for the thresholds (`log2 t`). f32 kernels
+//! beside the scalar definitions of `quantizer`: the float interpreter trains
+//! with them, and `lower-int` quantizes the weights it makes integers from
+//! with the same [`quantize_weights`].
 
 use crate::quant::quantizer::{pow2, quantize64, quantize_f32, QuantSpec, WeightQuantizer};
 use rayon::prelude::*;

@@ -9,15 +9,15 @@
 //! float network (quantizers and weight quantization off); weights are seen
 //! per tensor or per output channel, after the folded `1/L`.
 
+use crate::data::batch;
 use crate::data::Dataset;
-use crate::interp::kernels::quant::weight_spec;
 use crate::interp::plan::Plan;
 use crate::interp::{forward, Mode, Observed, Weights};
 use crate::ir::op::Op;
 use crate::quant::fold::fold_bn;
+use crate::quant::kernels::weight_spec;
 use crate::quant::quantizer::{fake_quant, WeightQuantizer};
 use crate::quant::QuantSpec;
-use crate::train::fit::batch;
 
 /// Exponents tried below the one that covers the largest magnitude.
 const CANDIDATES_BELOW: i32 = 3;

@@ -5,7 +5,12 @@
 //! signal-to-quantization-noise ratio against the float network, and a
 //! one-line warning with the fix for every figure beyond its threshold.
 //! docs/quantization.md ("Diagnostics") defines each figure and threshold.
+//! Also the accumulator bits each layer needs ([`accum`]).
+//!
+//! They run the trained model in the float interpreter and its exact
+//! fake-quant evaluation, so they sit above `interp`, beside `train`.
 
+pub mod accum;
 mod batch_norm;
 mod grid;
 mod input;

@@ -4,11 +4,11 @@
 
 use super::grid::{median, GridUse};
 use super::{Kind, QuantizerUse};
-use crate::interp::kernels::quant::{quantize_weights, weight_spec};
 use crate::interp::mac;
 use crate::interp::plan::{Plan, Step};
 use crate::interp::Weights;
 use crate::ir::op::Op;
+use crate::quant::kernels::{quantize_weights, weight_spec};
 use crate::quant::quantizer::pow2;
 
 /// Every quantized conv1d and linear layer of an inference plan.

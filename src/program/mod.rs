@@ -1,0 +1,118 @@
+//! A lowered integer program on disk: a directory with `model.pot` (the
+//! integer IR text) and `weights.safetensors` (I32 tensors: each op's
+//! parameters, and `<value>.exp`, the power-of-two exponent of every value).
+//! Loading checks everything an engine relies on, so a hand-edited program
+//! gets an error naming the file and the tensor, never a panic.
+//!
+//! The format is here; the loader's checks and [`CheckedProgram`] are in
+//! [`check`].
+
+use std::path::{Path, PathBuf};
+
+use crate::ckpt::{write_atomic, Checkpoint, TensorData, KEY_LABELS};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::ir::{print, Elem, Graph, Type};
+use crate::pass::IntStore;
+use crate::quant::quantizer::quantize64;
+use crate::quant::QuantSpec;
+
+pub mod check;
+
+pub use check::{CheckedProgram, MAX_EXPONENT};
+
+pub const MODEL_FILE: &str = "model.pot";
+pub const WEIGHTS_FILE: &str = "weights.safetensors";
+
+/// An integer-only program and its tensors.
+#[derive(Debug, Clone)]
+pub struct IntProgram {
+    pub graph: Graph,
+    pub tensors: IntStore,
+    /// Class labels in output order (the training checkpoint's mapping).
+    pub labels: Vec<String>,
+}
+
+impl IntProgram {
+    /// Writes `dir/model.pot` and `dir/weights.safetensors`, each atomically.
+    pub fn save(&self, dir: &Path) -> Result<(), String> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("{}: cannot create the directory: {e}", dir.display()))?;
+        let mut ck = Checkpoint::default();
+        ck.set_model(&self.graph);
+        ck.set_json(KEY_LABELS, &self.labels);
+        for (name, (shape, v)) in &self.tensors {
+            ck.insert_i32(name.clone(), shape.clone(), v.clone());
+        }
+        ck.save(&dir.join(WEIGHTS_FILE)).map_err(|e| e.to_string())?;
+        let model = dir.join(MODEL_FILE);
+        write_atomic(&model, |w| w.write_all(print(&self.graph).as_bytes()))
+            .map_err(|e| format!("{}: cannot write: {e}", model.display()))
+    }
+
+    /// Reads and checks a program directory; `graph` is its parsed model text.
+    pub fn load(dir: &Path, graph: Graph) -> Result<CheckedProgram, String> {
+        let wpath = dir.join(WEIGHTS_FILE);
+        let ck = Checkpoint::load(&wpath).map_err(|e| e.to_string())?;
+        let mut tensors = IntStore::new();
+        for (name, t) in ck.tensors.clone() {
+            match t.data {
+                TensorData::I32(v) => tensors.insert(name, (t.shape, v)),
+                TensorData::F32(_) => {
+                    return Err(format!(
+                        "{}: tensor `{name}` is f32; an integer program holds only i32 tensors",
+                        wpath.display()
+                    ))
+                }
+            };
+        }
+        let labels =
+            ck.json::<Vec<String>>(KEY_LABELS).map_err(|e| e.in_file(&wpath).to_string())?;
+        let program = IntProgram { graph, tensors, labels: labels.unwrap_or_default() };
+        program.checked().map_err(|e| format!("{}: {e}", wpath.display()))
+    }
+
+    /// The exponent of the output's integers (one for all channels).
+    pub fn output_exponent(&self) -> Option<i32> {
+        let out = self.graph.output()?;
+        let (_, v) = self.tensors.get(&format!("{}.exp", self.graph.node(out).name))?;
+        v.iter().all(|&e| e == v[0]).then(|| v[0])
+    }
+
+    /// The input's type (`[channels, length]` of an integer).
+    pub fn input_type(&self) -> &Type {
+        &self.graph.node(self.graph.inputs()[0]).ty
+    }
+
+    /// The input's integer type and exponent.
+    pub fn input(&self) -> (Elem, i32) {
+        let node = self.graph.node(self.graph.inputs()[0]);
+        let e = self.tensors.get(&format!("{}.exp", node.name)).map_or(0, |(_, v)| v[0]);
+        (node.ty.elem, e)
+    }
+
+    /// `n` samples of input integers drawn uniformly over the input type's
+    /// range, seeded: what `potc bench` times and `potc export` ships
+    /// without data.
+    pub fn random_input(&self, n: usize, seed: u64) -> Vec<i64> {
+        let ty = self.input_type();
+        let (lo, hi) = ty.elem.range().unwrap_or((0, 0));
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        (0..n * ty.elements() as usize).map(|_| rng.random_range(lo..=hi)).collect()
+    }
+
+    /// Data (f32) to the program's input integers: `q(x)` of the input
+    /// quantizer, round half up then clamp, in f64 as the simulation does it.
+    pub fn quantize_input(&self, x: &[f32]) -> Vec<i64> {
+        let (elem, e) = self.input();
+        let Elem::Int { signed, bits } = elem else { return vec![] };
+        let spec = QuantSpec { bits: u32::from(bits), signed, narrow: false };
+        x.iter().map(|&v| quantize64(f64::from(v), e, &spec) as i64).collect()
+    }
+}
+
+/// `dir/model.pot`.
+pub fn model_path(dir: &Path) -> PathBuf {
+    dir.join(MODEL_FILE)
+}

@@ -20,14 +20,15 @@ if [ ${#targets[@]} -eq 0 ]; then
     targets=(model_text ts tsv npz checkpoint program)
 fi
 # The `fuzz` profile: release, with potc's overflow checks and debug assertions on.
-run=(cargo test --profile fuzz --locked --test fuzz)
-"${run[@]}" --no-run
+built=$(cargo test --profile fuzz --locked --test fuzz --no-run 2>&1 | tee /dev/stderr)
+bin=$(sed -n 's/^ *Executable tests\/fuzz.rs (\(.*\))$/\1/p' <<<"$built")
+[ -x "$bin" ] || { echo "fuzz.sh: no test binary found" >&2; exit 1; }
 status=0
 log=$(mktemp)
 for t in "${targets[@]}"; do
     start=$(date +%s)
     set +e
-    BOLERO_RANDOM_ITERATIONS=$cases "${run[@]}" -- --exact "$t" --test-threads 1 --nocapture >"$log" 2>&1
+    BOLERO_RANDOM_ITERATIONS=$cases "$bin" --exact "$t" --test-threads 1 --nocapture >"$log" 2>&1
     code=$?
     set -e
     grep -E "^fuzz target" "$log" || true

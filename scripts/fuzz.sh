@@ -33,7 +33,10 @@ for t in "${targets[@]}"; do
     set -e
     grep -E "^fuzz target" "$log" || true
     if [ "$code" -ne 0 ]; then
-        tail -n 80 "$log"
+        kept=target/fuzz-$t.log
+        cp "$log" "$kept"
+        grep -v -E '^ +([0-9]+: |at )' "$log" | tail -n 40
+        echo "$t: the whole output is in $kept"
         status=1
     fi
     echo "$t: exit $code, $(($(date +%s) - start)) s wall"

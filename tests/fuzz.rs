@@ -2,6 +2,10 @@
 //! mutated examples go through the parser, the verifier and canonicalize.
 //! Every rejection must carry a source location; every acceptance must
 //! round-trip through the printer.
+//!
+//! Below them, one bolero fuzz target per parser of user input (model text,
+//! `.ts`, `.tsv`, `.npz`, checkpoints, program directories), seeded from
+//! `tests/fuzz/corpus/`; `scripts/fuzz.sh` runs them for longer.
 
 use potc::ir::{print, verify};
 use potc::pass::PassManager;

@@ -85,6 +85,17 @@ fn round_trip_f32_i32_and_metadata() {
 }
 
 #[test]
+fn from_bytes_reads_what_load_reads() {
+    let dir = tmp();
+    let path = dir.path().join("a.safetensors");
+    sample().save(&path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(Checkpoint::from_bytes(&path, &bytes).unwrap(), Checkpoint::load(&path).unwrap());
+    let e = Checkpoint::from_bytes(Path::new("m.safetensors"), &bytes[..9]).unwrap_err();
+    assert!(e.to_string().starts_with("m.safetensors: "), "{e}");
+}
+
+#[test]
 fn typed_json_metadata() {
     let ck = sample();
     let labels: Vec<String> = ck.json(KEY_LABELS).unwrap().unwrap();

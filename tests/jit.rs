@@ -265,3 +265,20 @@ fn power_of_two_weights_without_a_width_are_range_checked() {
     let e = bad.check().unwrap_err();
     assert!(e.contains("tensor `c.w`: weight 1048576 is outside the 5-bit range"), "{e}");
 }
+
+/// A requant shift of `i32::MIN` (one edited word of a weights file, found
+/// by the `program` fuzz target): the check negated it to name the left
+/// shift, which overflowed (a panic with overflow checks, a wrong message
+/// without); it is refused, naming the shift.
+#[test]
+fn a_requant_shift_of_i32_min_is_refused() {
+    let text = "model m(%x: i8[1, 4]) {
+  %q = requant(%x) {bits = 8} : i8[1, 4]
+  return %q
+}";
+    let ok = int_program(text, &[("q.shift", vec![1], vec![0])]);
+    let mut bad = ok.clone().into_inner();
+    bad.tensors.insert("q.shift".into(), (vec![1], vec![i32::MIN]));
+    let e = bad.check().unwrap_err();
+    assert!(e.contains("tensor `q.shift`: left shift 2147483648 exceeds 62"), "{e}");
+}

@@ -191,8 +191,14 @@ impl Checkpoint {
             io::ErrorKind::NotFound => CkptError::Missing { path: path.into() },
             _ => CkptError::Io { path: path.into(), action: "read", source },
         })?;
+        Checkpoint::from_bytes(path, &bytes)
+    }
+
+    /// Parses a checkpoint already in memory; `path` is the file named in
+    /// errors. What [`Checkpoint::load`] does after reading the file.
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Checkpoint, CkptError> {
         let (n, md) =
-            SafeTensors::read_metadata(&bytes).map_err(|e| format_error(path, &bytes, e))?;
+            SafeTensors::read_metadata(bytes).map_err(|e| format_error(path, bytes, e))?;
         let data = &bytes[8 + n..];
         let infos: BTreeMap<String, _> = md.tensors().into_iter().collect();
         let mut ck = Checkpoint::default();

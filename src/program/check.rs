@@ -224,7 +224,7 @@ impl IntProgram {
             }
             (Op::Requant(_), "shift") => {
                 if let Some(k) = v.iter().find(|&&k| k < -MAX_SHIFT) {
-                    return bad(format!("left shift {} exceeds {MAX_SHIFT}", -k));
+                    return bad(format!("left shift {} exceeds {MAX_SHIFT}", k.unsigned_abs()));
                 }
             }
             (Op::Shl, "shift") => {

@@ -55,6 +55,17 @@ impl IntProgram {
     pub fn load(dir: &Path, graph: Graph) -> Result<CheckedProgram, String> {
         let wpath = dir.join(WEIGHTS_FILE);
         let ck = Checkpoint::load(&wpath).map_err(|e| e.to_string())?;
+        IntProgram::from_checkpoint(&wpath, ck, graph)
+    }
+
+    /// Checks the weights of a program (read from `wpath`, the file named
+    /// in errors) for its parsed model text: what [`IntProgram::load`] does
+    /// after reading the file.
+    pub fn from_checkpoint(
+        wpath: &Path,
+        ck: Checkpoint,
+        graph: Graph,
+    ) -> Result<CheckedProgram, String> {
         let mut tensors = IntStore::new();
         for (name, t) in ck.tensors.clone() {
             match t.data {
@@ -68,7 +79,7 @@ impl IntProgram {
             };
         }
         let labels =
-            ck.json::<Vec<String>>(KEY_LABELS).map_err(|e| e.in_file(&wpath).to_string())?;
+            ck.json::<Vec<String>>(KEY_LABELS).map_err(|e| e.in_file(wpath).to_string())?;
         let program = IntProgram { graph, tensors, labels: labels.unwrap_or_default() };
         program.checked().map_err(|e| format!("{}: {e}", wpath.display()))
     }

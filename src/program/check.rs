@@ -18,6 +18,34 @@ const MAX_SHIFT: i32 = 62;
 /// `f64`, and reports subtract exponents.
 pub const MAX_EXPONENT: u32 = 1023;
 
+/// Why a program fails the checks an engine relies on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProgramError {
+    #[error("model `{0}` is not an integer program (its input is f32)")]
+    NotInteger(String),
+    #[error("the graph has a cycle")]
+    Cycle,
+    #[error("missing tensor `{name}`{}", .of.as_ref().map(|v| format!(" (the exponent of `%{v}`)")).unwrap_or_default())]
+    MissingTensor { name: String, of: Option<String> },
+    #[error("tensor `{name}` has shape {got:?}, the op needs {want:?}")]
+    Shape { name: String, got: Vec<usize>, want: Vec<usize> },
+    #[error(
+        "unexpected tensor `{0}`: no op or value of the model has it (an engine would \
+             silently ignore or use it); lower the checkpoint again"
+    )]
+    UnexpectedTensor(String),
+    #[error("tensor `{name}` has {got} values; `%{value}` takes one exponent{}", if *.channels == 1 { String::new() } else { format!(" or one per channel ({})", .channels) })]
+    ExponentCount { name: String, got: usize, value: String, channels: usize },
+    #[error("tensor `{name}`: exponent {e} is outside ±{MAX_EXPONENT}")]
+    ExponentRange { name: String, e: i32 },
+    #[error("`%{node}`: output channel {channel} can reach |acc| = {worst}, beyond its i{bits} accumulator")]
+    Accumulator { node: String, channel: usize, worst: u128, bits: u8 },
+    /// A tensor's values are outside what its op takes: `why` names the
+    /// value and the range.
+    #[error("tensor `{name}`: {why}")]
+    Value { name: String, why: String },
+}
+
 /// An [`IntProgram`] that passed [`IntProgram::check`]: every parameter
 /// present with the shape its op needs, shifts and exponents in range, and
 /// the accumulator proof. Its field is private, so the only way to build one
@@ -51,7 +79,7 @@ pub struct CheckedProgram {
 
 impl CheckedProgram {
     /// Checks `p`; the same as [`IntProgram::checked`].
-    pub fn new(p: IntProgram) -> Result<CheckedProgram, String> {
+    pub fn new(p: IntProgram) -> Result<CheckedProgram, ProgramError> {
         p.checked()
     }
 
@@ -76,7 +104,7 @@ impl std::ops::Deref for CheckedProgram {
 impl IntProgram {
     /// Runs [`check`](Self::check) and, when it passes, wraps the program
     /// in a [`CheckedProgram`], the only form the engines accept.
-    pub fn checked(self) -> Result<CheckedProgram, String> {
+    pub fn checked(self) -> Result<CheckedProgram, ProgramError> {
         self.check()?;
         Ok(CheckedProgram { program: self })
     }
@@ -84,33 +112,29 @@ impl IntProgram {
     /// The checks an engine relies on: an integer program, every parameter
     /// present with its shape, weights in their range, shifts in range, and
     /// the input's and output's exponents.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), ProgramError> {
         let g = &self.graph;
         if !is_integer_program(g) {
-            return Err(format!("model `{}` is not an integer program (its input is f32)", g.name));
+            return Err(ProgramError::NotInteger(g.name.clone()));
         }
-        for id in g.order().map_err(|_| "the graph has a cycle".to_string())? {
+        for id in g.order().map_err(|_| ProgramError::Cycle)? {
             let node = g.node(id);
             let tys: Vec<_> = g.operands(id).iter().map(|&o| &g.node(o).ty).collect();
             for p in node.op.params(&tys) {
                 let name = format!("{}.{}", node.name, p.slot);
-                let (shape, v) =
-                    self.tensors.get(&name).ok_or_else(|| format!("missing tensor `{name}`"))?;
+                let Some((shape, v)) = self.tensors.get(&name) else {
+                    return Err(ProgramError::MissingTensor { name, of: None });
+                };
                 if *shape != p.shape {
-                    return Err(format!(
-                        "tensor `{name}` has shape {shape:?}, the op needs {:?}",
-                        p.shape
-                    ));
+                    let (got, want) = (shape.clone(), p.shape.clone());
+                    return Err(ProgramError::Shape { name, got, want });
                 }
                 self.check_values(&node.op, p.slot, &name, v)?;
             }
             self.check_accumulator(g, id)?;
         }
         if let Some(name) = self.unexpected_tensor() {
-            return Err(format!(
-                "unexpected tensor `{name}`: no op or value of the model has it (an engine \
-                 would silently ignore or use it); lower the checkpoint again"
-            ));
+            return Err(ProgramError::UnexpectedTensor(name.into()));
         }
         for id in g.node_ids() {
             self.check_exponents(g, id)?;
@@ -120,10 +144,8 @@ impl IntProgram {
             match self.tensors.get(&name) {
                 Some((_, v)) if !v.is_empty() => {}
                 _ => {
-                    return Err(format!(
-                        "missing tensor `{name}` (the exponent of `%{}`)",
-                        g.node(id).name
-                    ))
+                    let of = Some(g.node(id).name.clone());
+                    return Err(ProgramError::MissingTensor { name, of });
                 }
             }
         }
@@ -149,26 +171,18 @@ impl IntProgram {
     /// channel (the input: one, for every channel is quantized alike), each
     /// within `±MAX_EXPONENT` so that `2^e` and differences of exponents
     /// stay finite.
-    fn check_exponents(&self, g: &Graph, id: crate::ir::NodeId) -> Result<(), String> {
+    fn check_exponents(&self, g: &Graph, id: crate::ir::NodeId) -> Result<(), ProgramError> {
         let node = g.node(id);
         let name = format!("{}.exp", node.name);
         let Some((_, v)) = self.tensors.get(&name) else { return Ok(()) };
         let channels = node.ty.shape.first().copied().unwrap_or(1);
         let allowed = if node.op == Op::Input { 1 } else { channels };
         if v.len() != 1 && v.len() != allowed {
-            return Err(format!(
-                "tensor `{name}` has {} values; `%{}` takes one exponent{}",
-                v.len(),
-                node.name,
-                if allowed == 1 {
-                    String::new()
-                } else {
-                    format!(" or one per channel ({allowed})")
-                }
-            ));
+            let (got, value) = (v.len(), node.name.clone());
+            return Err(ProgramError::ExponentCount { name, got, value, channels: allowed });
         }
-        if let Some(e) = v.iter().find(|e| e.unsigned_abs() > MAX_EXPONENT) {
-            return Err(format!("tensor `{name}`: exponent {e} is outside ±{MAX_EXPONENT}"));
+        if let Some(&e) = v.iter().find(|e| e.unsigned_abs() > MAX_EXPONENT) {
+            return Err(ProgramError::ExponentRange { name, e });
         }
         Ok(())
     }
@@ -176,7 +190,7 @@ impl IntProgram {
     /// Engines add in the accumulator's width without checks: the worst case
     /// of spec section 7 must fit it (as `lower-int` proved when it wrote the
     /// program).
-    fn check_accumulator(&self, g: &Graph, id: crate::ir::NodeId) -> Result<(), String> {
+    fn check_accumulator(&self, g: &Graph, id: crate::ir::NodeId) -> Result<(), ProgramError> {
         let node = g.node(id);
         let rows = match &node.op {
             Op::IntConv1d(c) => c.out_channels,
@@ -190,16 +204,14 @@ impl IntProgram {
         let (r, worst) = int_layer_bound(w, b, rows, max_magnitude(x));
         let need = signed_bits(u64::try_from(worst).unwrap_or(u64::MAX));
         if need > u32::from(bits) {
-            return Err(format!(
-                "`%{}`: output channel {r} can reach |acc| = {worst}, beyond its i{bits} accumulator",
-                node.name
-            ));
+            let node = node.name.clone();
+            return Err(ProgramError::Accumulator { node, channel: r, worst, bits });
         }
         Ok(())
     }
 
-    fn check_values(&self, op: &Op, slot: &str, name: &str, v: &[i32]) -> Result<(), String> {
-        let bad = |why: String| Err(format!("tensor `{name}`: {why}"));
+    fn check_values(&self, op: &Op, slot: &str, name: &str, v: &[i32]) -> Result<(), ProgramError> {
+        let bad = |why: String| Err(ProgramError::Value { name: name.into(), why });
         match (op, slot) {
             (Op::IntConv1d(_) | Op::IntLinear(_), "w") => {
                 let q = match op {

@@ -20,7 +20,7 @@ use crate::quant::QuantSpec;
 
 pub mod check;
 
-pub use check::{CheckedProgram, MAX_EXPONENT};
+pub use check::{CheckedProgram, ProgramError, MAX_EXPONENT};
 
 pub const MODEL_FILE: &str = "model.pot";
 pub const WEIGHTS_FILE: &str = "weights.safetensors";

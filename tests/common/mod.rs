@@ -155,7 +155,7 @@ pub fn random_program(
 pub fn lower(q: &Graph, store: &ParamStore, acc_bits: usize) -> Result<CheckedProgram, String> {
     let (mut g, mut store) = (q.clone(), store.clone());
     let tensors = potc::driver::lower_graph(&mut g, &mut store, acc_bits, |_| {})?;
-    IntProgram { graph: g, tensors, labels: vec![] }.checked()
+    IntProgram { graph: g, tensors, labels: vec![] }.checked().map_err(|e| e.to_string())
 }
 
 pub fn dataset(x: Vec<f32>, n: usize, channels: usize, length: usize) -> Dataset {

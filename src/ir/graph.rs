@@ -42,6 +42,17 @@ pub struct Graph {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cycle(pub NodeId);
 
+/// Why [`Graph::retype_input`] could not type the graph for the new input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RetypeError {
+    #[error("no input {0}")]
+    NoInput(usize),
+    #[error("the graph has a cycle")]
+    Cycle,
+    #[error("`%{node}` ({op}): {error}")]
+    Node { node: String, op: &'static str, error: TypeError },
+}
+
 /// Why [`Graph::add_op`] refused an op.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OpError {
@@ -251,16 +262,19 @@ impl Graph {
 
     /// Gives input `index` a new type and re-infers the type of every value,
     /// e.g. to run a length-agnostic model on series of another length.
-    pub fn retype_input(&mut self, index: usize, ty: Type) -> Result<(), String> {
-        let input = *self.inputs.get(index).ok_or("no such input")?;
+    pub fn retype_input(&mut self, index: usize, ty: Type) -> Result<(), RetypeError> {
+        let input = *self.inputs.get(index).ok_or(RetypeError::NoInput(index))?;
         self.graph[input].ty = ty;
-        let order = self.order().map_err(|_| "the graph has a cycle".to_string())?;
+        let order = self.order().map_err(|_| RetypeError::Cycle)?;
         for id in order.into_iter().filter(|&id| id != input && !self.inputs.contains(&id)) {
             let tys: Vec<&Type> =
                 self.operands(id).into_iter().map(|o| &self.graph[o].ty).collect();
             let node = &self.graph[id];
-            let ty = infer(&node.op, &tys)
-                .map_err(|m| format!("`%{}` ({}): {m}", node.name, node.op.name()))?;
+            let ty = infer(&node.op, &tys).map_err(|error| RetypeError::Node {
+                node: node.name.clone(),
+                op: node.op.name(),
+                error,
+            })?;
             self.graph[id].ty = ty;
         }
         Ok(())
@@ -347,5 +361,16 @@ mod tests {
         g.rename(a, "b".into());
         assert_eq!((g.fresh_name("a"), g.fresh_name("b")), ("a".into(), "b.1".into()));
         assert_eq!(g.fresh_name("x"), "x.1");
+    }
+
+    #[test]
+    fn retyping_names_the_op_that_cannot_take_the_new_input() {
+        let text = "model m(%x: [1, 16]) {\n  %c = conv1d(%x) {out_channels = 2, kernel = 5}\n  \
+                    return %c\n}\n";
+        let mut g = crate::syntax::parse(text).unwrap();
+        let e = g.retype_input(0, Type::f32(vec![1, 3])).unwrap_err();
+        let window = TypeError::WindowTooLong { op: "conv1d", span: 5, padded: 3 };
+        assert_eq!(e, RetypeError::Node { node: "c".into(), op: "conv1d", error: window });
+        assert_eq!(g.retype_input(1, Type::f32(vec![1, 3])), Err(RetypeError::NoInput(1)));
     }
 }

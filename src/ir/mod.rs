@@ -10,7 +10,7 @@ pub mod printer;
 pub mod types;
 pub mod verify;
 
-pub use graph::{Graph, Node, NodeId, OpError};
+pub use graph::{Graph, Node, NodeId, OpError, RetypeError};
 pub use infer::TypeError;
 pub use meaning::Meaning;
 pub use op::Op;

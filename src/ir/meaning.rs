@@ -57,9 +57,8 @@ impl Op {
             Op::Relu => Meaning { never_negative: true, integer: true, ..MOVES },
             Op::MaxPool1d(_) => Meaning { integer: true, ..MOVES },
             Op::Flatten => Meaning { view: true, integer: true, ..MOVES },
-            // Identity at inference; training's dropout scales, but only
-            // float training sees it (insert-fake-quant keeps it out of MACs'
-            // way and canonicalize removes it).
+            // The identity at inference; `canonicalize` removes it before
+            // quantization, so only float training sees it scale values.
             Op::Dropout(_) => Meaning { view: true, ..MOVES },
             Op::GlobalSumPool => Meaning { same_grid: true, integer: true, ..NONE },
             Op::Add(_) | Op::Requant(_) | Op::Shl => Meaning { integer: true, ..NONE },

@@ -34,6 +34,18 @@ pub struct IntProgram {
     pub labels: Vec<String>,
 }
 
+/// Why a program's weights file could not become a checked program; each
+/// variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Checkpoint(#[from] crate::ckpt::CkptError),
+    #[error("{}: tensor `{name}` is f32; an integer program holds only i32 tensors", .path.display())]
+    FloatTensor { path: PathBuf, name: String },
+    #[error("{}: {error}", .path.display())]
+    Check { path: PathBuf, error: ProgramError },
+}
+
 impl IntProgram {
     /// Writes `dir/model.pot` and `dir/weights.safetensors`, each atomically.
     pub fn save(&self, dir: &Path) -> Result<(), String> {
@@ -52,9 +64,9 @@ impl IntProgram {
     }
 
     /// Reads and checks a program directory; `graph` is its parsed model text.
-    pub fn load(dir: &Path, graph: Graph) -> Result<CheckedProgram, String> {
+    pub fn load(dir: &Path, graph: Graph) -> Result<CheckedProgram, LoadError> {
         let wpath = dir.join(WEIGHTS_FILE);
-        let ck = Checkpoint::load(&wpath).map_err(|e| e.to_string())?;
+        let ck = Checkpoint::load(&wpath)?;
         IntProgram::from_checkpoint(&wpath, ck, graph)
     }
 
@@ -65,23 +77,19 @@ impl IntProgram {
         wpath: &Path,
         ck: Checkpoint,
         graph: Graph,
-    ) -> Result<CheckedProgram, String> {
+    ) -> Result<CheckedProgram, LoadError> {
         let mut tensors = IntStore::new();
         for (name, t) in ck.tensors.clone() {
             match t.data {
                 TensorData::I32(v) => tensors.insert(name, (t.shape, v)),
                 TensorData::F32(_) => {
-                    return Err(format!(
-                        "{}: tensor `{name}` is f32; an integer program holds only i32 tensors",
-                        wpath.display()
-                    ))
+                    return Err(LoadError::FloatTensor { path: wpath.to_path_buf(), name })
                 }
             };
         }
-        let labels =
-            ck.json::<Vec<String>>(KEY_LABELS).map_err(|e| e.in_file(wpath).to_string())?;
+        let labels = ck.json::<Vec<String>>(KEY_LABELS).map_err(|e| e.in_file(wpath))?;
         let program = IntProgram { graph, tensors, labels: labels.unwrap_or_default() };
-        program.checked().map_err(|e| format!("{}: {e}", wpath.display()))
+        program.checked().map_err(|error| LoadError::Check { path: wpath.to_path_buf(), error })
     }
 
     /// The exponent of the output's integers (one for all channels).

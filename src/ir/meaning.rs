@@ -23,8 +23,6 @@ pub struct Meaning {
     /// The output is the operand's memory read in another shape: an engine
     /// computes nothing for it.
     pub view: bool,
-    /// A multiply-accumulate layer with trained weights.
-    pub mac: bool,
     /// Defined on integers: an integer program may hold it.
     pub integer: bool,
 }
@@ -35,7 +33,6 @@ const MOVES: Meaning = Meaning {
     same_grid: true,
     never_negative: false,
     view: false,
-    mac: false,
     integer: false,
 };
 const NONE: Meaning = Meaning {
@@ -43,7 +40,6 @@ const NONE: Meaning = Meaning {
     same_grid: false,
     never_negative: false,
     view: false,
-    mac: false,
     integer: false,
 };
 
@@ -52,8 +48,8 @@ impl Op {
     pub fn meaning(&self) -> Meaning {
         match self {
             Op::Input => Meaning { integer: true, ..NONE },
-            Op::Conv1d(_) | Op::Linear(_) => Meaning { mac: true, ..NONE },
-            Op::IntConv1d(_) | Op::IntLinear(_) => Meaning { mac: true, integer: true, ..NONE },
+            Op::Conv1d(_) | Op::Linear(_) => NONE,
+            Op::IntConv1d(_) | Op::IntLinear(_) => Meaning { integer: true, ..NONE },
             Op::Relu => Meaning { never_negative: true, integer: true, ..MOVES },
             Op::MaxPool1d(_) => Meaning { integer: true, ..MOVES },
             Op::Flatten => Meaning { view: true, integer: true, ..MOVES },

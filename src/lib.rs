@@ -23,6 +23,7 @@ pub mod eqsat;
 pub mod export;
 pub mod interp;
 pub mod ir;
+pub mod onnx;
 pub mod pass;
 pub mod program;
 pub mod quant;

@@ -15,10 +15,20 @@ For every model and exporter it writes
   tests/fixtures/onnx/<model>.<exporter>.json
 
 where the JSON holds {"model", "exporter", "opset", "input_shape": [C, L],
-"op_types": sorted unique ONNX op types in the graph, "inputs": 4 samples of
-C*L floats (channel-major), "outputs": ONNX Runtime's (CPUExecutionProvider)
-logits for each sample run alone with batch 1}. The Rust tests read these
-files, so `cargo test` needs no Python; the fixtures are committed.
+"op_types": sorted unique ONNX op types in the graph, "reference":
+"onnxruntime" or "pytorch", "inputs": 4 samples of C*L floats
+(channel-major), "outputs": the reference's logits for each sample run alone
+with batch 1}. The reference is ONNX Runtime (CPUExecutionProvider) except for
+the files in PYTORCH_REFERENCE, which ONNX Runtime refuses to run; those get
+PyTorch's outputs.
+
+With default settings both exporters fold BatchNorm into the Conv weights, so
+for the models in BN_VARIANTS (fcn, resnet_block) it also writes <model>_bn
+variants (same weights, same inputs) that keep the BatchNormalization nodes:
+torchscript with do_constant_folding=False, dynamo with optimize=False.
+
+The Rust tests read these files, so `cargo test` needs no Python; the
+fixtures are committed.
 
 Needs:   pip install torch onnx onnxscript onnxruntime
 Run:     python3 scripts/onnx-fixtures.py
@@ -190,7 +200,10 @@ def make_inputs(shape, seed, name):
 # -------------------------------------------------------------- exporting
 
 
-def export_torchscript(model, example, path):
+def export_torchscript(model, example, path, keep_bn=False):
+    # keep_bn: no constant folding, so the BatchNormalization nodes are not
+    # folded into the Conv weights. The model stays in eval mode, so each BN is
+    # the inference form (1 output, training_mode=0).
     torch.onnx.export(
         model,
         (example,),
@@ -200,15 +213,19 @@ def export_torchscript(model, example, path):
         input_names=["x"],
         output_names=["logits"],
         dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}},
-        do_constant_folding=True,
+        do_constant_folding=not keep_bn,
     )
 
 
-def export_dynamo(model, example, path):
+def export_dynamo(model, example, path, keep_bn=False):
+    # keep_bn: optimize=False, so the exporter's optimizer does not fold the
+    # BatchNormalization nodes into the Conv weights (the graph then keeps
+    # some extra Constant / Pad / Reshape nodes too).
     prog = torch.onnx.export(
         model,
         (example,),
         dynamo=True,
+        optimize=not keep_bn,
         input_names=["x"],
         output_names=["logits"],
         external_data=False,
@@ -217,10 +234,26 @@ def export_dynamo(model, example, path):
     prog.save(path, external_data=False)
     # Make sure nothing went to a side file: load everything and re-save whole.
     m = onnx.load(path, load_external_data=True)
+    # The exporter records each node's Python stack trace (this script's
+    # absolute path and line numbers); drop it so the files depend on neither.
+    for node in m.graph.node:
+        keep = [p for p in node.metadata_props if p.key != "pkg.torch.onnx.stack_trace"]
+        del node.metadata_props[:]
+        node.metadata_props.extend(keep)
     onnx.save(m, path, save_as_external_data=False)
 
 
 EXPORTERS = [("torchscript", export_torchscript), ("dynamo", export_dynamo)]
+
+# Extra fixtures of a model (same weights, same inputs) exported so that the
+# BatchNormalization nodes stay in the graph: base model -> variant name.
+BN_VARIANTS = {"fcn": "fcn_bn", "resnet_block": "resnet_block_bn"}
+
+# Fixtures that ONNX Runtime refuses to run although they pass the ONNX
+# checker: their JSON holds PyTorch's outputs instead ("reference": "pytorch").
+# same_even.torchscript: Conv with auto_pad=SAME_UPPER and dilations=[2],
+# "Dilation not supported for AutoPadType::SAME_UPPER".
+PYTORCH_REFERENCE = {"same_even.torchscript"}
 
 
 def opset_of(m):
@@ -263,6 +296,24 @@ def run_ort(path, x, batch_dynamic):
     return outs
 
 
+def run_torch(model, x):
+    """PyTorch's logits for each sample run alone with batch 1."""
+    with torch.no_grad():
+        outs = [model(x[i : i + 1])[0].numpy() for i in range(len(x))]
+    return np.stack(outs).astype(np.float32)
+
+
+def bn_nodes(m):
+    """The BatchNormalization nodes of the main graph; each must be the inference form."""
+    nodes = [n for n in m.graph.node if n.op_type == "BatchNormalization"]
+    for n in nodes:
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+        if len(n.output) != 1 or attrs.get("training_mode", 0) != 0:
+            raise AssertionError(f"BatchNormalization {n.name} is not the inference form: "
+                                 f"{len(n.output)} outputs, training_mode={attrs.get('training_mode')}")
+    return nodes
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     warnings.filterwarnings("ignore")
@@ -278,35 +329,57 @@ def main():
             ref = model(x).numpy()
         params = sum(p.numel() for p in model.parameters())
         print(f"{name}: input {list(shape)}, {params} params")
-        for exporter, export in EXPORTERS:
-            stem = os.path.join(OUT, f"{name}.{exporter}")
+        jobs = [(name, exporter, export, False) for exporter, export in EXPORTERS]
+        if name in BN_VARIANTS:
+            jobs += [(BN_VARIANTS[name], exporter, export, True) for exporter, export in EXPORTERS]
+        for fixture, exporter, export, keep_bn in jobs:
+            stem = os.path.join(OUT, f"{fixture}.{exporter}")
             onnx_path = stem + ".onnx"
+            reference = "onnxruntime"
             try:
-                export(model, x[:1], onnx_path)
+                export(model, x[:1], onnx_path, keep_bn=keep_bn)
                 m = onnx.load(onnx_path)
                 onnx.checker.check_model(m, full_check=True)
                 ops = op_types(m)
                 opset = opset_of(m)
-                # ONNX Runtime may refuse a valid model (e.g. Conv with
-                # auto_pad SAME_UPPER and dilation > 1): skip it then too.
-                out = run_ort(onnx_path, x, batch_dynamic=(exporter == "torchscript"))
+                n_bn = len(bn_nodes(m))
+                if keep_bn and n_bn == 0:
+                    raise AssertionError(f"{onnx_path}: no BatchNormalization node")
+                if keep_bn:
+                    print(f"    {n_bn} BatchNormalization nodes kept")
+                try:
+                    out = run_ort(onnx_path, x, batch_dynamic=(exporter == "torchscript"))
+                except Exception as e:
+                    # ONNX Runtime may refuse a valid model (e.g. Conv with
+                    # auto_pad SAME_UPPER and dilation > 1).
+                    if f"{fixture}.{exporter}" not in PYTORCH_REFERENCE:
+                        raise
+                    print(f"    ONNX Runtime refuses it ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0] if str(e) else ''}); using PyTorch's outputs")
+                    out = run_torch(model, x)
+                    reference = "pytorch"
+                else:
+                    if f"{fixture}.{exporter}" in PYTORCH_REFERENCE:
+                        print(f"    NOTE: ONNX Runtime now runs {fixture}.{exporter}; "
+                              "update PYTORCH_REFERENCE and the README")
             except Exception as e:  # report and go on with the others
                 reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-                print(f"  SKIP {name}.{exporter}: {reason}")
-                skipped.append((f"{name}.{exporter}", reason))
+                print(f"  SKIP {fixture}.{exporter}: {reason}")
+                skipped.append((f"{fixture}.{exporter}", reason))
                 for p in (onnx_path, stem + ".json"):
                     if os.path.exists(p):
                         os.remove(p)
                 continue
             diff = float(np.max(np.abs(out - ref)))
             if not np.allclose(out, ref, rtol=1e-4, atol=1e-4):
-                raise AssertionError(f"{onnx_path}: ONNX Runtime differs from PyTorch by {diff}")
+                raise AssertionError(f"{onnx_path}: {reference} (batch 1) differs from PyTorch (batch {len(x)}) by {diff}")
             record = {
-                "model": name,
+                "model": fixture,
                 "exporter": exporter,
                 "opset": opset,
                 "input_shape": list(shape),
                 "op_types": ops,
+                "reference": reference,
                 "inputs": [[float(v) for v in s.reshape(-1).tolist()] for s in x.numpy()],
                 "outputs": [[float(v) for v in o.tolist()] for o in out],
             }
@@ -317,7 +390,7 @@ def main():
                 size = os.path.getsize(p)
                 total += size
                 print(f"  {os.path.relpath(p, ROOT)}: {size} bytes")
-            print(f"    opset {opset}, ORT vs torch max diff {diff:.2e}, ops: {' '.join(ops)}")
+            print(f"    opset {opset}, {reference} vs torch max diff {diff:.2e}, ops: {' '.join(ops)}")
     print(f"total {total} bytes")
     if skipped:
         print("skipped:")

@@ -10,14 +10,14 @@
 #
 #   scripts/fuzz.sh [CASES] [TARGET...]
 #
-# Targets: model_text ts tsv npz checkpoint program (default: all).
+# Targets: model_text ts tsv npz checkpoint program onnx (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cases=${1:-1000000}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(model_text ts tsv npz checkpoint program)
+    targets=(model_text ts tsv npz checkpoint program onnx)
 fi
 # The `fuzz` profile: release, with potc's overflow checks and debug assertions on.
 built=$(cargo test --profile fuzz --locked --test fuzz --no-run 2>&1 | tee /dev/stderr)

@@ -3,8 +3,8 @@
 
 use clap::{Args, Parser, Subcommand};
 use potc::driver::{
-    self, BenchOptions, EvalOptions, ExportOptions, Failure, LowerOptions, ReportOptions,
-    RunOptions, TrainOptions,
+    self, BenchOptions, EvalOptions, ExportOptions, Failure, ImportOptions, LowerOptions,
+    ReportOptions, RunOptions, TrainOptions,
 };
 use std::io::Write;
 use std::process::ExitCode;
@@ -38,6 +38,17 @@ enum Command {
     Print(PrintArgs),
     /// List the passes that `--passes` can name, or describe one.
     Passes(PassesArgs),
+    /// Import a network exported to ONNX from PyTorch: `.pot` text and float weights.
+    ///
+    /// Reads `torch.onnx.export` files of either exporter (opset 13 and newer):
+    /// Conv (1-D), BatchNormalization, Relu, Add, MaxPool, AveragePool,
+    /// GlobalAveragePool, ReduceMean over time, Flatten, Gemm, MatMul (+ Add),
+    /// Dropout, Identity, zero Pad before a Conv, and the reshapes that flatten
+    /// or add and drop unit axes; shape arithmetic is folded away. The batch
+    /// axis is dropped. Writes the model text (a comment above each op names
+    /// its ONNX node) and a float checkpoint for `train --init`, `eval --mode
+    /// float` and `print --weights`. Anything else is an error naming the node.
+    Import(ImportOptions),
     /// Train a model on a data set: in float, or quantization-aware with `--quant`.
     ///
     /// Progress goes to standard error; with `--json`, standard output holds one
@@ -139,6 +150,7 @@ fn run(cli: Cli) -> Result<String, Failure> {
             a.weights.as_deref(),
         ),
         Command::Passes(a) => driver::describe_passes(a.name.as_deref()),
+        Command::Import(o) => driver::import(&o),
         Command::Train(o) => driver::train(&o),
         Command::Eval(o) => driver::eval(&o),
         Command::Lower(o) => driver::lower(&o),

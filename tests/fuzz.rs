@@ -4,7 +4,7 @@
 //! round-trip through the printer.
 //!
 //! Below them, one bolero fuzz target per parser of user input (model text,
-//! `.ts`, `.tsv`, `.npz`, checkpoints, program directories), seeded from
+//! `.ts`, `.tsv`, `.npz`, checkpoints, program directories, ONNX models), seeded from
 //! `tests/fuzz/corpus/`; `scripts/fuzz.sh` runs them for longer.
 
 use potc::ir::{print, verify};
@@ -596,4 +596,26 @@ fn program_case(c: &Case) -> bool {
 #[test]
 fn program() {
     fuzz_target!("program", &["model.pot", "weights.safetensors"], program_case);
+}
+
+/// An ONNX model as `potc import` reads it: an import that succeeds gives a
+/// graph that verifies, plans, prints and parses back, with every parameter.
+fn onnx_case(bytes: &[u8]) -> bool {
+    let settings = potc::onnx::ImportSettings { name: "m".into(), length: None };
+    let Ok(im) = potc::onnx::import(bytes, &settings) else { return false };
+    potc::ir::verify(&im.graph).unwrap();
+    let text = potc::ir::print(&im.graph);
+    assert_eq!(potc::ir::print(&syntax::parse(&text).unwrap()), text);
+    for (name, spec) in im.graph.params() {
+        let found = im.params.iter().find(|(n, _, _)| *n == name);
+        assert!(found.is_some_and(
+            |(_, d, v)| *d == spec.shape && v.len() == spec.shape.iter().product::<usize>()
+        ));
+    }
+    Plan::new(&im.graph).is_ok()
+}
+
+#[test]
+fn onnx() {
+    fuzz_target!("onnx", &[], |c: &Case| onnx_case(&c[0]));
 }

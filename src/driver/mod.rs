@@ -6,6 +6,7 @@ mod bench;
 mod diagnostics;
 mod eval;
 mod export;
+mod import;
 mod ir_cmds;
 mod lower;
 mod model_data;
@@ -19,6 +20,7 @@ mod train_options;
 pub use bench::{bench, BenchOptions};
 pub use eval::{eval, EvalOptions};
 pub use export::{export, ExportFormat, ExportOptions};
+pub use import::{import, ImportOptions};
 pub use ir_cmds::{check, describe_passes, print_model};
 pub use lower::{
     load_program, lower, lower_graph, lower_model, run, run_program, LowerOptions, Lowered,

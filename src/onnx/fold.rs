@@ -201,15 +201,22 @@ fn cast(x: &Const, to: i64) -> Result<Const, String> {
     let data = match (&x.data, to) {
         (Data::F32(v), data_type::FLOAT | data_type::DOUBLE) => Data::F32(v.clone()),
         (Data::Int(v), data_type::FLOAT | data_type::DOUBLE) => {
-            let known: Result<Vec<f32>, String> =
-                v.iter().map(|i| i.map(|i| i as f32).ok_or("depends on the batch size".into())).collect();
+            let known: Result<Vec<f32>, String> = v
+                .iter()
+                .map(|i| i.map(|i| i as f32).ok_or("depends on the batch size".into()))
+                .collect();
             Data::F32(known?)
         }
         (Data::Int(v), data_type::INT64 | data_type::INT32) => Data::Int(v.clone()),
         (Data::F32(v), data_type::INT64 | data_type::INT32) => {
             Data::Int(v.iter().map(|&f| Some(f.trunc() as i64)).collect())
         }
-        _ => return Err(format!("potc folds casts to float and int32/int64, not {}", super::tensor::type_name(to))),
+        _ => {
+            return Err(format!(
+                "potc folds casts to float and int32/int64, not {}",
+                super::tensor::type_name(to)
+            ))
+        }
     };
     Ok(Const { dims: x.dims.clone(), data })
 }
@@ -234,7 +241,8 @@ fn slice_args<'a>(
         }
         c(i)?.known_ints().map(Some).map_err(|e| at.err(format!("input {i} {e}")))
     };
-    let need = |v: Option<Vec<i64>>, what: &str| v.ok_or_else(|| at.err(format!("{what} is missing")));
+    let need =
+        |v: Option<Vec<i64>>, what: &str| v.ok_or_else(|| at.err(format!("{what} is missing")));
     Ok(SliceArgs {
         starts: need(ints(1)?, "starts")?,
         ends: need(ints(2)?, "ends")?,
@@ -247,7 +255,10 @@ fn slice(x: &Const, a: &SliceArgs) -> Result<Const, String> {
     if x.dims.len() != 1 {
         return Err("potc folds Slice of one-dimensional constants only".into());
     }
-    if a.axes.as_ref().is_some_and(|ax| ax.iter().any(|&v| v != 0 && v != -1)) || a.starts.len() != 1 || a.ends.len() != 1 {
+    if a.axes.as_ref().is_some_and(|ax| ax.iter().any(|&v| v != 0 && v != -1))
+        || a.starts.len() != 1
+        || a.ends.len() != 1
+    {
         return Err("potc folds Slice along the one axis only".into());
     }
     let step = a.steps.as_ref().and_then(|s| s.first().copied()).unwrap_or(1);
@@ -255,7 +266,8 @@ fn slice(x: &Const, a: &SliceArgs) -> Result<Const, String> {
         return Err("a step of 0".into());
     }
     let n = x.dims[0] as i64;
-    let norm = |i: i64, lo: i64, hi: i64| (if i < 0 { i.saturating_add(n) } else { i }).clamp(lo, hi);
+    let norm =
+        |i: i64, lo: i64, hi: i64| (if i < 0 { i.saturating_add(n) } else { i }).clamp(lo, hi);
     let picks: Vec<usize> = if step > 0 {
         let (s, e) = (norm(a.starts[0], 0, n), norm(a.ends[0], 0, n));
         (s..e).step_by(step as usize).map(|i| i as usize).collect()
@@ -314,7 +326,10 @@ fn arith(op: &str, a: &Const, b: &Const) -> Result<Const, String> {
     let n = a.len().max(b.len());
     let dims = if a.len() >= b.len() { a.dims.clone() } else { b.dims.clone() };
     if !(a.len() == b.len() && a.dims == b.dims || a.len() == 1 || b.len() == 1) {
-        return Err(format!("potc folds {op} of equal shapes or with a single value, not {:?} and {:?}", a.dims, b.dims));
+        return Err(format!(
+            "potc folds {op} of equal shapes or with a single value, not {:?} and {:?}",
+            a.dims, b.dims
+        ));
     }
     let pick = |len: usize, i: usize| if len == 1 { 0 } else { i };
     let data = match (&a.data, &b.data) {

@@ -71,6 +71,7 @@ pub fn translate(
         "Gemm" => gemm(im, at, ins)?,
         "MatMul" => matmul(im, at, ins)?,
         "Dropout" => dropout(im, at, ins)?,
+        "Pad" => pad(im, at, ins)?,
         "Identity" => {
             at.only_attrs(&[])?;
             let (id, shape) = net(at, ins, 0)?;
@@ -109,6 +110,9 @@ fn net(at: &NodeAt, ins: &[Option<Val>], i: usize) -> Result<(NodeId, Vec<usize>
         Some(Some(Val::Const(_))) => Err(at.err(format!(
             "input {i} is a constant where potc needs a tensor computed from the network input"
         ))),
+        Some(Some(Val::Padded { .. })) => Err(at.err(format!(
+            "input {i} is zero-padded by a Pad node; potc pads only as part of a Conv"
+        ))),
         _ => Err(at.err(format!("input {i} is missing"))),
     }
 }
@@ -117,7 +121,7 @@ fn net(at: &NodeAt, ins: &[Option<Val>], i: usize) -> Result<(NodeId, Vec<usize>
 fn konst<'a>(at: &NodeAt, ins: &'a [Option<Val>], i: usize) -> Result<&'a Const, ImportError> {
     match ins.get(i) {
         Some(Some(Val::Const(c))) => Ok(c),
-        Some(Some(Val::Net { .. })) => Err(at.err(format!(
+        Some(Some(Val::Net { .. } | Val::Padded { .. })) => Err(at.err(format!(
             "input {i} is computed from the network input; potc needs a constant (an initializer)"
         ))),
         _ => Err(at.err(format!("input {i} is missing"))),
@@ -193,7 +197,9 @@ fn padding(
         "NOTSET" => match at.ints("pads")?.as_deref() {
             None => Ok((0, 0)),
             Some(&[l, r]) if l >= 0 && r >= 0 => Ok((l as usize, r as usize)),
-            Some(p) => Err(at.err(format!("`pads` = {p:?}: a 1-D op takes [begin, end], both >= 0"))),
+            Some(p) => {
+                Err(at.err(format!("`pads` = {p:?}: a 1-D op takes [begin, end], both >= 0")))
+            }
         },
         "VALID" => Ok((0, 0)),
         "SAME_UPPER" | "SAME_LOWER" => {
@@ -210,6 +216,16 @@ fn padding(
 
 fn conv(im: &mut Importer, at: &NodeAt, ins: &[Option<Val>]) -> Result<Val, ImportError> {
     at.only_attrs(&["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"])?;
+    // Zeros a Pad node put before the convolution add to its own padding.
+    let (ins, pre) = match ins.first() {
+        Some(Some(Val::Padded { id, shape, left, right })) => {
+            let mut ins = ins.to_vec();
+            ins[0] = Some(Val::Net { id: *id, shape: shape.clone() });
+            (ins, (*left, *right))
+        }
+        _ => (ins.to_vec(), (0, 0)),
+    };
+    let ins = ins.as_slice();
     let (x, [c, len]) = series(im, at, ins)?;
     let w = konst(at, ins, 1)?;
     let [m, cg, k] = w.dims[..] else {
@@ -229,12 +245,15 @@ fn conv(im: &mut Importer, at: &NodeAt, ins: &[Option<Val>]) -> Result<Val, Impo
             w.dims
         )));
     }
-    let (left, right) = padding(at, len, dilation * (k.max(1) - 1) + 1, stride)?;
-    let padding = if stride == 1 && Padding::Same.amounts(k, dilation) == (left, right) {
-        Padding::Same
-    } else {
-        Padding::Explicit { left, right }
-    };
+    let span = dilation * (k.max(1) - 1) + 1;
+    let (left, right) = padding(at, len + pre.0 + pre.1, span, stride)?;
+    let (left, right) = (left + pre.0, right + pre.1);
+    let padding =
+        if stride == 1 && left + right > 0 && Padding::Same.amounts(k, dilation) == (left, right) {
+            Padding::Same
+        } else {
+            Padding::Explicit { left, right }
+        };
     let b = opt_konst(at, ins, 2)?;
     let op = Op::Conv1d(Conv1d {
         out_channels: m,
@@ -297,7 +316,7 @@ fn batch_norm(im: &mut Importer, at: &NodeAt, ins: &[Option<Val>]) -> Result<Val
         stats.push(channel_vector(at, konst(at, ins, i)?, c, what)?);
     }
     let eps = at.float("epsilon", 1e-5)?;
-    if stats[3].iter().any(|&v| !(v + eps > 0.0)) {
+    if stats[3].iter().any(|&v| (v + eps).partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)) {
         return Err(at.err("a variance plus epsilon is not positive"));
     }
     // ONNX's momentum weighs the running value, PyTorch's (potc's) the new one.
@@ -376,8 +395,7 @@ fn linear_bias(
 
 fn pool(im: &mut Importer, at: &NodeAt, ins: &[Option<Val>]) -> Result<Val, ImportError> {
     let max = at.op() == "MaxPool";
-    let mut known =
-        vec!["auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "strides"];
+    let mut known = vec!["auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "strides"];
     known.push(if max { "storage_order" } else { "count_include_pad" });
     at.only_attrs(&known)?;
     let (x, [_, len]) = series(im, at, ins)?;
@@ -408,6 +426,10 @@ fn pool(im: &mut Importer, at: &NodeAt, ins: &[Option<Val>]) -> Result<Val, Impo
     Ok(net_of(im, id))
 }
 
+/// `ReduceMean` over time: potc's `global_avg_pool`. The exporters may
+/// view a series `[C, L]` with unit axes added (`[C, 1, L]` for PyTorch's
+/// `AdaptiveAvgPool1d`); what counts is that the axes averaged hold exactly
+/// the time steps.
 fn reduce_mean(im: &mut Importer, at: &NodeAt, ins: &[Option<Val>]) -> Result<Val, ImportError> {
     at.only_attrs(&["axes", "keepdims", "noop_with_empty_axes"])?;
     let axes = match (at.ints("axes")?, opt_konst(at, ins, 1)?) {
@@ -415,13 +437,37 @@ fn reduce_mean(im: &mut Importer, at: &NodeAt, ins: &[Option<Val>]) -> Result<Va
         (None, Some(c)) => c.known_ints().map_err(|e| at.err(format!("the axes {e}")))?,
         (None, None) => vec![],
     };
-    let (x, [c, _]) = series(im, at, ins)?;
-    if axes.len() != 1 || axis(axes[0], 3).ok() != Some(2) {
-        return Err(at.err(format!("mean over axes {axes:?}: potc averages over time (axis 2)")));
+    let (x, shape) = net(at, ins, 0)?;
+    let held = im.g.node(x).ty.shape.clone();
+    let over =
+        |e: String| at.err(format!("mean over axes {axes:?} of [batch, {}]: {e}", dims(&shape)));
+    let mut time = vec![];
+    for &a in &axes {
+        match axis(a, shape.len() + 1).map_err(over)? {
+            0 => return Err(over("potc does not average over the batch".into())),
+            i => time.push(i - 1),
+        }
+    }
+    let [c, l] = held[..] else {
+        return Err(over("potc averages a series [channels, length] over time".into()));
+    };
+    let averaged: usize = time.iter().map(|&i| shape[i]).product();
+    let kept: usize = (0..shape.len()).filter(|i| !time.contains(i)).map(|i| shape[i]).product();
+    let last_kept = (0..shape.len()).filter(|i| !time.contains(i) && shape[*i] != 1).max();
+    let first_time = time.iter().copied().filter(|&i| shape[i] != 1).min();
+    let in_order = matches!((last_kept, first_time), (Some(k), Some(t)) if k < t)
+        || last_kept.is_none()
+        || first_time.is_none();
+    if time.is_empty() || averaged != l || kept != c || !in_order {
+        return Err(over("potc averages over time only".into()));
     }
     let id = im.add(at, "mean", Op::GlobalAvgPool(Default::default()), &[x])?;
     let keep = at.int("keepdims", 1)? != 0;
-    Ok(Val::Net { id, shape: if keep { vec![c, 1] } else { vec![c] } })
+    let out = (0..shape.len())
+        .filter(|i| keep || !time.contains(i))
+        .map(|i| if time.contains(&i) { 1 } else { shape[i] })
+        .collect();
+    Ok(Val::Net { id, shape: out })
 }
 
 /// An axis of `0..=rank` (Flatten's range), negative counting from the end.
@@ -433,12 +479,7 @@ fn axis_incl_end(a: i64, rank: usize) -> Option<usize> {
 /// Input `x` seen with the ONNX shape `to` (same elements, same order): an
 /// alias where potc's shape already matches up to unit axes, a `flatten`
 /// where `to` is a vector.
-fn reshaped(
-    im: &mut Importer,
-    at: &NodeAt,
-    x: NodeId,
-    to: Vec<usize>,
-) -> Result<Val, ImportError> {
+fn reshaped(im: &mut Importer, at: &NodeAt, x: NodeId, to: Vec<usize>) -> Result<Val, ImportError> {
     let held = im.g.node(x).ty.shape.clone();
     let unit_free = |d: &[usize]| d.iter().copied().filter(|&v| v != 1).collect::<Vec<_>>();
     if to.len() == 1 && held.len() > 1 {
@@ -503,7 +544,7 @@ pub fn reshape(dims: &[usize], target: &[i64], allowzero: bool) -> Result<Vec<us
     }
     let known: usize = out.iter().product();
     if let Some(i) = infer {
-        if known == 0 || n % known != 0 {
+        if known == 0 || !n.is_multiple_of(known) {
             return Err(format!("{n} elements do not fill the shape {target:?}"));
         }
         out[i] = n / known;
@@ -557,9 +598,7 @@ pub fn unsqueeze(dims: &[usize], axes: &[i64]) -> Result<Vec<usize>, String> {
         return Err("repeats an axis".into());
     }
     let mut rest = dims.iter();
-    Ok((0..rank)
-        .map(|i| if at.contains(&i) { 1 } else { *rest.next().unwrap_or(&1) })
-        .collect())
+    Ok((0..rank).map(|i| if at.contains(&i) { 1 } else { *rest.next().unwrap_or(&1) }).collect())
 }
 
 /// `dims` without the unit axes `axes` (every unit axis when `None`).
@@ -608,13 +647,8 @@ fn weights_2d(at: &NodeAt, b: &Const, f: usize, transposed: bool) -> Result<Vec<
     let v = floats(at, b, "the weights")?;
     match (b.dims.as_slice(), transposed) {
         (&[o, k], true) if k == f => Ok(v.iter().take(o * k).copied().collect()),
-        (&[k, o], false) if k == f => {
-            Ok((0..o * k).map(|i| v[(i % k) * o + i / k]).collect())
-        }
-        _ => Err(at.err(format!(
-            "weights of shape {:?} do not fit {f} input features",
-            b.dims
-        ))),
+        (&[k, o], false) if k == f => Ok((0..o * k).map(|i| v[(i % k) * o + i / k]).collect()),
+        _ => Err(at.err(format!("weights of shape {:?} do not fit {f} input features", b.dims))),
     }
 }
 
@@ -649,7 +683,8 @@ fn dropout(im: &mut Importer, at: &NodeAt, ins: &[Option<Val>]) -> Result<Val, I
         None => 0.5,
     };
     if let Some(t) = opt_konst(at, ins, 2)? {
-        if t.known_ints().map_err(|e| at.err(format!("training_mode {e}")))?.iter().any(|&v| v != 0) {
+        if t.known_ints().map_err(|e| at.err(format!("training_mode {e}")))?.iter().any(|&v| v != 0)
+        {
             return Err(at.err("potc imports the inference form (training_mode false)"));
         }
     }
@@ -659,4 +694,39 @@ fn dropout(im: &mut Importer, at: &NodeAt, ins: &[Option<Val>]) -> Result<Val, I
     let op = Op::Dropout(Dropout { p: decimal(p).into() });
     let id = im.add(at, "dropout", op, &[x])?;
     Ok(Val::Net { id, shape })
+}
+
+/// `Pad` with zeros along time only, before a `Conv`.
+fn pad(im: &mut Importer, at: &NodeAt, ins: &[Option<Val>]) -> Result<Val, ImportError> {
+    at.only_attrs(&["mode"])?;
+    if at.string("mode", "constant")? != "constant" {
+        return Err(at.err("potc pads with zeros (mode = constant) only"));
+    }
+    let (x, [c, l]) = series(im, at, ins)?;
+    let pads = konst(at, ins, 1)?.known_ints().map_err(|e| at.err(format!("the pads {e}")))?;
+    if let Some(v) = opt_konst(at, ins, 2)? {
+        if floats(at, v, "the padding value")?.iter().any(|&z| z != 0.0) {
+            return Err(at.err("potc pads with zeros only"));
+        }
+    }
+    // Per axis (all three, or those `axes` names): begin values, then end values.
+    let axes = match opt_konst(at, ins, 3)? {
+        Some(a) => a.known_ints().map_err(|e| at.err(format!("the axes {e}")))?,
+        None => vec![0, 1, 2],
+    };
+    let axes: Vec<usize> =
+        axes.iter().map(|&a| axis(a, 3)).collect::<Result<_, _>>().map_err(|e| at.err(e))?;
+    if pads.len() != 2 * axes.len() {
+        return Err(at.err(format!("{} pads for {} axes", pads.len(), axes.len())));
+    }
+    let (mut left, mut right) = (0, 0);
+    for (i, &a) in axes.iter().enumerate() {
+        let (b, e) = (pads[i], pads[i + axes.len()]);
+        match a {
+            2 if b >= 0 && e >= 0 => (left, right) = (b as usize, e as usize),
+            _ if b == 0 && e == 0 => {}
+            _ => return Err(at.err(format!("pads {pads:?}: potc pads the time axis with zeros"))),
+        }
+    }
+    Ok(Val::Padded { id: x, shape: vec![c, l], left, right })
 }

@@ -41,6 +41,7 @@ pub const NETWORK_OPS: &[&str] = &[
     "MatMul",
     "Dropout",
     "Identity",
+    "Pad",
 ];
 
 /// What an import yields.
@@ -69,7 +70,7 @@ pub enum ImportError {
 
 /// Choices the file cannot make.
 #[derive(Debug, Clone, Default)]
-pub struct ImportOptions {
+pub struct ImportSettings {
     /// The model's name in the `.pot` text.
     pub name: String,
     /// The series length, where the file leaves it symbolic.
@@ -77,7 +78,7 @@ pub struct ImportOptions {
 }
 
 /// Decodes and imports an ONNX model.
-pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<Imported, ImportError> {
+pub fn import(bytes: &[u8], opts: &ImportSettings) -> Result<Imported, ImportError> {
     let model = <ModelProto as prost::Message>::decode(bytes)
         .map_err(|e| ImportError::NotOnnx(format!("the protobuf does not decode ({e})")))?;
     let opset = check_model(&model)?;
@@ -137,7 +138,18 @@ enum Val {
     /// A network tensor: the op computing it, and its ONNX shape without the
     /// batch axis. potc's value has the same elements in the same order; its
     /// shape may differ by unit axes (`[C]` where ONNX has `[C, 1]`).
-    Net { id: NodeId, shape: Vec<usize> },
+    Net {
+        id: NodeId,
+        shape: Vec<usize>,
+    },
+    /// A network series `[C, L]` zero-padded along time by a `Pad` node,
+    /// which only a `Conv` may read: the zeros become its padding.
+    Padded {
+        id: NodeId,
+        shape: Vec<usize>,
+        left: usize,
+        right: usize,
+    },
 }
 
 /// The batch axis of the network input.
@@ -172,9 +184,8 @@ impl Importer {
 
     fn initializers(&mut self, g: &proto::GraphProto) -> Result<(), ImportError> {
         for t in &g.initializer {
-            let c = tensor::decode(t).map_err(|e| {
-                ImportError::Model(format!("initializer \"{}\" {e}", t.name))
-            })?;
+            let c = tensor::decode(t)
+                .map_err(|e| ImportError::Model(format!("initializer \"{}\" {e}", t.name)))?;
             self.vals.insert(t.name.clone(), Val::Const(c));
         }
         Ok(())
@@ -206,7 +217,8 @@ impl Importer {
             Some(proto::DimValue::DimValue(n)) if *n > 0 => Batch::Fixed(*n),
             _ => Batch::Symbolic,
         };
-        let channels = fixed(&dims[1]).ok_or_else(|| bad("the channel count is not fixed".into()))?;
+        let channels =
+            fixed(&dims[1]).ok_or_else(|| bad("the channel count is not fixed".into()))?;
         let length = match (fixed(&dims[2]), length) {
             (Some(l), Some(given)) if l != given => {
                 return Err(bad(format!("the file fixes the length at {l}, not {given}")))
@@ -245,15 +257,14 @@ impl Importer {
             ins.push(Some(v.clone()));
         }
         let all_const = ins.iter().flatten().all(|v| matches!(v, Val::Const(_)));
-        let outs = if fold::FOLDED.contains(&n.op_type.as_str())
-            && (all_const || n.op_type == "Shape")
-        {
-            fold::fold(&at, &ins, self.batch, self.opset)?.into_iter().map(Val::Const).collect()
-        } else if NETWORK_OPS.contains(&n.op_type.as_str()) {
-            layers::translate(self, &at, &ins)?
-        } else {
-            return Err(at.err(unsupported(&n.op_type)));
-        };
+        let outs =
+            if fold::FOLDED.contains(&n.op_type.as_str()) && (all_const || n.op_type == "Shape") {
+                fold::fold(&at, &ins, self.batch, self.opset)?.into_iter().map(Val::Const).collect()
+            } else if NETWORK_OPS.contains(&n.op_type.as_str()) {
+                layers::translate(self, &at, &ins)?
+            } else {
+                return Err(at.err(unsupported(&n.op_type)));
+            };
         self.bind_outputs(&at, outs)
     }
 
@@ -289,8 +300,8 @@ impl Importer {
                 self.g.set_output(*id);
                 Ok(())
             }
-            Some(Val::Const(_)) => Err(ImportError::Model(format!(
-                "the output \"{}\" is a constant, not computed from the input",
+            Some(Val::Const(_) | Val::Padded { .. }) => Err(ImportError::Model(format!(
+                "the output \"{}\" is a constant or a padded tensor, not a layer's output",
                 out.name
             ))),
             None => Err(ImportError::Model(format!(

@@ -19,6 +19,10 @@ pub enum Data {
 }
 
 impl Const {
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn len(&self) -> usize {
         match &self.data {
             Data::F32(v) => v.len(),
@@ -41,10 +45,9 @@ impl Const {
     /// The integer values, every one known.
     pub fn known_ints(&self) -> Result<Vec<i64>, String> {
         match &self.data {
-            Data::Int(v) => v
-                .iter()
-                .map(|x| x.ok_or_else(|| "depends on the batch size".to_string()))
-                .collect(),
+            Data::Int(v) => {
+                v.iter().map(|x| x.ok_or_else(|| "depends on the batch size".to_string())).collect()
+            }
             Data::F32(_) => Err("is a float tensor where integers are needed".into()),
         }
     }
@@ -96,7 +99,12 @@ pub fn decode(t: &TensorProto) -> Result<Const, String> {
                 raw.iter().map(|&b| byte(b)).collect()
             })
         }
-        other => return Err(format!("has element type {} (potc reads float and integer tensors)", type_name(other))),
+        other => {
+            return Err(format!(
+                "has element type {} (potc reads float and integer tensors)",
+                type_name(other)
+            ))
+        }
     };
     let c = Const { dims, data };
     if c.len() != n {
@@ -111,7 +119,10 @@ fn chunks<const B: usize>(
     n: usize,
 ) -> Result<impl Iterator<Item = [u8; B]> + '_, String> {
     if raw.len() != n.saturating_mul(B) {
-        return Err(format!("holds {} bytes where its shape needs {n} values of {B} bytes", raw.len()));
+        return Err(format!(
+            "holds {} bytes where its shape needs {n} values of {B} bytes",
+            raw.len()
+        ));
     }
     Ok(raw.chunks_exact(B).map(|c| {
         let mut a = [0u8; B];

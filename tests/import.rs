@@ -198,3 +198,23 @@ fn an_imported_fcn_trains_lowers_and_runs_exactly() {
     assert_eq!(run["logits_sha256"], fq["logits_sha256"]);
     assert_eq!(run["accuracy"], fq["accuracy"]);
 }
+
+/// A dynamic length (`dynamic_axes={"x": {0: "batch", 2: "length"}}`) needs
+/// `--length`; a length the file fixes must not be contradicted.
+#[test]
+fn a_symbolic_length_is_given_with_length() {
+    let mut m = fcn_model();
+    let g = m.graph.as_mut().unwrap();
+    let dims = &mut g.input[0].r#type.as_mut().unwrap().tensor_type.as_mut().unwrap();
+    let dim = &mut dims.shape.as_mut().unwrap().dim[2];
+    dim.value = Some(proto::DimValue::DimParam("length".into()));
+    let bytes = m.encode_to_vec();
+    let err = import_error(&bytes);
+    assert!(err.contains("the length is symbolic; give one with --length"), "{err}");
+    let settings = ImportSettings { name: "m".into(), length: Some(300) };
+    let im = import(&bytes, &settings).unwrap();
+    assert_eq!(im.graph.node(im.graph.inputs()[0]).ty.shape, vec![1, 300]);
+    let fixed = std::fs::read(format!("{FIXTURES}/fcn.torchscript.onnx")).unwrap();
+    let e = import(&fixed, &settings).unwrap_err().to_string();
+    assert!(e.contains("the file fixes the length at 150, not 300"), "{e}");
+}

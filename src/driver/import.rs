@@ -24,8 +24,8 @@ pub struct ImportOptions {
     #[arg(long, value_name = "L")]
     pub length: Option<usize>,
     /// The class labels in the network's output order, comma-separated, as
-    /// the data files spell them (default: the data file's order of first
-    /// appearance when training starts).
+    /// the data files spell them (default: the data file's class order, as
+    /// for a model trained from scratch).
     #[arg(long, value_name = "A,B,...", value_delimiter = ',')]
     pub labels: Option<Vec<String>>,
     /// The model's name in the text (default: from the file name).

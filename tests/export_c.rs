@@ -179,7 +179,7 @@ fn examples_match_the_jit() {
         // No argument: `main` reads data.txt.
         let (got, err) = outputs(run(&exe, &out, &[]), output_len(&p));
         let ds = potc::data::load(Path::new(&test)).unwrap().with_labels(&p.labels).unwrap();
-        let want = run_program(&p, &ds, 0, EngineKind::Jit).unwrap();
+        let want = run_program(&p, &ds, 0, EngineKind::Jit, Default::default()).unwrap();
         assert_eq!(got.len(), ds.n * output_len(&p), "{m} on {test}");
         assert!(got == want, "{m} on {test}: the C outputs differ from the JIT's");
         let jit = ok(potc(&["run", &prog, "--data", &test]));
@@ -223,7 +223,10 @@ fn resnet_matches_the_interpreter() {
     // tests/jit.rs), the extremes against the interpreter.
     let ds = potc::data::load(Path::new(GUNPOINT.1)).unwrap();
     let (got, _) = outputs(run(&exe, &out, &["data.txt"]), output_len(&p));
-    assert!(got == run_program(&p, &ds, 0, EngineKind::Jit).unwrap(), "resnet on GunPoint");
+    assert!(
+        got == run_program(&p, &ds, 0, EngineKind::Jit, Default::default()).unwrap(),
+        "resnet on GunPoint"
+    );
     let interp = IntInterpreter::new(&p.graph, &p.tensors).unwrap();
 
     let mut rng = ChaCha8Rng::seed_from_u64(3);
@@ -524,5 +527,8 @@ fn a_relu_between_a_quantizer_and_a_mac_is_exact_everywhere() {
     let p = load_program(&prog).unwrap();
     let (got, _) = outputs(run(&compile(&out), &out, &[]), output_len(&p));
     let ds = potc::data::load(Path::new(GUNPOINT.1)).unwrap().with_labels(&p.labels).unwrap();
-    assert!(got == run_program(&p, &ds, 0, EngineKind::Interp).unwrap(), "C differs");
+    assert!(
+        got == run_program(&p, &ds, 0, EngineKind::Interp, Default::default()).unwrap(),
+        "C differs"
+    );
 }

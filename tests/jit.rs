@@ -197,7 +197,7 @@ fn the_portable_dot_product_matches_too() {
         let Some((_, _, p)) = random_program(&mut rng, |_| w4a8(), 32) else { continue };
         let x = random_inputs(&p, 3, &mut rng);
         let interp = IntInterpreter::new(&p.graph, &p.tensors).unwrap().run(&x);
-        let opts = JitOptions { no_vnni: true, disasm: true };
+        let opts = JitOptions { no_vnni: true, disasm: true, ..JitOptions::default() };
         let jit = JitProgram::compile(&p, opts).unwrap();
         assert!(!jit.disasm.as_deref().unwrap_or("").contains("vpdpbusd"));
         assert_eq!(jit.run(&x), interp);
@@ -283,4 +283,91 @@ fn a_requant_shift_of_i32_min_is_refused() {
     bad.tensors.insert("q.shift".into(), (vec![1], vec![i32::MIN]));
     let e = bad.check().unwrap_err().to_string();
     assert!(e.contains("tensor `q.shift`: left shift 2147483648 exceeds 62"), "{e}");
+}
+
+/// A float model whose convolutions cross the microkernels' tile edges:
+/// up to 30 output channels (tiles of 12, blocks of 4), up to 21 input
+/// channels (groups of 4), kernels, strides and dilations up to 5 and 3,
+/// lengths from 1 (shorter than a tile of 4 steps).
+fn wide_network(rng: &mut ChaCha8Rng) -> String {
+    let (c, o, o2) = (rng.random_range(1..=21), rng.random_range(1..=30), rng.random_range(1..=30));
+    let (k, s, d) = (rng.random_range(1..=5), rng.random_range(1..=3), rng.random_range(1..=3));
+    let span = d * (k - 1) + 1;
+    let l = rng.random_range(1..=24usize);
+    let p = if l < span { span.div_ceil(2) } else { rng.random_range(0..=k / 2) };
+    let bias = rng.random_bool(0.7);
+    format!(
+        "model w(%x: [{c}, {l}]) {{
+  %c = conv1d(%x) {{out_channels = {o}, kernel = {k}, stride = {s}, padding = [{p}, {p}], dilation = {d}, bias = {bias}}}
+  %r = relu(%c)
+  %c2 = conv1d(%r) {{out_channels = {o2}, kernel = {k2}, padding = same}}
+  %g = global_avg_pool(%c2)
+  %y = linear(%g) {{out_features = 3}}
+  return %y
+}}
+",
+        k2 = rng.random_range(1..=4)
+    )
+}
+
+/// Every family of MAC kernels this build has, on the host if it has it,
+/// against the interpreter: the random networks above and ones crossing
+/// the tile edges. A family the host lacks is named on standard error.
+#[test]
+fn every_kernel_family_the_host_has_matches_the_interpreter() {
+    use potc::backend::jit::micro::Kernels;
+    use std::io::Write;
+    for (family, available) in Kernels::all() {
+        if let Err(why) = available {
+            let _ = writeln!(std::io::stderr(), "skipped: {} kernels ({why})", family.name());
+            continue;
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let (mut tested, mut tried) = (0, 0);
+        while tested < 150 {
+            tried += 1;
+            assert!(tried <= 1000, "{}: only {tested} of {tried} networks lowered", family.name());
+            let text = wide_network(&mut rng);
+            let g = potc::syntax::parse(&text).unwrap_or_else(|e| panic!("{text}\n{e:?}"));
+            let (w, a) = (rng.random_range(2..=8), rng.random_range(2..=8));
+            let cfg = QuantConfig::parse(&format!("w{w}a{a}")).unwrap();
+            let (q, store) = quantize(&g, &cfg, &mut rng);
+            let Ok(p) = lower(&q, &store, 32) else { continue };
+            let x = random_inputs(&p, 3, &mut rng);
+            let want = IntInterpreter::from_checked(&p).unwrap().run(&x);
+            let opts = JitOptions { kernels: family, ..JitOptions::default() };
+            let jit = JitProgram::compile(&p, opts).unwrap();
+            assert_eq!(jit.kernels, family);
+            assert_eq!(jit.run(&x), want, "{}: {text}", family.name());
+            // One sample split over two threads: each half a range of tiles.
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+            let one = &x[..jit.input_len];
+            assert_eq!(pool.install(|| jit.run(one)), want[..jit.output_len], "{text}");
+            tested += 1;
+        }
+    }
+}
+
+/// `--kernels` on the command line: the family is reported by `bench`
+/// with the MAC rate, and the interpreter refuses a choice it has no use for.
+#[test]
+fn kernels_are_chosen_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ck, int) = (dir.path().join("q.st"), dir.path().join("int"));
+    let (ck, int) = (ck.to_str().unwrap(), int.to_str().unwrap());
+    let (train, test) = ("examples/data/GunPoint_TRAIN.ts", "examples/data/GunPoint_TEST.ts");
+    ok(potc(
+        &["train", "examples/tiny.pot", "--train", train, "--test", test, "-o", ck]
+            .iter()
+            .chain(&["--quant", "w4a8", "--epochs", "0"])
+            .copied()
+            .collect::<Vec<_>>(),
+    ));
+    ok(potc(&["lower", "examples/tiny.pot", "--weights", ck, "-o", int]));
+    let b = json(&ok(potc(&["bench", int, "--kernels", "xmm", "--seconds", "0.05", "--json"])));
+    assert_eq!(b["kernels"], "xmm");
+    assert!(b["gmac_per_second"].as_f64().unwrap() > 0.0);
+    let out = potc(&["run", int, "--data", test, "--engine", "interp", "--kernels", "xmm"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the interpreter has none"));
 }

@@ -33,6 +33,11 @@ pub trait Engine: Sync {
     fn disasm(&self) -> Option<&str> {
         None
     }
+
+    /// The family of MAC kernels, for an engine that has several.
+    fn kernels(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +62,8 @@ impl EngineKind {
 pub struct EngineOptions {
     /// Keep the generated machine code as text (the JIT; see [`Engine::disasm`]).
     pub disasm: bool,
+    /// The JIT's MAC kernels (`--kernels`).
+    pub kernels: jit::micro::KernelChoice,
 }
 
 /// Builds the engine `kind` for `p`. The error is a sentence for the user
@@ -67,9 +74,14 @@ pub fn engine(
     opts: EngineOptions,
 ) -> Result<Box<dyn Engine>, String> {
     Ok(match kind {
+        EngineKind::Interp if opts.kernels != jit::micro::KernelChoice::Auto => {
+            return Err("--kernels chooses the JIT's kernels; the interpreter has none".into())
+        }
         EngineKind::Interp => Box::new(interp::IntInterpreter::from_checked(p)?),
         EngineKind::Jit => {
-            let opts = jit::JitOptions { disasm: opts.disasm, ..jit::JitOptions::default() };
+            let kernels = jit::micro::Kernels::resolve(opts.kernels)?;
+            let opts =
+                jit::JitOptions { disasm: opts.disasm, kernels, ..jit::JitOptions::default() };
             Box::new(jit::JitProgram::compile(p, opts).map_err(|e| format!("the JIT: {e}"))?)
         }
     })
@@ -100,5 +112,9 @@ impl Engine for jit::JitProgram {
 
     fn disasm(&self) -> Option<&str> {
         self.disasm.as_deref()
+    }
+
+    fn kernels(&self) -> Option<&'static str> {
+        Some(self.kernels.name())
     }
 }

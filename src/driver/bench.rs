@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use super::lower::load_program;
 use super::model_data::pool;
 use super::Failure;
+use crate::backend::jit::micro::KernelChoice;
 use crate::backend::{engine, EngineKind, EngineOptions};
 
 /// Flags of `potc bench` (see `potc bench --help`).
@@ -19,6 +20,9 @@ pub struct BenchOptions {
     /// Samples per batch (1: latency of one sample).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub batch: u32,
+    /// The JIT's MAC kernels; a family the CPU lacks is an error.
+    #[arg(long, value_enum, default_value_t = KernelChoice::Auto)]
+    pub kernels: KernelChoice,
     /// Worker threads a batch is spread over (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -41,7 +45,8 @@ pub fn bench(o: &BenchOptions) -> Result<String, Failure> {
     let batch = o.batch as usize;
     let x = program.random_input(batch, 0);
     let threads = pool(o.threads)?;
-    let opts = EngineOptions { disasm: o.disasm.is_some() };
+    let opts = EngineOptions { disasm: o.disasm.is_some(), kernels: o.kernels };
+    let macs = crate::report::report(&program).map(|r| r.totals.macs).unwrap_or(0);
     let engine = engine(o.engine, &program, opts).map_err(|e| Failure(format!("error: {e}\n")))?;
     if let (Some(path), Some(text)) = (&o.disasm, engine.disasm()) {
         std::fs::write(path, text)
@@ -63,16 +68,23 @@ pub fn bench(o: &BenchOptions) -> Result<String, Failure> {
         "latency_us_median": latency_us,
         "samples_per_second": sps,
         "runs": times.len(),
+        "macs_per_sample": macs,
+        "gmac_per_second": macs as f64 * sps / 1e9,
     });
+    if let Some(k) = engine.kernels() {
+        out["kernels"] = k.into();
+    }
     if let Some(ms) = compile_ms {
         out["compile_ms"] = ms.into();
     }
     Ok(if o.json {
         out.to_string() + "\n"
     } else {
+        let kernels = engine.kernels().map(|k| format!(" ({k} kernels)")).unwrap_or_default();
         format!(
-            "{}: batch {batch}, {n} threads: median {latency_us:.1} us per batch, {sps:.0} samples/s ({} runs)\n",
+            "{}{kernels}: batch {batch}, {n} threads: median {latency_us:.1} us per batch, {sps:.0} samples/s, {:.1} GMAC/s ({} runs)\n",
             engine.name(),
+            macs as f64 * sps / 1e9,
             times.len()
         )
     })

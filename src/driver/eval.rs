@@ -44,6 +44,9 @@ pub struct EvalOptions {
     /// The arithmetic to evaluate in.
     #[arg(long, value_enum, default_value_t = EvalMode::Float)]
     pub mode: EvalMode,
+    /// The JIT's MAC kernels (`--mode jit`); a family the CPU lacks is an error.
+    #[arg(long, value_enum, default_value_t = crate::backend::jit::micro::KernelChoice::Auto)]
+    pub kernels: crate::backend::jit::micro::KernelChoice,
     /// Worker threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -134,7 +137,7 @@ fn eval_int(o: &EvalOptions, engine: EngineKind, mode: &str) -> Result<String, F
     let path = Path::new(&o.weights);
     let ck = Checkpoint::load(path)?;
     let program = super::lower::lower_model(&model, &ck, path, 32, false)?.program;
-    let report = super::lower::run_report(&program, &o.data, o.threads, engine)?;
+    let report = super::lower::run_report(&program, &o.data, o.threads, engine, o.kernels)?;
     let warnings = diagnostics::report("", diagnostics::checkpoint_warnings(&model, &ck));
     Ok(if o.json {
         let mut out = report.json(mode);

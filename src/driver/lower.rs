@@ -7,6 +7,7 @@ use super::eval::logits_sha256;
 use super::model_data::pool;
 use super::quantized::inference_model;
 use super::{load_float_model, load_model, Failure};
+use crate::backend::jit::micro::KernelChoice;
 use crate::backend::{engine, EngineKind, EngineOptions};
 use crate::ckpt::{Checkpoint, KEY_HISTORY, KEY_INPUT_SHAPE};
 use crate::data;
@@ -196,6 +197,9 @@ pub struct RunOptions {
     /// The engine that runs the integers.
     #[arg(long, value_enum, default_value_t = EngineKind::Jit)]
     pub engine: EngineKind,
+    /// The JIT's MAC kernels; a family the CPU lacks is an error.
+    #[arg(long, value_enum, default_value_t = KernelChoice::Auto)]
+    pub kernels: KernelChoice,
     /// Worker threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -241,11 +245,12 @@ pub fn run_program(
     ds: &data::Dataset,
     threads: usize,
     kind: EngineKind,
+    kernels: KernelChoice,
 ) -> Result<Vec<i64>, Failure> {
     let x = quantized_input(p, ds)?;
     let pool = pool(threads)?;
-    let engine =
-        engine(kind, p, EngineOptions::default()).map_err(|e| Failure(format!("error: {e}\n")))?;
+    let opts = EngineOptions { kernels, ..EngineOptions::default() };
+    let engine = engine(kind, p, opts).map_err(|e| Failure(format!("error: {e}\n")))?;
     Ok(pool.install(|| engine.run(&x)))
 }
 
@@ -279,9 +284,10 @@ pub fn run_report(
     data: &str,
     threads: usize,
     engine: EngineKind,
+    kernels: KernelChoice,
 ) -> Result<RunReport, Failure> {
     let ds = load_data(program, data)?;
-    let ints = run_program(program, &ds, threads, engine)?;
+    let ints = run_program(program, &ds, threads, engine, kernels)?;
     let k = ints.len() / ds.n.max(1);
     let correct = (0..ds.n)
         .filter(|&i| {
@@ -295,7 +301,7 @@ pub fn run_report(
 
 pub fn run(o: &RunOptions) -> Result<String, Failure> {
     let program = load_program(&o.program)?;
-    let report = run_report(&program, &o.data, o.threads, o.engine)?;
+    let report = run_report(&program, &o.data, o.threads, o.engine, o.kernels)?;
     Ok(if o.json {
         let mut out = report.json("int");
         out["engine"] = o.engine.name().into();

@@ -14,6 +14,7 @@
 mod dot;
 mod kernels;
 mod loops;
+pub mod micro;
 mod requant;
 
 use std::collections::HashMap;
@@ -58,6 +59,8 @@ pub struct JitOptions {
     /// products become widening multiplies and pairwise adds (the fallback
     /// other hosts get; tested against the interpreter).
     pub no_vnni: bool,
+    /// The family of MAC kernels (resolved for this host: [`micro::Kernels::resolve`]).
+    pub kernels: micro::Kernels,
 }
 
 /// A generated step: `(input, output, scratch, from, to)`.
@@ -72,6 +75,10 @@ pub struct JitProgram {
     /// Buffers whose addresses the code holds (weights, biases, tables).
     /// Never touched again: their heap storage must not move or drop.
     _tables: Vec<Vec<i32>>,
+    /// The microkernels' specs and packed weights, likewise.
+    _micro: Vec<micro::MicroConv>,
+    /// The family of MAC kernels the code calls.
+    pub kernels: micro::Kernels,
     pub input_len: usize,
     pub output_len: usize,
     /// Wall time of code generation and linking.
@@ -231,7 +238,7 @@ impl JitProgram {
         let mut module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
         let mut sig = module.make_signature();
         sig.params.extend([AbiParam::new(IDX); 5]);
-        let mut layout = Layout::of(p)?;
+        let mut layout = Layout::of(p, opts.kernels)?;
         let mut steps = Steps {
             ctx: module.make_context(),
             module: &mut module,
@@ -242,6 +249,7 @@ impl JitProgram {
             disasm: opts.disasm.then(String::new),
         };
         let tables = emit(&mut steps, p, &mut layout)?;
+        let micro = layout.micro.drain().map(|(_, m)| m).collect();
         let (defined, disasm) = (std::mem::take(&mut steps.defined), steps.disasm.take());
         let symbols = std::mem::take(&mut steps.symbols);
         drop(steps);
@@ -270,6 +278,8 @@ impl JitProgram {
             module: Some(std::sync::Mutex::new(module)),
             code,
             _tables: tables,
+            _micro: micro,
+            kernels: opts.kernels,
             input_len: layout.input_len,
             output_len: layout.output_len,
             compile_time: started.elapsed(),
@@ -351,6 +361,8 @@ struct Layout {
     /// Requantizations whose only reader is a vector convolution: they
     /// write its packed input directly (value: the convolution).
     fused: HashMap<NodeId, NodeId>,
+    /// Vector convolutions a microkernel computes (not `xmm`).
+    micro: HashMap<NodeId, micro::MicroConv>,
     input_len: usize,
     output_len: usize,
     scratch_len: usize,
@@ -363,7 +375,7 @@ enum Region {
 }
 
 impl Layout {
-    fn of(p: &IntProgram) -> Result<Layout, JitError> {
+    fn of(p: &IntProgram, kernels: micro::Kernels) -> Result<Layout, JitError> {
         let g = &p.graph;
         let order = g.order().map_err(|_| JitError::Program("a cycle".into()))?;
         let input = g.inputs()[0];
@@ -371,6 +383,7 @@ impl Layout {
         let mut at = HashMap::new();
         let mut dots = HashMap::new();
         let mut geometry = HashMap::new();
+        let mut micros = HashMap::new();
         let mut next = 0i64;
         for &id in &order {
             let node = g.node(id);
@@ -390,6 +403,10 @@ impl Layout {
                         len = (dc.co_pad * node.ty.shape[1]) as i64;
                         let (left, _) = c.padding.amounts(c.kernel, c.dilation);
                         geometry.insert(id, (left, dot::packed_rows(c, l), l));
+                        let lo = node.ty.shape[1];
+                        if let Some(m) = micro::MicroConv::new(kernels, c, &dc, w, lo) {
+                            micros.insert(id, m);
+                        }
                         dots.insert(id, (dc, next));
                         next += bytes.div_ceil(4) as i64;
                     }
@@ -425,6 +442,7 @@ impl Layout {
             dot: dots,
             pack_geometry: geometry,
             fused,
+            micro: micros,
             input_len: g.node(input).ty.elements() as usize,
             output_len: g.node(out).ty.elements() as usize,
             scratch_len: next as usize,
@@ -484,9 +502,13 @@ fn emit(steps: &mut Steps, p: &IntProgram, layout: &mut Layout) -> Result<Vec<Ve
                     }
                     Ok(())
                 })?;
+                let micro = layout.micro.get(&id);
                 steps.define(&name, dot::blocks(dc), |b, ps| {
                     let at = packed(layout, id, ps, b);
-                    dot::conv(b, c, d.lo, at.base, buf(id, ps), dc, ps.from, ps.to);
+                    match micro {
+                        Some(m) => call_micro(b, m, at.base, buf(id, ps), ps),
+                        None => dot::conv(b, c, d.lo, at.base, buf(id, ps), dc, ps.from, ps.to),
+                    }
                     Ok(())
                 })?;
             }
@@ -576,6 +598,18 @@ fn emit(steps: &mut Steps, p: &IntProgram, layout: &mut Layout) -> Result<Vec<Ve
         tables.extend([dc.weights, dc.bias]);
     }
     Ok(tables)
+}
+
+/// A call of microkernel `m` on the packed input `xp` into `y`, for the
+/// step's range of output-channel tiles (the contract is in `micro`).
+fn call_micro(b: &mut FunctionBuilder, m: &micro::MicroConv, xp: Value, y: Buf, ps: &Params) {
+    let mut sig = Signature::new(b.func.signature.call_conv);
+    sig.params.extend([AbiParam::new(IDX); 5]);
+    let sig = b.import_signature(sig);
+    let entry = b.ins().iconst(IDX, m.entry as i64);
+    let spec = b.ins().iconst(IDX, &*m.spec as *const micro::ConvSpec as i64);
+    let yp = b.ins().iadd_imm_s(y.base, y.offset * 4);
+    b.ins().call_indirect(sig, entry, &[spec, xp, yp, ps.from, ps.to]);
 }
 
 /// The packed input of vector convolution `conv`, in the step being built.

@@ -404,11 +404,13 @@ impl Layout {
                         let (left, _) = c.padding.amounts(c.kernel, c.dilation);
                         geometry.insert(id, (left, dot::packed_rows(c, l), l));
                         let lo = node.ty.shape[1];
+                        let mut slack = 0;
                         if let Some(m) = micro::MicroConv::new(kernels, c, &dc, w, lo) {
                             micros.insert(id, m);
+                            slack = micro::SLACK;
                         }
                         dots.insert(id, (dc, next));
-                        next += bytes.div_ceil(4) as i64;
+                        next += (bytes + slack).div_ceil(4) as i64;
                     }
                 }
             }

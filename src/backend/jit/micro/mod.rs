@@ -17,7 +17,9 @@
 //!   stored 4 times (16 bytes), channels past the input's zero;
 //! - `y` has room for `co_pad * lo` `i32` (channel-major); the kernel
 //!   writes exactly rows `12 * from .. 12 * to` of it;
-//! - `from <= to <= co_pad / 12`; no alignment is assumed (unaligned loads).
+//! - `from <= to <= co_pad / 12`; no alignment is assumed (unaligned loads);
+//! - a kernel may read up to 16 bytes past the last row (`SLACK`), whose
+//!   values meet only zero weights.
 //!
 //! Sums are exact: every product fits its lane and the accumulator, whose
 //! bound the program's loader proved, fits `i32`, so wrapping additions
@@ -31,6 +33,9 @@ use crate::ir::op::Conv1d;
 
 /// Output channels of one tile: 3 blocks of 4, as `dot.rs` pads them.
 pub const TILE: usize = 12;
+
+/// Bytes after a packed input that a microkernel may read (see the contract).
+pub const SLACK: usize = 16;
 
 /// The families of MAC kernels, as `--kernels` names them.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -106,8 +111,8 @@ pub fn host_has_vnni() -> bool {
 /// code passes its address.
 #[repr(C)]
 pub struct ConvSpec {
-    /// The family's packed weights.
-    pub weights: *const i16,
+    /// The kernel's packed weights (`i16` or `i8`, as its `pack` wrote them).
+    pub weights: *const u8,
     /// Per padded output channel: the bias with the input offset absorbed.
     pub bias: *const i32,
     pub row_bytes: usize,
@@ -118,13 +123,16 @@ pub struct ConvSpec {
     pub dilation: usize,
     /// Output length.
     pub lo: usize,
+    /// Products summed in 16 bits before widening (kernels that do so):
+    /// as many as keep every partial sum exact.
+    pub run16: usize,
 }
 
 /// A convolution's microkernel: its entry point and what its spec points to.
 pub struct MicroConv {
     pub entry: usize,
     pub spec: Box<ConvSpec>,
-    _weights: Vec<i16>,
+    _weights: Vec<u8>,
     _bias: Vec<i32>,
 }
 
@@ -144,10 +152,10 @@ impl MicroConv {
         w: &[i32],
         lo: usize,
     ) -> Option<MicroConv> {
-        let (weights, entry) = match family {
+        let (weights, entry, run16) = match family {
             Kernels::Xmm => return None,
             #[cfg(target_arch = "x86_64")]
-            Kernels::Avx2 => (avx2::pack(op, dc, w), avx2::entry()),
+            Kernels::Avx2 => avx2::pack(op, dc, w),
             #[cfg(not(target_arch = "x86_64"))]
             Kernels::Avx2 => return None,
         };
@@ -161,6 +169,7 @@ impl MicroConv {
             stride: op.stride,
             dilation: op.dilation,
             lo,
+            run16,
         });
         Some(MicroConv { entry, spec, _weights: weights, _bias: bias })
     }

@@ -85,8 +85,9 @@ enum Command {
     ///
     /// Median time per batch over --seconds of runs and the samples/s it
     /// gives; the batch's samples run in parallel over --threads. With
-    /// --json: engine, batch, threads, latency_us_median, samples_per_second
-    /// (and compile_ms for the JIT).
+    /// --json: engine, batch, threads, latency_us_median, samples_per_second,
+    /// macs_per_sample, gmac_per_second (and for the JIT compile_ms and
+    /// kernels, the family of MAC kernels `--kernels` chose).
     Bench(BenchOptions),
     /// What a lowered program asks of hardware, op by op.
     ///

@@ -79,7 +79,7 @@ fn accumulator_bits_equal_the_analysis_on_random_networks() {
         let plan = Plan::new(&q).unwrap();
         let w = potc::driver::weights_from(&plan, &store, 0);
         let bounds = analyse(&plan, &w);
-        let r = report(&p).unwrap();
+        let r = report(&p, potc::report::Target::Cpu).unwrap();
         let macs: Vec<_> = r.layers.iter().filter(|l| l.acc_bits_needed.is_some()).collect();
         assert_eq!(macs.len(), bounds.len(), "case {case}");
         for (row, b) in macs.iter().zip(&bounds) {
@@ -198,4 +198,44 @@ fn plots_of_odd_exponents_never_panic() {
     let (code, err) = run(&[("x.exp", Some(vec![0, 1]))]);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("`x.exp`"), "{err}");
+}
+
+/// `--target asic`: every MAC layer gets a datapath; with power-of-two
+/// weights no layer needs a multiplier, with integer weights some do, and
+/// the totals add the layers up.
+#[test]
+fn asic_datapaths_count_no_multiplier_for_power_of_two_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let (train, test) = ("examples/data/GunPoint_TRAIN.ts", "examples/data/GunPoint_TEST.ts");
+    for pot in [true, false] {
+        let ck = dir.path().join(format!("q{pot}.st"));
+        let int = dir.path().join(format!("int{pot}"));
+        let (ck, int) = (ck.to_str().unwrap(), int.to_str().unwrap());
+        let mut args =
+            vec!["train", "examples/fcn.pot", "--train", train, "--test", test, "-o", ck];
+        args.extend(["--quant", "w4a8", "--epochs", "0"]);
+        if pot {
+            args.push("--pot-weights");
+        }
+        common::ok(common::potc(&args));
+        common::ok(common::potc(&["lower", "examples/fcn.pot", "--weights", ck, "-o", int]));
+        let r =
+            common::json(&common::ok(common::potc(&["report", int, "--target", "asic", "--json"])));
+        let layers: Vec<&serde_json::Value> =
+            r["layers"].as_array().unwrap().iter().filter(|l| l["weights"].is_object()).collect();
+        assert_eq!(layers.len(), 4);
+        let count =
+            |k: &str| layers.iter().map(|l| l["datapath"][k].as_u64().unwrap()).sum::<u64>();
+        assert_eq!(r["totals"]["datapath"]["multipliers"].as_u64(), Some(count("multipliers")));
+        assert_eq!(r["totals"]["datapath"]["adders"].as_u64(), Some(count("adders")));
+        if pot {
+            assert_eq!(count("multipliers"), 0);
+            assert!(count("shifters") > 0);
+        } else {
+            assert!(count("multipliers") > 0);
+        }
+        // Without --target asic the report has no datapath.
+        let cpu = common::json(&common::ok(common::potc(&["report", int, "--json"])));
+        assert!(cpu["layers"].as_array().unwrap().iter().all(|l| l.get("datapath").is_none()));
+    }
 }

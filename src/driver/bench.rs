@@ -46,7 +46,9 @@ pub fn bench(o: &BenchOptions) -> Result<String, Failure> {
     let x = program.random_input(batch, 0);
     let threads = pool(o.threads)?;
     let opts = EngineOptions { disasm: o.disasm.is_some(), kernels: o.kernels };
-    let macs = crate::report::report(&program).map(|r| r.totals.macs).unwrap_or(0);
+    let macs = crate::report::report(&program, crate::report::Target::Cpu)
+        .map(|r| r.totals.macs)
+        .unwrap_or(0);
     let engine = engine(o.engine, &program, opts).map_err(|e| Failure(format!("error: {e}\n")))?;
     if let (Some(path), Some(text)) = (&o.disasm, engine.disasm()) {
         std::fs::write(path, text)

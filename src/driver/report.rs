@@ -7,7 +7,7 @@ use super::plot::training_curves;
 use super::Failure;
 use crate::report::plot::{layers, weight_histograms};
 use crate::report::source::Source;
-use crate::report::{render, report as build};
+use crate::report::{render, report as build, Target};
 
 /// Flags of `potc report` (see `potc report --help`).
 #[derive(clap::Args, Debug, Clone)]
@@ -22,11 +22,19 @@ pub struct ReportOptions {
     /// (`training.svg`), from the `source.safetensors` that `potc lower` keeps.
     #[arg(long, value_name = "DIR")]
     pub plot: Option<String>,
+    /// What to count: `cpu`, the operations a CPU executes (MACs); `asic`,
+    /// also each MAC layer's spatial datapath (one operator per weight, one
+    /// output step per cycle): multipliers (none for a weight 0 or ±2^k,
+    /// which is a shift), adders and shifters with their widths, and
+    /// register bits (`datapath` in --json).
+    #[arg(long, value_enum, default_value_t = Target::Cpu)]
+    pub target: Target,
 }
 
 pub fn report(o: &ReportOptions) -> Result<String, Failure> {
     let program = load_program(&o.program)?;
-    let r = build(&program).map_err(|e| Failure(format!("{}: error: {e}\n", o.program)))?;
+    let r =
+        build(&program, o.target).map_err(|e| Failure(format!("{}: error: {e}\n", o.program)))?;
     if let Some(dir) = &o.plot {
         let dir = Path::new(dir);
         std::fs::create_dir_all(dir).map_err(|e| {

@@ -481,6 +481,13 @@ fn axis_incl_end(a: i64, rank: usize) -> Option<usize> {
 /// where `to` is a vector.
 fn reshaped(im: &mut Importer, at: &NodeAt, x: NodeId, to: Vec<usize>) -> Result<Val, ImportError> {
     let held = im.g.node(x).ty.shape.clone();
+    if to.iter().product::<usize>() != held.iter().product::<usize>() {
+        return Err(at.err(format!(
+            "reshapes [batch, {}] to [batch, {}]: the element counts differ",
+            dims(&held),
+            dims(&to)
+        )));
+    }
     let unit_free = |d: &[usize]| d.iter().copied().filter(|&v| v != 1).collect::<Vec<_>>();
     if to.len() == 1 && held.len() > 1 {
         let id = im.add(at, "flatten", Op::Flatten, &[x])?;
@@ -510,20 +517,27 @@ pub fn net_reshape(
     let is_batch = match (first, batch) {
         (None, _) => true,
         (Some(0), _) => !allowzero,
+        (Some(-1), _) => !rest.contains(&Some(-1)),
         (Some(n), Batch::Fixed(b)) => n == b,
-        (Some(-1), Batch::Symbolic) => true,
         _ => false,
     };
     if !is_batch {
         return Err(format!("the target's first axis {first:?} is not the batch axis"));
     }
-    let rest: Result<Vec<i64>, String> =
-        rest.iter().map(|d| d.ok_or("moves the batch size past axis 0".to_string())).collect();
-    let mut full = vec![1usize];
-    full.extend_from_slice(shape);
-    let copied: Vec<i64> = std::iter::once(-1).chain(rest?).collect();
-    let dims = reshape(&full, &copied, allowzero)?;
-    Ok(dims[1..].to_vec())
+    // The rest reshapes one sample; a 0 copies the input's axis at its own
+    // position (the sample's axis one before it).
+    let mut per_sample = Vec::with_capacity(rest.len());
+    for (i, d) in rest.iter().enumerate() {
+        match *d {
+            None => return Err("moves the batch size past axis 0".into()),
+            Some(0) if !allowzero => {
+                let copied = shape.get(i).ok_or("copies an axis the input lacks")?;
+                per_sample.push(*copied as i64);
+            }
+            Some(v) => per_sample.push(v),
+        }
+    }
+    reshape(shape, &per_sample, allowzero)
 }
 
 /// ONNX `Reshape` of `dims` to `target` (0 copies, -1 infers).

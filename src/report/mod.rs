@@ -3,9 +3,12 @@
 //! and configured, parameter and activation memory, MACs — and pictures of
 //! the quantized weights and the training run (`plot`).
 
+mod datapath;
 pub mod plot;
 pub mod source;
 mod table;
+
+pub use datapath::Datapath;
 
 pub use table::render;
 
@@ -45,6 +48,18 @@ pub struct Row {
     pub bias_memory_bits: u64,
     /// The result's size per sample at its type's width.
     pub activation_bits: u64,
+    /// MAC layers, for `--target asic`: the operators a spatial datapath needs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub datapath: Option<Datapath>,
+}
+
+/// What the report counts: the operations a CPU executes (MACs), or also
+/// the hardware a spatial ASIC datapath needs (see `datapath`).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Target {
+    #[default]
+    Cpu,
+    Asic,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -68,6 +83,9 @@ pub struct Totals {
     pub bias_memory_bits: u64,
     /// The largest single activation (a lower bound for activation memory).
     pub max_activation_bits: u64,
+    /// `--target asic`: multipliers, adders, shifters and register bits over all layers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub datapath: Option<Datapath>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -78,22 +96,35 @@ pub struct Report {
     pub totals: Totals,
 }
 
-/// The report of a checked program (see `IntProgram::check`).
-pub fn report(p: &IntProgram) -> Result<Report, String> {
+/// The report of a checked program (see `IntProgram::check`) for `target`.
+pub fn report(p: &IntProgram, target: Target) -> Result<Report, String> {
     let g = &p.graph;
     let order = g.order().map_err(|_| "the graph has a cycle".to_string())?;
-    let layers = order.into_iter().map(|id| row(p, id)).collect::<Result<Vec<_>, _>>()?;
+    let layers = order.into_iter().map(|id| row(p, id, target)).collect::<Result<Vec<_>, _>>()?;
+    let datapath = (target == Target::Asic).then(|| {
+        let all = layers.iter().filter_map(|r| r.datapath.as_ref());
+        all.fold(Datapath::default(), |mut t, d| {
+            t.multipliers += d.multipliers;
+            t.adders += d.adders;
+            t.shifters += d.shifters;
+            t.register_bits += d.register_bits;
+            t.adder_bits = t.adder_bits.max(d.adder_bits);
+            t.multiplier_bits = [0, 1].map(|i| t.multiplier_bits[i].max(d.multiplier_bits[i]));
+            t
+        })
+    });
     let sum = |f: fn(&Row) -> u64| layers.iter().map(f).sum();
     let totals = Totals {
         macs: sum(|r| r.macs),
         weight_memory_bits: sum(|r| r.weight_memory_bits),
         bias_memory_bits: sum(|r| r.bias_memory_bits),
         max_activation_bits: layers.iter().map(|r| r.activation_bits).max().unwrap_or(0),
+        datapath,
     };
     Ok(Report { model: g.name.clone(), labels: p.labels.clone(), layers, totals })
 }
 
-fn row(p: &IntProgram, id: NodeId) -> Result<Row, String> {
+fn row(p: &IntProgram, id: NodeId, target: Target) -> Result<Row, String> {
     let g = &p.graph;
     let node = g.node(id);
     let operands = g.operands(id);
@@ -118,6 +149,7 @@ fn row(p: &IntProgram, id: NodeId) -> Result<Row, String> {
         weight_memory_bits: 0,
         bias_memory_bits: 0,
         activation_bits: node.ty.elements() * elem_bits(node.ty.elem),
+        datapath: None,
     };
     let (q, rows, macs) = match &node.op {
         Op::IntConv1d(c) => {
@@ -139,12 +171,17 @@ fn row(p: &IntProgram, id: NodeId) -> Result<Row, String> {
     let b = tensor("b");
     let x = g.node(operands[0]).ty.elem;
     let (_, worst) = int_layer_bound(w, b.map(|b| b.as_slice()), rows, max_magnitude(x));
-    r.acc_bits_needed = Some(signed_bits(u64::try_from(worst).unwrap_or(u64::MAX)));
+    let need = signed_bits(u64::try_from(worst).unwrap_or(u64::MAX));
+    r.acc_bits_needed = Some(need);
     r.acc_bits = Some(elem_bits(node.ty.elem) as u32);
     r.macs = macs;
     let info = weight_info(p, id, q, w, b.map(|b| b.as_slice()));
     r.weight_memory_bits = w.len() as u64 * u64::from(info.bits);
     r.bias_memory_bits = b.map_or(0, |b| b.len() as u64 * u64::from(info.bias_bits));
+    if target == Target::Asic {
+        let x_bits = elem_bits(x) as u32;
+        r.datapath = Some(datapath::datapath(w, rows, b.is_some(), x_bits, info.bits, need));
+    }
     r.weights = Some(info);
     Ok(r)
 }

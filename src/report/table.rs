@@ -54,7 +54,36 @@ pub fn render(r: &Report) -> String {
     out += "\nscale: value = integer * 2^e (a range when per channel); weights: format, bits and \
             scale of the integer weights;\nshift: requant's right shift (round half up) or shl's \
             left shift; acc: bits the worst case needs / the accumulator's.\n";
+    if let Some(t) = &r.totals.datapath {
+        out += &datapaths(r, t);
+    }
     out
+}
+
+/// `--target asic`: each MAC layer's spatial datapath, then the totals.
+fn datapaths(r: &Report, t: &super::Datapath) -> String {
+    let line = |name: &str, d: &super::Datapath| {
+        format!(
+            "  {name:<20} {:>9} multipliers ({}x{} bits), {:>9} adders ({} bits), {:>9} shifters, {} register bits\n",
+            thousands(d.multipliers),
+            d.multiplier_bits[0],
+            d.multiplier_bits[1],
+            thousands(d.adders),
+            d.adder_bits,
+            thousands(d.shifters),
+            thousands(d.register_bits)
+        )
+    };
+    let mut out =
+        "\ndatapath (asic: one operator per weight, one output step per cycle; a weight 0 \
+                   costs nothing, ±2^k is a shift):\n"
+            .to_string();
+    for row in &r.layers {
+        if let Some(d) = &row.datapath {
+            out += &line(&format!("%{}", row.name), d);
+        }
+    }
+    out + &line("total", t)
 }
 
 fn cells(r: &Row) -> [String; 10] {

@@ -138,7 +138,17 @@ fn example_on(model: &str, train: &str, test: &str) {
     let run = json(&ok(potc(&["run", out.to_str().unwrap(), "--data", test, "--json"])));
     let int =
         json(&ok(potc(&["eval", &m, "--weights", ck, "--data", test, "--mode", "int", "--json"])));
-    for other in [&run, &int] {
+    // Every family of JIT kernels the host has.
+    let families = potc::backend::jit::micro::Kernels::all();
+    let kernels: Vec<serde_json::Value> = families
+        .iter()
+        .filter(|(_, available)| available.is_ok())
+        .map(|(k, _)| {
+            let dir = out.to_str().unwrap();
+            json(&ok(potc(&["run", dir, "--data", test, "--kernels", k.name(), "--json"])))
+        })
+        .collect();
+    for other in [&run, &int].into_iter().chain(&kernels) {
         assert_eq!(other["logits_sha256"], fq["logits_sha256"], "{model} on {test}");
         assert_eq!(other["accuracy"], fq["accuracy"]);
         assert_eq!(other["n"], fq["n"]);

@@ -161,6 +161,23 @@ class SameEven(nn.Module):
         return self.fc(torch.flatten(x, 1))
 
 
+class PooledView(nn.Module):
+    """Exported with a symbolic length: `x.view(x.size(0), -1)` after
+    adaptive pooling makes the TorchScript-based exporter write the
+    Shape / Gather / Unsqueeze / Concat arithmetic an importer must fold."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(2, 4, 5, padding="same")
+        self.bn = nn.BatchNorm1d(4)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        x = torch.relu(self.bn(self.conv(x)))
+        x = nn.functional.adaptive_avg_pool1d(x, 1)
+        return self.fc(x.view(x.size(0), -1))
+
+
 # name -> (constructor, (C, L), seed)
 MODELS = [
     ("fcn", lambda: Fcn(), (1, 150), 1001),
@@ -168,7 +185,12 @@ MODELS = [
     ("maxpool_linear", lambda: MaxpoolLinear(), (2, 40), 1003),
     ("depthwise", lambda: Depthwise(), (4, 32), 1004),
     ("same_even", lambda: SameEven(), (2, 50), 1005),
+    ("pooled_view", lambda: PooledView(), (2, 50), 1006),
 ]
+
+# Models exported with a symbolic length as well as batch (the importer needs
+# `--length`; the tests give it the JSON's input length).
+DYNAMIC_LENGTH = {"pooled_view"}
 
 
 def build(ctor, seed):
@@ -200,7 +222,7 @@ def make_inputs(shape, seed, name):
 # -------------------------------------------------------------- exporting
 
 
-def export_torchscript(model, example, path, keep_bn=False):
+def export_torchscript(model, example, path, keep_bn=False, dynamic_length=False):
     # keep_bn: no constant folding, so the BatchNormalization nodes are not
     # folded into the Conv weights. The model stays in eval mode, so each BN is
     # the inference form (1 output, training_mode=0).
@@ -212,19 +234,24 @@ def export_torchscript(model, example, path, keep_bn=False):
         opset_version=TORCHSCRIPT_OPSET,
         input_names=["x"],
         output_names=["logits"],
-        dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}},
+        dynamic_axes={"x": {0: "batch", 2: "length"} if dynamic_length else {0: "batch"},
+                      "logits": {0: "batch"}},
         do_constant_folding=not keep_bn,
     )
 
 
-def export_dynamo(model, example, path, keep_bn=False):
+def export_dynamo(model, example, path, keep_bn=False, dynamic_length=False):
     # keep_bn: optimize=False, so the exporter's optimizer does not fold the
     # BatchNormalization nodes into the Conv weights (the graph then keeps
     # some extra Constant / Pad / Reshape nodes too).
+    shapes = None
+    if dynamic_length:
+        shapes = ({0: torch.export.Dim("batch"), 2: torch.export.Dim("length", min=8)},)
     prog = torch.onnx.export(
         model,
         (example,),
         dynamo=True,
+        dynamic_shapes=shapes,
         optimize=not keep_bn,
         input_names=["x"],
         output_names=["logits"],
@@ -337,7 +364,8 @@ def main():
             onnx_path = stem + ".onnx"
             reference = "onnxruntime"
             try:
-                export(model, x[:1], onnx_path, keep_bn=keep_bn)
+                export(model, x[:1], onnx_path, keep_bn=keep_bn,
+                       dynamic_length=name in DYNAMIC_LENGTH)
                 m = onnx.load(onnx_path)
                 onnx.checker.check_model(m, full_check=True)
                 ops = op_types(m)
@@ -348,7 +376,8 @@ def main():
                 if keep_bn:
                     print(f"    {n_bn} BatchNormalization nodes kept")
                 try:
-                    out = run_ort(onnx_path, x, batch_dynamic=(exporter == "torchscript"))
+                    dynamic = exporter == "torchscript" or name in DYNAMIC_LENGTH
+                    out = run_ort(onnx_path, x, batch_dynamic=dynamic)
                 except Exception as e:
                     # ONNX Runtime may refuse a valid model (e.g. Conv with
                     # auto_pad SAME_UPPER and dilation > 1).

@@ -27,14 +27,21 @@ fn fixtures() -> Vec<(String, PathBuf, serde_json::Value)> {
         }
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
-    // Five models, each from both exporters, two of them also with batch norm kept.
-    assert!(out.len() >= 14, "fixtures missing in {FIXTURES}: found {}", out.len());
+    // Six models, each from both exporters, two of them also with batch norm
+    // kept, one with a symbolic length.
+    assert!(out.len() >= 16, "fixtures missing in {FIXTURES}: found {}", out.len());
     out
 }
 
-fn import_file(path: &Path) -> Result<potc::onnx::Imported, ImportError> {
-    let settings = ImportSettings { name: "imported".into(), length: None };
+/// Imports a fixture at its JSON's input length (files with a symbolic
+/// length need it; the others fix the same one).
+fn import_file(path: &Path, j: &serde_json::Value) -> Result<potc::onnx::Imported, ImportError> {
+    let settings = ImportSettings { name: "imported".into(), length: Some(length(j)) };
     import(&std::fs::read(path).unwrap(), &settings)
+}
+
+fn length(j: &serde_json::Value) -> usize {
+    j["input_shape"][1].as_u64().unwrap() as usize
 }
 
 fn floats(v: &serde_json::Value) -> Vec<f32> {
@@ -44,7 +51,7 @@ fn floats(v: &serde_json::Value) -> Vec<f32> {
 #[test]
 fn every_fixture_imports_and_matches_onnx_runtime() {
     for (name, onnx, j) in fixtures() {
-        let im = import_file(&onnx).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let im = import_file(&onnx, &j).unwrap_or_else(|e| panic!("{name}: {e}"));
         potc::ir::verify(&im.graph).unwrap();
         let plan = Plan::new(&im.graph).unwrap();
         let mut w: Weights = plan
@@ -78,13 +85,14 @@ fn every_fixture_imports_and_matches_onnx_runtime() {
 #[test]
 fn imported_text_round_trips_and_snapshots() {
     let dir = tempfile::tempdir().unwrap();
-    for (name, onnx, _) in fixtures() {
+    for (name, onnx, j) in fixtures() {
         let pot = dir.path().join(format!("{name}.pot"));
         let ck = dir.path().join(format!("{name}.safetensors"));
-        ok(potc(&["import", onnx.to_str().unwrap(), "-o", pot.to_str().unwrap()]));
+        let l = length(&j).to_string();
+        ok(potc(&["import", onnx.to_str().unwrap(), "-o", pot.to_str().unwrap(), "--length", &l]));
         let text = std::fs::read_to_string(&pot).unwrap();
         let g = potc::syntax::parse(&text).unwrap_or_else(|d| panic!("{name}: {d:?}"));
-        let im = import_file(&onnx).unwrap();
+        let im = import_file(&onnx, &j).unwrap();
         assert_eq!(
             potc::ir::print(&g).replace(&g.name, "M"),
             potc::ir::print(&im.graph).replace("imported", "M")

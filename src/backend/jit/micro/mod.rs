@@ -40,7 +40,9 @@ pub const SLACK: usize = 16;
 /// The families of MAC kernels, as `--kernels` names them.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum KernelChoice {
-    /// The fastest family the host has (see `Kernels::best`).
+    /// The fastest family the CPU has: `xmm` on VNNI CPUs (its 128-bit
+    /// `vpdpbusd` does as many MACs an instruction), else `avx2` where the
+    /// CPU has AVX2, else `xmm`.
     #[default]
     Auto,
     /// 256-bit AVX2: `vpmaddwd` on 16-bit pairs (hosts without VNNI).

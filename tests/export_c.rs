@@ -532,3 +532,38 @@ fn a_relu_between_a_quantizer_and_a_mac_is_exact_everywhere() {
         "C differs"
     );
 }
+
+/// With power-of-two weights the C of every MAC layer shifts instead of
+/// multiplying a weight (codes `±(k + 1)` in the tables), and computes the
+/// JIT's integers on GunPoint's test set.
+#[test]
+fn power_of_two_layers_shift_and_match_the_jit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = |p: PathBuf| p.to_str().unwrap().to_string();
+    let (ck, prog, out) =
+        (s(tmp.path().join("q.st")), s(tmp.path().join("int")), tmp.path().join("c"));
+    let args =
+        ["train", "examples/fcn.pot", "--train", GUNPOINT.0, "--test", GUNPOINT.1, "-o", &ck];
+    ok(potc(&[&args[..], &["--quant", "w4a8", "--pot-weights", "--epochs", "0"]].concat()));
+    ok(potc(&["lower", "examples/fcn.pot", "--weights", &ck, "-o", &prog]));
+    ok(potc(&[
+        "export",
+        &prog,
+        "--format",
+        "c",
+        "-o",
+        out.to_str().unwrap(),
+        "--data",
+        GUNPOINT.1,
+    ]));
+    let source = std::fs::read_to_string(out.join("fcn.c")).unwrap();
+    assert!(!source.contains("wv * "), "a weight is multiplied");
+    assert!(!source.contains("w[i] * "), "a weight is multiplied");
+    assert_eq!(source.matches("<< sh) ^ neg) - neg").count(), 7, "3 convs x 2 loops + 1 linear");
+    let exe = compile(&out);
+    let p = load_program(&prog).unwrap();
+    let (got, _) = outputs(run(&exe, &out, &[]), output_len(&p));
+    let ds = potc::data::load(Path::new(GUNPOINT.1)).unwrap().with_labels(&p.labels).unwrap();
+    let want = run_program(&p, &ds, 0, EngineKind::Jit, Default::default()).unwrap();
+    assert!(got == want, "the C outputs differ from the JIT's");
+}

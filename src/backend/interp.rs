@@ -197,9 +197,10 @@ fn step(s: &Step, x: &[i64], z: &[i64]) -> Vec<i64> {
         Op::IntConv1d(op) => conv1d(op, x, c, l, s.out_ty.shape[1], &s.params),
         Op::IntLinear(op) => {
             let (w, b) = (&s.params[0], s.params.get(1));
+            let term = Term::of(op.quant.pot());
             (0..op.out_features)
                 .map(|r| {
-                    let dot: i64 = w[r * c..][..c].iter().zip(x).map(|(w, x)| w * x).sum();
+                    let dot: i64 = w[r * c..][..c].iter().zip(x).map(|(&w, &x)| term(w, x)).sum();
                     dot + b.map_or(0, |b| b[r])
                 })
                 .collect()
@@ -238,6 +239,7 @@ fn step(s: &Step, x: &[i64], z: &[i64]) -> Vec<i64> {
 /// zero outside the input.
 fn conv1d(op: &Conv1d, x: &[i64], c: usize, l: usize, lo: usize, p: &[Vec<i64>]) -> Vec<i64> {
     let (w, b) = (&p[0], p.get(1));
+    let term = Term::of(op.quant.pot());
     let (cg, og) = (c / op.groups, op.out_channels / op.groups);
     let (left, _) = op.padding.amounts(op.kernel, op.dilation);
     let mut y = vec![0i64; op.out_channels * lo];
@@ -260,16 +262,42 @@ fn conv1d(op: &Conv1d, x: &[i64], c: usize, l: usize, lo: usize, p: &[Vec<i64>])
                 }
                 if op.stride == 1 {
                     let xs = &xr[(t0 as isize + off) as usize..];
-                    out[t0..t1].iter_mut().zip(xs).for_each(|(acc, &xv)| *acc += wv * xv);
+                    out[t0..t1].iter_mut().zip(xs).for_each(|(acc, &xv)| *acc += term(wv, xv));
                 } else {
                     for (t, acc) in out.iter_mut().enumerate().take(t1).skip(t0) {
-                        *acc += wv * xr[((t * op.stride) as isize + off) as usize];
+                        *acc += term(wv, xr[((t * op.stride) as isize + off) as usize]);
                     }
                 }
             }
         }
     }
     y
+}
+
+/// One term `w * x` of a MAC layer: a multiplication, or for power-of-two
+/// weights (`w_format = pot`, every weight 0 or `±2^k`, as the loader
+/// checked) the shift a silicon datapath computes, `±(x << k)`.
+struct Term;
+
+impl Term {
+    fn of(pot: bool) -> fn(i64, i64) -> i64 {
+        if pot {
+            |w, x| {
+                if w == 0 {
+                    return 0;
+                }
+                // |x| < 2^32 and k < 2^4: the shift stays far inside i64.
+                let shifted = x << w.unsigned_abs().trailing_zeros();
+                if w < 0 {
+                    -shifted
+                } else {
+                    shifted
+                }
+            }
+        } else {
+            |w, x| w * x
+        }
+    }
 }
 
 /// The output steps `t0..t1` whose input index `t * stride + off` lies in

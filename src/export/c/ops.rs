@@ -128,7 +128,9 @@ impl Emitter<'_> {
         let (cg, og) = (c / groups, op.out_channels / groups);
         let w = self.tensor(node, "w")?;
         let b = if op.bias { Some(self.tensor(node, "b")?) } else { None };
-        let w_c = self.values_table(&format!("w_{cname}"), &format!("{line}: w"), w, cg * k);
+        let pot = op.quant.pot();
+        let w = if pot { pot_codes(w) } else { w.to_vec() };
+        let w_c = self.values_table(&format!("w_{cname}"), &format!("{line}: w"), &w, cg * k);
         if let Some(b) = b {
             let v: Vec<i64> = b.iter().map(|&x| i64::from(x)).collect();
             self.table(CType::I32, &format!("b_{cname}"), &format!("{line}: b"), &v, 16);
@@ -189,17 +191,17 @@ impl Emitter<'_> {
                     if (wv == 0 || n <= 0) {{
                         continue;
                     }}
-                    {at} *restrict as = acc + t0[j];
+{weight}                    {at} *restrict as = acc + t0[j];
                     const {xt} *restrict xs = xr + (t0[j] * {stride} + off[j]);
                     int32_t t = 0;
                     /* Blocks of 16 steps (a constant trip count, which compilers vectorize at -O2). */
                     for (; t + 16 <= n; t += 16) {{
                         for (int32_t u = 0; u < 16; u++) {{
-                            as[t + u] += wv * xs[{block}];
+                            as[t + u] += {term_block};
                         }}
                     }}
                     for (; t < n; t++) {{
-                        as[t] += wv * xs[{single}];
+                        as[t] += {term_single};
                     }}
                 }}
             }}
@@ -209,6 +211,9 @@ impl Emitter<'_> {
             t0 = t0.join(", "),
             t1 = t1.join(", "),
             off = off.join(", "),
+            weight = if pot { pot_decode("wv", acc_c, 20) } else { String::new() },
+            term_block = term(pot, acc_c, &format!("xs[{block}]")),
+            term_single = term(pot, acc_c, &format!("xs[{single}]")),
             wt = w_c.name(),
             row = cg * k,
             xt = x_c.name(),
@@ -229,7 +234,9 @@ impl Emitter<'_> {
         y_c: CType,
     ) -> Result<String, String> {
         let w = self.tensor(node, "w")?;
-        let w_c = self.values_table(&format!("w_{cname}"), &format!("{line}: w"), w, f);
+        let pot = op.quant.pot();
+        let w = if pot { pot_codes(w) } else { w.to_vec() };
+        let w_c = self.values_table(&format!("w_{cname}"), &format!("{line}: w"), &w, f);
         let init = if op.bias {
             let b: Vec<i64> = self.tensor(node, "b")?.iter().map(|&x| i64::from(x)).collect();
             self.table(CType::I32, &format!("b_{cname}"), &format!("{line}: b"), &b, 16);
@@ -244,17 +251,65 @@ impl Emitter<'_> {
         const {wt} *w = w_{cname} + r * {f};
         {at} acc = {init};
         for (int32_t i = 0; i < {f}; i++) {{
-            acc += ({at})w[i] * x[i];
-        }}
+{body}        }}
         y[r] = ({yt})acc;
     }}
 ",
+            body = if pot {
+                format!(
+                    "            const {at} wv = w[i];\n            if (wv == 0) {{\n                continue;\n            }}\n{}            acc += {};\n",
+                    pot_decode("wv", acc_c, 12),
+                    term(true, acc_c, "x[i]"),
+                    at = acc_c.name()
+                )
+            } else {
+                format!("            acc += ({})w[i] * x[i];\n", acc_c.name())
+            },
             rows = op.out_features,
             wt = w_c.name(),
             at = acc_c.name(),
             yt = y_c.name(),
         ))
     }
+}
+
+/// Power-of-two weights as the C export stores them: 0, or `±(k + 1)` for
+/// `±2^k` (the loader checked every weight is one of those).
+fn pot_codes(w: &[i32]) -> Vec<i32> {
+    w.iter()
+        .map(|&v| match v {
+            0 => 0,
+            v => v.signum() * (v.unsigned_abs().trailing_zeros() as i32 + 1),
+        })
+        .collect()
+}
+
+/// Declarations of a power-of-two code `code` (nonzero) decoded into the
+/// shift `sh` and the mask `neg` (all ones for a negative weight), indented
+/// by `indent` spaces.
+fn pot_decode(code: &str, acc: CType, indent: usize) -> String {
+    let pad = " ".repeat(indent);
+    let at = acc.name();
+    format!(
+        "{pad}/* A power-of-two weight: code ±(k + 1) is ±2^k, a shift, not a multiplier. */\n\
+         {pad}const int32_t sh = ({code} > 0 ? {code} : -{code}) - 1;\n\
+         {pad}const {at} neg = {code} > 0 ? 0 : -1;\n"
+    )
+}
+
+/// One term `w * x` of a MAC layer in C: a product, or with power-of-two
+/// weights `x << sh`, negated by the mask `neg` (`(v ^ neg) - neg`). The
+/// shift is done on the unsigned type (a left shift of a negative signed
+/// value is undefined in C99) and converted back, which C99 leaves to the
+/// implementation and every two's-complement compiler does modulo 2^N;
+/// the true value fits, as `potc lower` proved for the accumulator.
+fn term(pot: bool, acc: CType, x: &str) -> String {
+    let at = acc.name();
+    if !pot {
+        return format!("wv * {x}");
+    }
+    let ut = if acc == CType::I64 { "uint64_t" } else { "uint32_t" };
+    format!("(({at})(({ut})({at}){x} << sh) ^ neg) - neg")
 }
 
 /// The accumulator's C type: `int32_t` (the accumulator types are at most

@@ -197,6 +197,14 @@ fn check(prog: &str, out: &Path) -> (CheckedProgram, Value, Arrays) {
             q["signed"].as_bool().unwrap(),
             q["hex_digits"].as_u64().unwrap() as usize,
         );
+        // Power-of-two weights are written as codes, which decode to the tensor.
+        let hex: Vec<i64> = match q.get("encoding") {
+            Some(e) => {
+                assert_eq!(e, potc::quant::pot::ENCODING);
+                hex.iter().map(|&c| potc::quant::pot::decode(c as i32)).collect()
+            }
+            None => hex,
+        };
         assert_eq!(hex, tdata.iter().map(|&x| i64::from(x)).collect::<Vec<_>>(), "{name}.hex");
     }
     // Nothing else in the directory (no stray temporary files).
@@ -329,4 +337,36 @@ fn export_errors_are_clear() {
     ]));
     let (_, m, _) = check(&prog, Path::new(&out));
     assert_eq!(m["n"], 1);
+}
+
+/// Power-of-two weights go out as codes, in the weights' width, with their
+/// encoding in the manifest (`check` decodes them back to the program's).
+#[test]
+fn power_of_two_weights_are_written_as_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("q.st").to_str().unwrap().to_string();
+    let prog = dir.path().join("int").to_str().unwrap().to_string();
+    let m = "examples/tiny.pot";
+    let train = ["train", m, "--train", TRAIN, "--test", TEST, "-o", &ck, "--quant", "w4a8"];
+    ok(potc(&[&train[..], &["--pot-weights", "--epochs", "0"]].concat()));
+    ok(potc(&["lower", m, "--weights", &ck, "-o", &prog]));
+    let out = dir.path().join("v");
+    ok(potc(&[
+        "export",
+        &prog,
+        "--format",
+        "vectors",
+        "-o",
+        out.to_str().unwrap(),
+        "--samples",
+        "2",
+    ]));
+    let (_, m, _) = check(&prog, &out);
+    let weights: Vec<&Value> =
+        m["params"].as_array().unwrap().iter().filter(|q| q["slot"] == "w").collect();
+    assert!(!weights.is_empty());
+    for q in weights {
+        assert_eq!(q["encoding"], potc::quant::pot::ENCODING, "{q}");
+        assert_eq!((q["bits"].as_u64(), q["signed"].as_bool()), (Some(4), Some(true)), "{q}");
+    }
 }

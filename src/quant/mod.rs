@@ -8,6 +8,7 @@ pub mod accum;
 pub mod config;
 pub mod fold;
 pub mod kernels;
+pub mod pot;
 pub mod quantizer;
 
 pub use config::QuantConfig;

@@ -9,7 +9,7 @@ use super::model::Emitter;
 use crate::backend::interp::taps;
 use crate::ir::op::{Conv1d, Linear, Op, Pool1d};
 use crate::ir::{NodeId, Type};
-use crate::quant::QuantSpec;
+use crate::quant::{pot, QuantSpec};
 
 impl Emitter<'_> {
     /// Emits the function of op `id`.
@@ -129,7 +129,7 @@ impl Emitter<'_> {
         let w = self.tensor(node, "w")?;
         let b = if op.bias { Some(self.tensor(node, "b")?) } else { None };
         let pot = op.quant.pot();
-        let w = if pot { pot_codes(w) } else { w.to_vec() };
+        let w: Vec<i32> = if pot { w.iter().map(|&v| pot::code(v)).collect() } else { w.to_vec() };
         let w_c = self.values_table(&format!("w_{cname}"), &format!("{line}: w"), &w, cg * k);
         if let Some(b) = b {
             let v: Vec<i64> = b.iter().map(|&x| i64::from(x)).collect();
@@ -235,7 +235,7 @@ impl Emitter<'_> {
     ) -> Result<String, String> {
         let w = self.tensor(node, "w")?;
         let pot = op.quant.pot();
-        let w = if pot { pot_codes(w) } else { w.to_vec() };
+        let w: Vec<i32> = if pot { w.iter().map(|&v| pot::code(v)).collect() } else { w.to_vec() };
         let w_c = self.values_table(&format!("w_{cname}"), &format!("{line}: w"), &w, f);
         let init = if op.bias {
             let b: Vec<i64> = self.tensor(node, "b")?.iter().map(|&x| i64::from(x)).collect();
@@ -271,17 +271,6 @@ impl Emitter<'_> {
             yt = y_c.name(),
         ))
     }
-}
-
-/// Power-of-two weights as the C export stores them: 0, or `±(k + 1)` for
-/// `±2^k` (the loader checked every weight is one of those).
-fn pot_codes(w: &[i32]) -> Vec<i32> {
-    w.iter()
-        .map(|&v| match v {
-            0 => 0,
-            v => v.signum() * (v.unsigned_abs().trailing_zeros() as i32 + 1),
-        })
-        .collect()
 }
 
 /// Declarations of a power-of-two code `code` (nonzero) decoded into the

@@ -14,7 +14,9 @@
 //!                 "npz_key", "npz_shape": [N, *shape], "dtype" (NumPy name),
 //!                 "hex", "hex_digits", "order": ["sample", "channel", "time"] } ],
 //!   "params": [ { "name": "<node>.<slot>", "value": node, "slot", "shape", "type",
-//!                 "bits", "signed", "hex", "hex_digits", "order": dimension names } ] }
+//!                 "bits", "signed", "hex", "hex_digits", "order": dimension names,
+//!                 "encoding" (power-of-two weights, written as codes: 0 is 0,
+//!                 c != 0 is sign(c) * 2^(|c| - 1)) } ] }
 //! ```
 //! Values are in program order (every operand before its user).
 
@@ -26,6 +28,7 @@ use crate::backend::interp::IntInterpreter;
 use crate::ir::op::{AttrVisitor, Op, Padding, F64};
 use crate::ir::{Elem, Node};
 use crate::program::IntProgram;
+use crate::quant::pot;
 
 /// The parameter tensors in program order, each in the narrowest type its
 /// role guarantees (weights `i<w_bits>` unless power-of-two, biases the
@@ -39,8 +42,13 @@ pub(super) fn param_arrays(p: &IntProgram, interp: &IntInterpreter) -> Result<Ve
         for name in &v.params {
             let (shape, data) =
                 p.tensors.get(name).ok_or_else(|| format!("missing tensor `{name}`"))?;
-            let data: Vec<i64> = data.iter().map(|&x| i64::from(x)).collect();
             let slot = &name[v.name.len() + 1..];
+            // Power-of-two weights are written as their codes.
+            let encoding = (slot == "w" && pot(&node.op)).then_some(pot::ENCODING);
+            let data: Vec<i64> = match encoding {
+                Some(_) => data.iter().map(|&x| i64::from(pot::code(x))).collect(),
+                None => data.iter().map(|&x| i64::from(x)).collect(),
+            };
             let (ty, dims) = role(&node.op, slot, node.ty.elem, rank1);
             let ty = ty.filter(|t| t.fits(&data)).unwrap_or(IntType::I32);
             out.push(super::Array {
@@ -50,16 +58,27 @@ pub(super) fn param_arrays(p: &IntProgram, interp: &IntInterpreter) -> Result<Ve
                 shape: shape.clone(),
                 dims,
                 data,
+                encoding,
             });
         }
     }
     Ok(out)
 }
 
-/// A parameter's preferred type and dimension names.
+/// Whether `op` is a MAC layer with power-of-two weights.
+fn pot(op: &Op) -> bool {
+    match op {
+        Op::IntConv1d(c) => c.quant.pot(),
+        Op::IntLinear(l) => l.quant.pot(),
+        _ => false,
+    }
+}
+
+/// A parameter's preferred type and dimension names. Weights take
+/// `i<w_bits>`: integers, or power-of-two codes, which fit it too.
 fn role(op: &Op, slot: &str, acc: Elem, rank1: bool) -> (Option<IntType>, Vec<&'static str>) {
     let weight = |q: &crate::ir::op::LayerQuant| {
-        (!q.pot()).then_some(IntType { signed: true, bits: q.w_bits.unwrap_or(16) as u32 })
+        Some(IntType { signed: true, bits: q.weight_bits() as u32 })
     };
     let channel = if rank1 { "feature" } else { "channel" };
     match (op, slot) {
@@ -123,6 +142,9 @@ pub(super) fn render(
             let mut e = json!({ "name": a.name, "value": value, "slot": slot });
             describe(&mut e, a);
             e["order"] = json!(a.dims);
+            if let Some(enc) = a.encoding {
+                e["encoding"] = json!(enc);
+            }
             e
         })
         .collect();

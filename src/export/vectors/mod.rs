@@ -75,6 +75,9 @@ struct Array {
     /// The names of the dimensions in `shape`, outermost first.
     dims: Vec<&'static str>,
     data: Vec<i64>,
+    /// How the integers encode the tensor, where they are codes
+    /// (power-of-two weights: `quant::pot::ENCODING`).
+    encoding: Option<&'static str>,
 }
 
 impl Array {
@@ -168,7 +171,7 @@ fn value_arrays(interp: &IntInterpreter, traces: Vec<Vec<i64>>) -> Result<Vec<Ar
             let dims =
                 if v.ty.shape.len() == 2 { vec!["channel", "time"] } else { vec!["feature"] };
             let (name, stem) = (v.name.clone(), file_stem(&v.name));
-            Ok(Array { name, stem, ty, shape: v.ty.shape.clone(), dims, data })
+            Ok(Array { name, stem, ty, shape: v.ty.shape.clone(), dims, data, encoding: None })
         })
         .collect()
 }

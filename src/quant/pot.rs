@@ -1,0 +1,40 @@
+//! The code of a power-of-two weight, as the hand-off files store it: 0 for
+//! 0, and `±(k + 1)` for `±2^k`. A `b`-bit power-of-two weight has
+//! `k <= 2^(b-1) - 2`, so its code fits a signed `b`-bit integer.
+
+/// What the code of each weight means, as `manifest.json` states it.
+pub const ENCODING: &str = "pot: 0 is the weight 0; c != 0 is sign(c) * 2^(|c| - 1)";
+
+/// The code of `w`, which is 0 or `±2^k` (the program's loader checked it).
+pub fn code(w: i32) -> i32 {
+    match w {
+        0 => 0,
+        w => w.signum() * (w.unsigned_abs().trailing_zeros() as i32 + 1),
+    }
+}
+
+/// The weight a code stands for.
+pub fn decode(c: i32) -> i64 {
+    match c {
+        0 => 0,
+        c => i64::from(c.signum()) << (c.unsigned_abs() - 1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_fit_the_weight_width() {
+        for k in 0..=14 {
+            for w in [1i32 << k, -(1i32 << k)] {
+                assert_eq!(decode(code(w)), i64::from(w));
+            }
+        }
+        assert_eq!(code(0), 0);
+        // 5-bit power-of-two weights reach 2^14: code 15 fits i5.
+        assert_eq!(code(1 << 14), 15);
+        assert_eq!(code(-1), -1);
+    }
+}

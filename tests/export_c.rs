@@ -148,11 +148,22 @@ fn assert_integer_only(dir: &Path) {
 /// Trains `model` (0 epochs, w4a8), lowers it and exports it with the test
 /// set, all through the CLI; returns the program and export directories.
 fn example(model: &str, train: &str, test: &str, dir: &Path) -> (String, PathBuf) {
+    example_with(model, train, test, dir, &[])
+}
+
+/// As `example`, with more flags for `potc train`.
+fn example_with(
+    model: &str,
+    train: &str,
+    test: &str,
+    dir: &Path,
+    flags: &[&str],
+) -> (String, PathBuf) {
     let s = |p: PathBuf| p.to_str().unwrap().to_string();
     let (ck, prog, out) = (s(dir.join("q.safetensors")), s(dir.join("int")), dir.join("c"));
     let file = format!("examples/{model}.pot");
     let args = ["train", &file, "--train", train, "--test", test, "-o", &ck];
-    ok(potc(&[&args[..], &["--quant", "w4a8", "--epochs", "0"]].concat()));
+    ok(potc(&[&args[..], flags, &["--quant", "w4a8", "--epochs", "0"]].concat()));
     ok(potc(&["lower", &file, "--weights", &ck, "-o", &prog]));
     ok(potc(&["export", &prog, "--format", "c", "-o", out.to_str().unwrap(), "--data", test]));
     (prog, out)
@@ -539,23 +550,7 @@ fn a_relu_between_a_quantizer_and_a_mac_is_exact_everywhere() {
 #[test]
 fn power_of_two_layers_shift_and_match_the_jit() {
     let tmp = tempfile::tempdir().unwrap();
-    let s = |p: PathBuf| p.to_str().unwrap().to_string();
-    let (ck, prog, out) =
-        (s(tmp.path().join("q.st")), s(tmp.path().join("int")), tmp.path().join("c"));
-    let args =
-        ["train", "examples/fcn.pot", "--train", GUNPOINT.0, "--test", GUNPOINT.1, "-o", &ck];
-    ok(potc(&[&args[..], &["--quant", "w4a8", "--pot-weights", "--epochs", "0"]].concat()));
-    ok(potc(&["lower", "examples/fcn.pot", "--weights", &ck, "-o", &prog]));
-    ok(potc(&[
-        "export",
-        &prog,
-        "--format",
-        "c",
-        "-o",
-        out.to_str().unwrap(),
-        "--data",
-        GUNPOINT.1,
-    ]));
+    let (prog, out) = example_with("fcn", GUNPOINT.0, GUNPOINT.1, tmp.path(), &["--pot-weights"]);
     let source = std::fs::read_to_string(out.join("fcn.c")).unwrap();
     assert!(!source.contains("wv * "), "a weight is multiplied");
     assert!(!source.contains("w[i] * "), "a weight is multiplied");

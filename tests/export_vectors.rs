@@ -21,11 +21,16 @@ const TEST: &str = "examples/data/GunPoint_TEST.ts";
 /// `examples/<model>.pot` quantized (w4a8, calibration only) and lowered
 /// into `dir/int`; returns the program directory.
 fn program(model: &str, dir: &Path) -> String {
+    program_with(model, dir, &[])
+}
+
+/// As `program`, with more flags for `potc train`.
+fn program_with(model: &str, dir: &Path, flags: &[&str]) -> String {
     let ck = dir.join("q.safetensors").to_str().unwrap().to_string();
     let out = dir.join("int").to_str().unwrap().to_string();
     let m = format!("examples/{model}.pot");
     let train = ["train", &m, "--train", TRAIN, "--test", TEST, "-o", &ck, "--quant", "w4a8"];
-    ok(potc(&[&train[..], &["--epochs", "0"]].concat()));
+    ok(potc(&[&train[..], flags, &["--epochs", "0"]].concat()));
     ok(potc(&["lower", &m, "--weights", &ck, "-o", &out]));
     out
 }
@@ -344,12 +349,7 @@ fn export_errors_are_clear() {
 #[test]
 fn power_of_two_weights_are_written_as_codes() {
     let dir = tempfile::tempdir().unwrap();
-    let ck = dir.path().join("q.st").to_str().unwrap().to_string();
-    let prog = dir.path().join("int").to_str().unwrap().to_string();
-    let m = "examples/tiny.pot";
-    let train = ["train", m, "--train", TRAIN, "--test", TEST, "-o", &ck, "--quant", "w4a8"];
-    ok(potc(&[&train[..], &["--pot-weights", "--epochs", "0"]].concat()));
-    ok(potc(&["lower", m, "--weights", &ck, "-o", &prog]));
+    let prog = program_with("tiny", dir.path(), &["--pot-weights"]);
     let out = dir.path().join("v");
     ok(potc(&[
         "export",

@@ -35,6 +35,12 @@ fn program_with(model: &str, dir: &Path, flags: &[&str]) -> String {
     out
 }
 
+/// Exports `n` seeded random samples of program `prog` into `out`.
+fn export_random(prog: &str, out: &Path, n: usize) {
+    let (out, n) = (out.to_str().unwrap(), n.to_string());
+    ok(potc(&["export", prog, "--format", "vectors", "-o", out, "--samples", &n]));
+}
+
 /// An `.npy` member as (shape, NumPy dtype string, values).
 fn npy(bytes: &[u8]) -> (Vec<u64>, String, Vec<i64>) {
     let f = npyz::NpyFile::new(bytes).unwrap();
@@ -268,16 +274,7 @@ fn resnet_vectors_without_data_use_random_inputs() {
     let dir = tempfile::tempdir().unwrap();
     let prog = program("resnet", dir.path());
     let out = dir.path().join("vectors");
-    ok(potc(&[
-        "export",
-        &prog,
-        "--format",
-        "vectors",
-        "-o",
-        out.to_str().unwrap(),
-        "--samples",
-        "3",
-    ]));
+    export_random(&prog, &out, 3);
     let (p, m, arrays) = check(&prog, &out);
     assert_eq!(m["n"], 3);
     assert!(m["source"].as_str().unwrap().contains("random"), "{}", m["source"]);
@@ -351,16 +348,7 @@ fn power_of_two_weights_are_written_as_codes() {
     let dir = tempfile::tempdir().unwrap();
     let prog = program_with("tiny", dir.path(), &["--pot-weights"]);
     let out = dir.path().join("v");
-    ok(potc(&[
-        "export",
-        &prog,
-        "--format",
-        "vectors",
-        "-o",
-        out.to_str().unwrap(),
-        "--samples",
-        "2",
-    ]));
+    export_random(&prog, &out, 2);
     let (_, m, _) = check(&prog, &out);
     let weights: Vec<&Value> =
         m["params"].as_array().unwrap().iter().filter(|q| q["slot"] == "w").collect();

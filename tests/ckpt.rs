@@ -50,6 +50,7 @@ fn sample() -> Checkpoint {
     ck.insert_f32("scalar", vec![], vec![42.0]);
     ck.insert_i32("q.c1.w.exp", vec![2], vec![-7, i32::MAX]);
     ck.insert_i32("a.first", vec![1, 1], vec![i32::MIN]);
+    ck.insert_i8("p.w", vec![2, 2], vec![-31, 0, 1, i8::MAX]);
     ck.set_json(KEY_LABELS, &["1", "2"]);
     ck.set_json(KEY_CONFIG, &Config { epochs: 3, lr: 1e-3, quant: Some("w4a8".into()) });
     ck.set_json(KEY_STATE, &serde_json::json!({"epoch": 2, "step": 300, "rng": [1, 2]}));
@@ -161,6 +162,9 @@ fn conforms_to_the_safetensors_crate() {
                 Dtype::I32,
                 t.shape.clone(),
             ),
+            TensorData::I8(v) => {
+                (name.clone(), v.iter().map(|&x| x as u8).collect(), Dtype::I8, t.shape.clone())
+            }
         })
         .collect();
     let views: Vec<(&str, TensorView)> = bytes

@@ -397,3 +397,58 @@ fn training_keeps_a_relu_on_its_quantizers_grid() {
         assert!((*t as f64 - exact).abs() <= 1e-5 * exact.abs().max(1.0), "{t} vs {exact}");
     }
 }
+
+/// Power-of-two weights are stored as i8 codes in `weights.safetensors`
+/// and load back to the same weights; a code beyond ±31, or codes for a
+/// layer whose weights are integers, are refused naming the file and tensor.
+#[test]
+fn power_of_two_weights_are_stored_as_codes() {
+    use potc::ckpt::{Checkpoint, TensorData};
+    let dir = tempfile::tempdir().unwrap();
+    let (train, test) = ("examples/data/GunPoint_TRAIN.ts", "examples/data/GunPoint_TEST.ts");
+    let lowered = |pot: bool| {
+        let tag = if pot { "pot" } else { "int" };
+        let ck = dir.path().join(format!("{tag}.st")).to_str().unwrap().to_string();
+        let out = dir.path().join(tag).to_str().unwrap().to_string();
+        let mut args =
+            vec!["train", "examples/fcn.pot", "--train", train, "--test", test, "-o", &ck];
+        args.extend(["--quant", "w4a8", "--epochs", "0"]);
+        if pot {
+            args.push("--pot-weights");
+        }
+        ok(potc(&args));
+        ok(potc(&["lower", "examples/fcn.pot", "--weights", &ck, "-o", &out]));
+        out
+    };
+    let (pot, int) = (lowered(true), lowered(false));
+    let file = |dir: &str| Path::new(dir).join("weights.safetensors");
+    let ck = Checkpoint::load(&file(&pot)).unwrap();
+    let weights: Vec<&String> = ck.tensors.keys().filter(|k| k.ends_with(".w")).collect();
+    assert_eq!(weights.len(), 4);
+    for w in &weights {
+        assert!(matches!(ck.tensors[*w].data, TensorData::I8(_)), "{w}");
+    }
+    let p = potc::driver::load_program(&pot).unwrap();
+    for w in &weights {
+        let TensorData::I8(codes) = &ck.tensors[*w].data else { unreachable!() };
+        let want: Vec<i64> =
+            codes.iter().map(|&c| potc::quant::pot::decode(i32::from(c))).collect();
+        let got: Vec<i64> = p.tensors[*w].1.iter().map(|&v| i64::from(v)).collect();
+        assert_eq!(got, want, "{w}");
+    }
+    // A code past ±31.
+    let mut bad = ck.clone();
+    if let TensorData::I8(codes) = &mut bad.tensors.get_mut(weights[0].as_str()).unwrap().data {
+        codes[0] = 40;
+    }
+    bad.save(&file(&pot)).unwrap();
+    let e = potc::driver::load_program(&pot).err().unwrap().0;
+    assert!(e.contains("weights.safetensors") && e.contains("beyond ±31"), "{e}");
+    // Codes for integer weights.
+    let mut ck = Checkpoint::load(&file(&int)).unwrap();
+    let (shape, v) = ck.i32("b1.w").map(|(s, v)| (s.to_vec(), v.to_vec())).unwrap();
+    ck.insert_i8("b1.w", shape, v.iter().map(|&x| x as i8).collect());
+    ck.save(&file(&int)).unwrap();
+    let e = potc::driver::load_program(&int).err().unwrap().0;
+    assert!(e.contains("`b1.w`") && e.contains("w_format = pot"), "{e}");
+}

@@ -45,11 +45,13 @@ pub const KEY_STATE: &str = "state";
 /// At most this many problems are listed in a mismatch message.
 const MAX_LISTED: usize = 20;
 
-/// A tensor's values, row-major, stored little-endian as F32 or I32.
+/// A tensor's values, row-major, stored little-endian as F32 or I32, or as
+/// I8 (the codes of power-of-two weights in a program).
 #[derive(Debug, Clone, PartialEq)]
 pub enum TensorData {
     F32(Vec<f32>),
     I32(Vec<i32>),
+    I8(Vec<i8>),
 }
 
 impl TensorData {
@@ -57,6 +59,7 @@ impl TensorData {
         match self {
             TensorData::F32(v) => v.len(),
             TensorData::I32(v) => v.len(),
+            TensorData::I8(v) => v.len(),
         }
     }
 
@@ -64,11 +67,22 @@ impl TensorData {
         self.len() == 0
     }
 
-    /// `"f32"` or `"i32"`, as the IR writes element types.
+    /// `"f32"`, `"i32"` or `"i8"`, as the IR writes element types.
     pub fn dtype_name(&self) -> &'static str {
         match self {
             TensorData::F32(_) => "f32",
             TensorData::I32(_) => "i32",
+            TensorData::I8(_) => "i8",
+        }
+    }
+
+    /// The safetensors dtype, the bytes an element takes, and the file
+    /// order (4-byte types first, so every tensor stays aligned).
+    fn layout(&self) -> (&'static str, usize, u8) {
+        match self {
+            TensorData::F32(_) => ("F32", 4, 0),
+            TensorData::I32(_) => ("I32", 4, 1),
+            TensorData::I8(_) => ("I8", 1, 2),
         }
     }
 
@@ -76,6 +90,7 @@ impl TensorData {
         match self {
             TensorData::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
             TensorData::I32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            TensorData::I8(v) => v.iter().map(|&x| x as u8).collect(),
         }
     }
 }
@@ -107,7 +122,7 @@ pub enum CkptError {
     NotSafetensors { path: PathBuf, reason: String },
     #[error("{}: truncated: {reason}", .path.display())]
     Truncated { path: PathBuf, reason: String },
-    #[error("{}: tensor `{tensor}` has dtype {dtype}; checkpoints hold only F32 and I32 tensors", .path.display())]
+    #[error("{}: tensor `{tensor}` has dtype {dtype}; checkpoints hold only F32, I32 and I8 tensors", .path.display())]
     UnsupportedDtype { path: PathBuf, tensor: String, dtype: String },
     #[error("{}: tensor `{tensor}` holds {value} (at index {index}); every value must be finite", .path.display())]
     NonFinite { path: PathBuf, tensor: String, index: usize, value: f32 },
@@ -155,10 +170,10 @@ impl Checkpoint {
 
     /// The length prefix, the JSON header (padded with spaces to a multiple
     /// of 8 bytes, as the safetensors crate does) and the tensors in file
-    /// order (f32 then i32, each by name), after checking each tensor.
+    /// order (f32, then i32, then i8, each by name), after checking each tensor.
     fn encode_header(&self, path: &Path) -> Result<(Vec<u8>, Vec<&Tensor>), CkptError> {
         let mut order: Vec<(&String, &Tensor)> = self.tensors.iter().collect();
-        order.sort_by_key(|(name, t)| (matches!(t.data, TensorData::I32(_)), *name));
+        order.sort_by_key(|(name, t)| (t.data.layout().2, *name));
         let mut entries = vec![];
         if !self.meta.is_empty() {
             entries.push(format!("\"__metadata__\":{}", json(&self.meta)));
@@ -169,8 +184,8 @@ impl Checkpoint {
                 let tensor = name.to_string();
                 return Err(CkptError::InvalidTensor { path: path.into(), tensor, reason });
             }
-            let dtype = if matches!(t.data, TensorData::F32(_)) { "F32" } else { "I32" };
-            let end = offset + 4 * t.data.len();
+            let (dtype, size, _) = t.data.layout();
+            let end = offset + size * t.data.len();
             entries.push(format!(
                 "{}:{{\"dtype\":\"{dtype}\",\"shape\":{},\"data_offsets\":[{offset},{end}]}}",
                 json(name),
@@ -208,6 +223,7 @@ impl Checkpoint {
             let data = match info.dtype {
                 Dtype::F32 => TensorData::F32(finite(path, &name, words.map(f32::from_le_bytes))?),
                 Dtype::I32 => TensorData::I32(words.map(i32::from_le_bytes).collect()),
+                Dtype::I8 => TensorData::I8(raw.iter().map(|&b| b as i8).collect()),
                 d => {
                     let (path, dtype) = (path.into(), format!("{d:?}"));
                     return Err(CkptError::UnsupportedDtype { path, tensor: name, dtype });
@@ -252,6 +268,12 @@ impl Checkpoint {
     /// `data.len()` elements.
     pub fn insert_i32(&mut self, name: impl Into<String>, shape: Vec<usize>, data: Vec<i32>) {
         self.insert(name.into(), shape, TensorData::I32(data));
+    }
+
+    /// Inserts (or replaces) an i8 tensor. Panics if `shape` does not have
+    /// `data.len()` elements.
+    pub fn insert_i8(&mut self, name: impl Into<String>, shape: Vec<usize>, data: Vec<i8>) {
+        self.insert(name.into(), shape, TensorData::I8(data));
     }
 
     fn insert(&mut self, name: String, shape: Vec<usize>, data: TensorData) {

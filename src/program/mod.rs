@@ -13,7 +13,7 @@ use crate::ckpt::{write_atomic, Checkpoint, TensorData, KEY_LABELS};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::ir::{print, Elem, Graph, Type};
+use crate::ir::{print, Elem, Graph, Op, Type};
 use crate::pass::IntStore;
 use crate::quant::quantizer::quantize64;
 use crate::quant::QuantSpec;
@@ -40,8 +40,10 @@ pub struct IntProgram {
 pub enum LoadError {
     #[error(transparent)]
     Checkpoint(#[from] crate::ckpt::CkptError),
-    #[error("{}: tensor `{name}` is f32; an integer program holds only i32 tensors", .path.display())]
+    #[error("{}: tensor `{name}` is f32; an integer program holds only i32 tensors (and i8 codes of power-of-two weights)", .path.display())]
     FloatTensor { path: PathBuf, name: String },
+    #[error("{}: tensor `{name}`: {reason}", .path.display())]
+    Codes { path: PathBuf, name: String, reason: String },
     #[error("{}: {error}", .path.display())]
     Check { path: PathBuf, error: ProgramError },
 }
@@ -54,8 +56,15 @@ impl IntProgram {
         let mut ck = Checkpoint::default();
         ck.set_model(&self.graph);
         ck.set_json(KEY_LABELS, &self.labels);
+        // Power-of-two weights are stored as their codes (`quant::pot`).
+        let pot = pot_weights(&self.graph);
         for (name, (shape, v)) in &self.tensors {
-            ck.insert_i32(name.clone(), shape.clone(), v.clone());
+            if pot.contains(name) {
+                let codes = v.iter().map(|&w| crate::quant::pot::code(w) as i8).collect();
+                ck.insert_i8(name.clone(), shape.clone(), codes);
+            } else {
+                ck.insert_i32(name.clone(), shape.clone(), v.clone());
+            }
         }
         ck.save(&dir.join(WEIGHTS_FILE)).map_err(|e| e.to_string())?;
         let model = dir.join(MODEL_FILE);
@@ -79,12 +88,27 @@ impl IntProgram {
         graph: Graph,
     ) -> Result<CheckedProgram, LoadError> {
         let mut tensors = IntStore::new();
+        let pot = pot_weights(&graph);
         for (name, t) in ck.tensors.clone() {
+            let path = wpath.to_path_buf();
             match t.data {
                 TensorData::I32(v) => tensors.insert(name, (t.shape, v)),
-                TensorData::F32(_) => {
-                    return Err(LoadError::FloatTensor { path: wpath.to_path_buf(), name })
+                TensorData::I8(codes) if pot.contains(&name) => {
+                    let weights: Option<Vec<i32>> =
+                        codes.iter().map(|&c| crate::quant::pot::weight(c)).collect();
+                    let Some(w) = weights else {
+                        let reason = "a power-of-two code beyond ±31 (2^30)".into();
+                        return Err(LoadError::Codes { path, name, reason });
+                    };
+                    tensors.insert(name, (t.shape, w))
                 }
+                TensorData::I8(_) => {
+                    let reason = "is i8; only the weights of a layer with w_format = pot are \
+                                  stored as i8 codes"
+                        .into();
+                    return Err(LoadError::Codes { path, name, reason });
+                }
+                TensorData::F32(_) => return Err(LoadError::FloatTensor { path, name }),
             };
         }
         let labels = ck.json::<Vec<String>>(KEY_LABELS).map_err(|e| e.in_file(wpath))?;
@@ -129,6 +153,19 @@ impl IntProgram {
         let spec = QuantSpec { bits: u32::from(bits), signed, narrow: false };
         x.iter().map(|&v| quantize64(f64::from(v), e, &spec) as i64).collect()
     }
+}
+
+/// The weight tensors (`<layer>.w`) of the MAC layers with power-of-two
+/// weights, which the weights file stores as codes.
+fn pot_weights(g: &Graph) -> std::collections::HashSet<String> {
+    g.node_ids()
+        .filter(|&id| match &g.node(id).op {
+            Op::IntConv1d(c) => c.quant.pot(),
+            Op::IntLinear(l) => l.quant.pot(),
+            _ => false,
+        })
+        .map(|id| format!("{}.w", g.node(id).name))
+        .collect()
 }
 
 /// `dir/model.pot`.

@@ -13,6 +13,16 @@ pub fn code(w: i32) -> i32 {
     }
 }
 
+/// The `i32` weight a stored code stands for; `None` past `±2^30`.
+pub fn weight(c: i8) -> Option<i32> {
+    let k = u32::from(c.unsigned_abs()).checked_sub(1);
+    match k {
+        None => Some(0),
+        Some(k) if k <= 30 => Some(i32::from(c.signum()) << k),
+        Some(_) => None,
+    }
+}
+
 /// The weight a code stands for.
 pub fn decode(c: i32) -> i64 {
     match c {
@@ -36,5 +46,8 @@ mod tests {
         // 5-bit power-of-two weights reach 2^14: code 15 fits i5.
         assert_eq!(code(1 << 14), 15);
         assert_eq!(code(-1), -1);
+        assert_eq!(weight(-3), Some(-4));
+        assert_eq!(weight(31), Some(1 << 30));
+        assert_eq!((weight(32), weight(-128)), (None, None));
     }
 }

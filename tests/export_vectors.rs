@@ -212,7 +212,7 @@ fn check(prog: &str, out: &Path) -> (CheckedProgram, Value, Arrays) {
         let hex: Vec<i64> = match q.get("encoding") {
             Some(e) => {
                 assert_eq!(e, potc::quant::pot::ENCODING);
-                hex.iter().map(|&c| potc::quant::pot::decode(c as i32)).collect()
+                hex.iter().map(|&c| i64::from(potc::quant::pot::weight(c as i8).unwrap())).collect()
             }
             None => hex,
         };

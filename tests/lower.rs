@@ -432,7 +432,7 @@ fn power_of_two_weights_are_stored_as_codes() {
     for w in &weights {
         let TensorData::I8(codes) = &ck.tensors[*w].data else { unreachable!() };
         let want: Vec<i64> =
-            codes.iter().map(|&c| potc::quant::pot::decode(i32::from(c))).collect();
+            codes.iter().map(|&c| i64::from(potc::quant::pot::weight(c).unwrap())).collect();
         let got: Vec<i64> = p.tensors[*w].1.iter().map(|&v| i64::from(v)).collect();
         assert_eq!(got, want, "{w}");
     }

@@ -6,7 +6,7 @@
 
 use rayon::prelude::*;
 
-use crate::ir::op::{Conv1d, Op};
+use crate::ir::op::{Conv1d, Linear, Op};
 use crate::ir::{Elem, Graph, NodeId, Type};
 use crate::pass::IntStore;
 
@@ -194,17 +194,14 @@ impl IntInterpreter {
 fn step(s: &Step, x: &[i64], z: &[i64]) -> Vec<i64> {
     let (c, l) = s.arg_dims;
     match &s.op {
-        Op::IntConv1d(op) => conv1d(op, x, c, l, s.out_ty.shape[1], &s.params),
-        Op::IntLinear(op) => {
-            let (w, b) = (&s.params[0], s.params.get(1));
-            let term = Term::of(op.quant.pot());
-            (0..op.out_features)
-                .map(|r| {
-                    let dot: i64 = w[r * c..][..c].iter().zip(x).map(|(&w, &x)| term(w, x)).sum();
-                    dot + b.map_or(0, |b| b[r])
-                })
-                .collect()
+        // Each MAC layer is monomorphized for its kind of term, so the
+        // multiply loops stay plain loops.
+        Op::IntConv1d(op) if op.quant.pot() => {
+            conv1d(op, x, c, l, s.out_ty.shape[1], &s.params, shift_term)
         }
+        Op::IntConv1d(op) => conv1d(op, x, c, l, s.out_ty.shape[1], &s.params, |w, x| w * x),
+        Op::IntLinear(op) if op.quant.pot() => linear(op, x, c, &s.params, shift_term),
+        Op::IntLinear(op) => linear(op, x, c, &s.params, |w, x| w * x),
         Op::Requant(q) => {
             let spec =
                 crate::quant::QuantSpec { bits: q.bits as u32, signed: q.signed, narrow: q.narrow };
@@ -237,9 +234,16 @@ fn step(s: &Step, x: &[i64], z: &[i64]) -> Vec<i64> {
 
 /// `acc[co, t] = b[co] + sum over (ci, k) of w[co, ci, k] * x[ci, t*stride + k*dilation - left]`,
 /// zero outside the input.
-fn conv1d(op: &Conv1d, x: &[i64], c: usize, l: usize, lo: usize, p: &[Vec<i64>]) -> Vec<i64> {
+fn conv1d(
+    op: &Conv1d,
+    x: &[i64],
+    c: usize,
+    l: usize,
+    lo: usize,
+    p: &[Vec<i64>],
+    term: impl Fn(i64, i64) -> i64,
+) -> Vec<i64> {
     let (w, b) = (&p[0], p.get(1));
-    let term = Term::of(op.quant.pot());
     let (cg, og) = (c / op.groups, op.out_channels / op.groups);
     let (left, _) = op.padding.amounts(op.kernel, op.dilation);
     let mut y = vec![0i64; op.out_channels * lo];
@@ -274,29 +278,36 @@ fn conv1d(op: &Conv1d, x: &[i64], c: usize, l: usize, lo: usize, p: &[Vec<i64>])
     y
 }
 
-/// One term `w * x` of a MAC layer: a multiplication, or for power-of-two
-/// weights (`w_format = pot`, every weight 0 or `±2^k`, as the loader
-/// checked) the shift a silicon datapath computes, `±(x << k)`.
-struct Term;
+/// `acc[r] = b[r] + sum over i of w[r, i] * x[i]`.
+fn linear(
+    op: &Linear,
+    x: &[i64],
+    c: usize,
+    p: &[Vec<i64>],
+    term: impl Fn(i64, i64) -> i64,
+) -> Vec<i64> {
+    let (w, b) = (&p[0], p.get(1));
+    (0..op.out_features)
+        .map(|r| {
+            let dot: i64 = w[r * c..][..c].iter().zip(x).map(|(&w, &x)| term(w, x)).sum();
+            dot + b.map_or(0, |b| b[r])
+        })
+        .collect()
+}
 
-impl Term {
-    fn of(pot: bool) -> fn(i64, i64) -> i64 {
-        if pot {
-            |w, x| {
-                if w == 0 {
-                    return 0;
-                }
-                // |x| < 2^32 and k < 2^4: the shift stays far inside i64.
-                let shifted = x << w.unsigned_abs().trailing_zeros();
-                if w < 0 {
-                    -shifted
-                } else {
-                    shifted
-                }
-            }
-        } else {
-            |w, x| w * x
-        }
+/// The term `w * x` of a layer with power-of-two weights (`w_format =
+/// pot`, every weight 0 or `±2^k`, as the loader checked): the shift a
+/// silicon datapath computes, `±(x << k)`.
+fn shift_term(w: i64, x: i64) -> i64 {
+    if w == 0 {
+        return 0;
+    }
+    // |x| < 2^32 and k <= 30: the shift stays inside i64.
+    let shifted = x << w.unsigned_abs().trailing_zeros();
+    if w < 0 {
+        -shifted
+    } else {
+        shifted
     }
 }
 

@@ -185,7 +185,11 @@ fn an_imported_fcn_trains_lowers_and_runs_exactly() {
     let (train, test) = ("examples/data/GunPoint_TRAIN.ts", "examples/data/GunPoint_TEST.ts");
     let onnx = format!("{FIXTURES}/fcn_bn.torchscript.onnx");
     let (m, init, q, int) = (p("fcn.pot"), p("fcn.safetensors"), p("q.safetensors"), p("int"));
-    ok(potc(&["import", &onnx, "-o", &m, "--weights-out", &init]));
+    ok(potc(&["import", &onnx, "-o", &m, "--weights-out", &init, "--labels", "2,1"]));
+    // The labels given are the checkpoint's class order.
+    let labels = potc::ckpt::Checkpoint::load(Path::new(&init)).unwrap();
+    let labels = potc::train::checkpoint::labels(&labels).unwrap();
+    assert_eq!(labels, ["2", "1"]);
     let float = json(&ok(potc(&["eval", &m, "--weights", &init, "--data", test, "--json"])));
     assert!(float["accuracy"].as_f64().is_some());
     let args = ["train", &m, "--train", train, "--test", test, "-o", &q, "--init", &init];

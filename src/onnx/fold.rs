@@ -122,17 +122,20 @@ fn constant(at: &NodeAt) -> Result<Const, ImportError> {
 /// `Shape` of a network tensor: the batch axis, then its known shape.
 fn shape(at: &NodeAt, ins: &[Option<Val>], batch: Batch) -> Result<Const, ImportError> {
     at.only_attrs(&["start", "end"])?;
-    let dims: Vec<Option<i64>> = match ins.first() {
-        Some(Some(Val::Const(c))) => c.dims.iter().map(|&d| Some(d as i64)).collect(),
-        Some(Some(Val::Net { shape, .. })) => {
-            let b = match batch {
-                Batch::Fixed(n) => Some(n),
-                Batch::Symbolic => None,
-            };
-            std::iter::once(b).chain(shape.iter().map(|&d| Some(d as i64))).collect()
-        }
-        _ => return Err(at.err("input 0 is missing")),
-    };
+    let dims: Vec<Option<i64>> =
+        match ins.first() {
+            Some(Some(Val::Const(c))) => c.dims.iter().map(|&d| Some(d as i64)).collect(),
+            Some(Some(Val::Net { shape, .. })) => {
+                let b = match batch {
+                    Batch::Fixed(n) => Some(n),
+                    Batch::Symbolic => None,
+                };
+                std::iter::once(b).chain(shape.iter().map(|&d| Some(d as i64))).collect()
+            }
+            _ => return Err(at.err(
+                "input 0 is missing, or zero-padded by a Pad node (potc pads only inside a Conv)",
+            )),
+        };
     let r = dims.len() as i64;
     let start = clamp_index(at.int("start", 0)?, r);
     let end = clamp_index(at.int("end", r)?, r);

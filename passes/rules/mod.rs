@@ -3,6 +3,7 @@
 //! directed pass, never a rule here. Every rule has a property test in
 //! `tests/eqsat.rs` evaluating both sides on random values.
 
+pub mod batch_norm;
 pub mod clamp;
 pub mod fold;
 pub mod requant;

@@ -9,6 +9,7 @@
 pub mod cost;
 pub mod eval;
 pub mod lang;
+pub mod net;
 
 use std::time::Duration;
 
@@ -161,7 +162,7 @@ pub fn prove(
 }
 
 /// A stop reason as text.
-fn describe(reason: Option<&StopReason>) -> String {
+pub(crate) fn describe(reason: Option<&StopReason>) -> String {
     match reason {
         None => "not run".to_string(),
         Some(StopReason::Saturated) => "saturated".to_string(),

@@ -204,6 +204,29 @@ impl Graph {
         }
     }
 
+    /// Puts `node` (reading `operands`) in the place of `old`: every use of
+    /// `old` reads it, it takes `old`'s source span, and it takes `old`'s
+    /// slot, so the printed order stays. `old` must not be an input.
+    pub fn replace_node(&mut self, old: NodeId, node: Node, operands: &[NodeId]) -> NodeId {
+        let uses: Vec<(NodeId, usize)> =
+            self.graph.edges_directed(old, Outgoing).map(|e| (e.target(), *e.weight())).collect();
+        let was_output = self.output == Some(old);
+        let span = self.spans.get(&old).cloned();
+        self.remove_node(old);
+        // A stable graph reuses the slot freed last.
+        let new = self.add_node(node, operands);
+        for (user, pos) in uses {
+            self.graph.add_edge(new, user, pos);
+        }
+        if was_output {
+            self.output = Some(new);
+        }
+        if let Some(span) = span {
+            self.spans.insert(new, span);
+        }
+        new
+    }
+
     /// Makes operand `pos` of `user` read `new` instead.
     pub fn retarget_operand(&mut self, user: NodeId, pos: usize, new: NodeId) {
         let edge =

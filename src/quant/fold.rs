@@ -21,17 +21,58 @@ impl BnStats<'_> {
 /// `w' = w * gamma / sqrt(var + eps)` (per output channel, `w` is `[C, ...]`)
 /// and `b' = beta + (b - mean) * gamma / sqrt(var + eps)` (`b = 0` if absent).
 pub fn fold_bn(w: &[f32], b: Option<&[f32]>, bn: &BnStats<'_>) -> (Vec<f32>, Vec<f32>) {
+    (fold_weight(w, bn), fold_bias(b, bn))
+}
+
+/// `w[o, ..] * s[o]`: the batch norm's scale in the weights of the layer
+/// before it (`w` is `[C, ...]`).
+pub fn fold_weight(w: &[f32], bn: &BnStats<'_>) -> Vec<f32> {
     let channels = bn.gamma.len();
     let per = w.len() / channels.max(1);
     let mut wf = Vec::with_capacity(w.len());
-    let mut bf = Vec::with_capacity(channels);
     for c in 0..channels {
         let s = bn.scale(c);
         wf.extend(w[c * per..(c + 1) * per].iter().map(|&v| (v as f64 * s) as f32));
-        let bias = b.map_or(0.0, |b| b[c] as f64);
-        bf.push((bn.beta[c] as f64 + (bias - bn.mean[c] as f64) * s) as f32);
     }
-    (wf, bf)
+    wf
+}
+
+/// `beta[o] + (b[o] - mean[o]) * s[o]` (`b = 0` if absent).
+pub fn fold_bias(b: Option<&[f32]>, bn: &BnStats<'_>) -> Vec<f32> {
+    (0..bn.gamma.len())
+        .map(|c| {
+            let bias = b.map_or(0.0, |b| b[c] as f64);
+            (bn.beta[c] as f64 + (bias - bn.mean[c] as f64) * bn.scale(c)) as f32
+        })
+        .collect()
+}
+
+/// `b[o] * s[o]`: the bias of the second branch of an `add` that a batch
+/// norm folds into (the first branch takes the shift).
+pub fn scale_bias(b: &[f32], bn: &BnStats<'_>) -> Vec<f32> {
+    b.iter().enumerate().map(|(c, &v)| (v as f64 * bn.scale(c)) as f32).collect()
+}
+
+/// `w[o, f] * s[f]`: a batch norm on a linear layer's input (`w` is
+/// `[O, F]`, the batch norm has `F` channels) moved into its weights.
+pub fn fold_input_weight(w: &[f32], bn: &BnStats<'_>) -> Vec<f32> {
+    let features = bn.gamma.len();
+    w.iter().enumerate().map(|(i, &v)| (v as f64 * bn.scale(i % features)) as f32).collect()
+}
+
+/// `b[o] + sum_f w[o, f] * (beta[f] - mean[f] * s[f])`: the shift of a batch
+/// norm on a linear layer's input moved into its bias (`b = 0` if absent).
+pub fn fold_input_bias(w: &[f32], b: Option<&[f32]>, bn: &BnStats<'_>) -> Vec<f32> {
+    let features = bn.gamma.len();
+    let shift: Vec<f64> =
+        (0..features).map(|f| bn.beta[f] as f64 - bn.mean[f] as f64 * bn.scale(f)).collect();
+    w.chunks(features.max(1))
+        .enumerate()
+        .map(|(o, row)| {
+            let dot: f64 = row.iter().zip(&shift).map(|(&w, &t)| w as f64 * t).sum();
+            (b.map_or(0.0, |b| b[o] as f64) + dot) as f32
+        })
+        .collect()
 }
 
 #[cfg(test)]

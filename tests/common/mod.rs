@@ -16,8 +16,10 @@ use rand_chacha::ChaCha8Rng;
 
 /// A small random float network, as `.pot` text: conv blocks (random
 /// geometry, optional batch norm, ReLU, max pooling, residual adds, some
-/// unsigned), then global average pooling or flattening and a linear
-/// classifier; adds and pooling may set their quantizer's `a_bits`.
+/// unsigned, some with a projection shortcut and a batch norm after the add),
+/// then global average pooling (with a batch norm before or after it) or
+/// flattening and a linear classifier; adds and pooling may set their
+/// quantizer's `a_bits`.
 pub fn network(rng: &mut ChaCha8Rng) -> String {
     let (c0, l0) = (rng.random_range(1..=3usize), rng.random_range(4..=20usize));
     let mut text = format!("model r(%x: [{c0}, {l0}]) {{\n");
@@ -60,8 +62,19 @@ pub fn network(rng: &mut ChaCha8Rng) -> String {
                 text += &format!("  %q{b} = relu(%{v})\n");
                 v = format!("q{b}");
             }
-            text += &format!("  %s{b} = add(%{v}, %{cur}){}\n", a_bits(rng));
+            // The skip path: the block's input, or a 1x1 projection (then a
+            // batch norm after the add can fold into both convolutions).
+            let mut skip = cur.clone();
+            if rng.random_bool(0.4) {
+                text += &format!("  %k{b} = conv1d(%{cur}) {{out_channels = {c}, kernel = 1}}\n");
+                skip = format!("k{b}");
+            }
+            text += &format!("  %s{b} = add(%{v}, %{skip}){}\n", a_bits(rng));
             v = format!("s{b}");
+            if rng.random_bool(0.4) {
+                text += &format!("  %m{b} = batch_norm(%{v})\n");
+                v = format!("m{b}");
+            }
         }
         if rng.random_bool(0.7) {
             text += &format!("  %r{b} = relu(%{v})\n");
@@ -79,7 +92,18 @@ pub fn network(rng: &mut ChaCha8Rng) -> String {
     }
     let classes = rng.random_range(2..=4);
     if rng.random_bool(0.6) {
+        // A batch norm before the pooling or on the pooled features folds
+        // into the linear layer.
+        if rng.random_bool(0.2) {
+            text += &format!("  %gb = batch_norm(%{cur})\n");
+            cur = "gb".to_string();
+        }
         text += &format!("  %g = global_avg_pool(%{cur}){}\n", a_bits(rng));
+        if rng.random_bool(0.25) {
+            text += "  %gn = batch_norm(%g)\n";
+            return text
+                + &format!("  %y = linear(%gn) {{out_features = {classes}}}\n  return %y\n}}\n");
+        }
     } else {
         text += &format!("  %g = flatten(%{cur})\n");
     }

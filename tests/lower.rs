@@ -452,3 +452,34 @@ fn power_of_two_weights_are_stored_as_codes() {
     let e = potc::driver::load_program(&int).err().unwrap().0;
     assert!(e.contains("`b1.w`") && e.contains("w_format = pot"), "{e}");
 }
+
+/// A batch norm after the add of two convolutions folds into both, and one
+/// on pooled features into the linear layer after it: the integer program
+/// holds no depthwise 1x1 layer for either, and computes the fake-quant
+/// simulation's integers.
+#[test]
+fn batch_norms_after_an_add_and_on_pooled_features_leave_no_layer() {
+    let text = "model m(%x: [2, 20]) {\n  %c1 = conv1d(%x) {out_channels = 4, kernel = 3, padding = same}\n  \
+                %r1 = relu(%c1)\n  %c2 = conv1d(%r1) {out_channels = 4, kernel = 3, padding = same}\n  \
+                %k = conv1d(%x) {out_channels = 4, kernel = 1}\n  %s = add(%c2, %k)\n  \
+                %n = batch_norm(%s)\n  %r = relu(%n)\n  %g = global_avg_pool(%r)\n  \
+                %gn = batch_norm(%g)\n  %y = linear(%gn) {out_features = 3}\n  return %y\n}\n";
+    let g = syntax::parse(text).unwrap();
+    for seed in 0..20 {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let (q, store) = quantize(&g, &QuantConfig::parse("w4a8").unwrap(), &mut rng);
+        let p = lower(&q, &store, 32).unwrap().into_inner();
+        let layers: Vec<&potc::ir::Node> = p.graph.node_ids().map(|n| p.graph.node(n)).collect();
+        let macs = layers.iter().filter(|n| n.op.name().starts_with("int_")).count();
+        assert_eq!(
+            macs,
+            4,
+            "three convolutions and a linear layer:\n{}",
+            potc::ir::print(&p.graph)
+        );
+        assert!(layers.iter().all(|n| n.op.name() != "batch_norm"));
+        let x: Vec<f32> = (0..3 * 40).map(|_| rng.random_range(-2.0f32..2.0)).collect();
+        let (want, got) = both(&q, &store, &p, &dataset(x, 3, 2, 20));
+        assert_eq!(want, got, "seed {seed}");
+    }
+}

@@ -60,9 +60,20 @@ fn instantiate(pat: &PatternAst<IntExpr>, bind: &HashMap<Var, IntExpr>) -> RecEx
 /// holding the left side), and if it does requires both sides to evaluate
 /// equal and defined.
 fn check(name: &str, x: i64, shifts: [i64; 3], bounds: [i64; 4]) -> Result<(), TestCaseError> {
+    check_rhs(name, |rhs| rhs.clone(), x, shifts, bounds)
+}
+
+/// As [`check`], with the right side `rhs` makes of the rule's.
+fn check_rhs(
+    name: &str,
+    rhs: impl Fn(&PatternAst<IntExpr>) -> PatternAst<IntExpr>,
+    x: i64,
+    shifts: [i64; 3],
+    bounds: [i64; 4],
+) -> Result<(), TestCaseError> {
     let r = rule(name);
     let lhs_pat = r.searcher.get_pattern_ast().expect("a pattern rule");
-    let rhs_pat = r.applier.get_pattern_ast().expect("a pattern rule");
+    let rhs_pat = &rhs(r.applier.get_pattern_ast().expect("a pattern rule"));
     let bounds_y = bounds[3];
     let (mut shifts, mut bounds) = (shifts.into_iter(), bounds.into_iter());
     let mut bind = HashMap::new();
@@ -138,6 +149,44 @@ fn every_rule_has_a_property_test() {
     names.sort();
     tested.sort();
     assert_eq!(names, tested);
+}
+
+/// The right side with `?x` read as `x + 1`: the off-by-one a careless
+/// edit of a rule makes.
+fn off_by_one(rhs: &PatternAst<IntExpr>) -> PatternAst<IntExpr> {
+    let mut out = PatternAst::default();
+    let mut ids: Vec<Id> = Vec::new();
+    for node in rhs.as_ref() {
+        let id = match node {
+            ENodeOrVar::Var(v) if v.to_string() == "?x" => {
+                let x = out.add(ENodeOrVar::Var(*v));
+                let one = out.add(ENodeOrVar::ENode(IntExpr::Num(1)));
+                out.add(ENodeOrVar::ENode(IntExpr::Add([x, one])))
+            }
+            ENodeOrVar::Var(v) => out.add(ENodeOrVar::Var(*v)),
+            ENodeOrVar::ENode(n) => {
+                out.add(ENodeOrVar::ENode(n.clone().map_children(|c| ids[usize::from(c)])))
+            }
+        };
+        ids.push(id);
+    }
+    out
+}
+
+/// Every rule's property test fails on a mutant of the rule (its right side
+/// off by one in `?x`), so none of them passes whatever the rule says.
+#[test]
+fn every_property_test_catches_a_mutant() {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let case = (value(), [shift(), shift(), shift()], [value(), value(), value(), value()]);
+    for name in TESTED {
+        let caught = (0..4000).any(|_| {
+            let (x, shifts, bounds) = case.new_tree(&mut runner).unwrap().current();
+            matches!(check_rhs(name, off_by_one, x, shifts, bounds), Err(TestCaseError::Fail(_)))
+        });
+        assert!(caught, "the property test of {name} passes its mutant");
+    }
 }
 
 fn parse(s: &str) -> RecExpr<IntExpr> {

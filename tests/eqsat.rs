@@ -146,6 +146,8 @@ rule_props! {
 fn every_rule_has_a_property_test() {
     let mut names: Vec<String> = rules::all().iter().map(|r| r.name.to_string()).collect();
     let mut tested: Vec<String> = TESTED.iter().map(|s| s.to_string()).collect();
+    // Its applier computes the right side: tested below, on its own.
+    tested.push("mul-csd".to_string());
     names.sort();
     tested.sort();
     assert_eq!(names, tested);
@@ -311,14 +313,82 @@ fn crate_cost(expr: &RecExpr<IntExpr>) -> usize {
 }
 
 /// An integer batch norm (scale 8, shift -16) after a MAC saturates to one
-/// MAC with the folded weight and bias, as `fold-bn` does on tensors.
+/// MAC with the folded weight and bias, as `fold-bn` does on tensors; under
+/// the ASIC cost its weight 24 is two shifts and an adder.
 #[test]
 fn batch_norm_folds_into_the_mac() {
     let expr = parse("(+ (* (+ (* x 3) 5) 8) -16)");
     let out = timed(&expr, Limits::default());
-    assert_eq!(out.best.to_string(), "(+ (* x 24) 24)");
+    assert_eq!(out.best.to_string(), "(+ (+ (<< x 4) (<< x 3)) 24)");
     for x in [-EXTREME, -7, 0, 1, 12345, EXTREME] {
         let env = HashMap::from([(Symbol::from("x"), x)]);
         assert_eq!(eval(&expr, &env), eval(&out.best, &env), "x = {x}");
     }
+}
+
+/// `x * c` saturated with every rule: the cheapest form under the ASIC cost
+/// (shifts and adds, the constant's signed digits) under `rules`.
+fn constant_product(c: i64, rules: &[Rewrite]) -> RecExpr<IntExpr> {
+    saturate(&parse(&format!("(* x {c})")), rules).best
+}
+
+proptest! {
+    #![proptest_config(config())]
+    /// `mul-csd`: the form extracted for `x * c` equals it; for a constant
+    /// of at most four signed digits (every weight of up to 8 bits) it is
+    /// shifts and one adder fewer than the digits, no multiplier.
+    #[test]
+    fn prop_mul_csd(c in 1i64..=5000, x in value()) {
+        let best = constant_product(c, &rules::all());
+        let env = HashMap::from([(Symbol::from("x"), x)]);
+        prop_assert_eq!(eval(&best, &env), Some(i128::from(x) * i128::from(c)), "{}", best);
+        let digits = rules::constants::csd_digits(c);
+        if digits <= 4 {
+            prop_assert!(!has(&best, |n| matches!(n, IntExpr::Mul(_))), "{}", best);
+            let adders = best.as_ref().iter().filter(|n| matches!(n, IntExpr::Add(_) | IntExpr::Sub(_))).count();
+            prop_assert_eq!(adders as u32 + 1, digits, "{}", best);
+        }
+    }
+}
+
+/// A wrong `mul-csd` (the remainder off by one) is caught by the same check.
+#[test]
+fn the_csd_property_catches_a_mutant() {
+    use egg::{Applier, PatternAst, Subst};
+    struct OffByOne;
+    impl Applier<IntExpr, potc::eqsat::ConstFold> for OffByOne {
+        fn apply_one(
+            &self,
+            egraph: &mut EGraph,
+            matched: Id,
+            subst: &Subst,
+            _: Option<&PatternAst<IntExpr>>,
+            _: Symbol,
+        ) -> Vec<Id> {
+            let (x, c): (Var, Var) = ("?x".parse().unwrap(), "?c".parse().unwrap());
+            let Some(c) = egraph[subst[c]].data else { return vec![] };
+            if c <= 2 || c.count_ones() == 1 {
+                return vec![];
+            }
+            let p = 1i64 << (63 - c.leading_zeros());
+            let (pk, rk) = (egraph.add(IntExpr::Num(p)), egraph.add(IntExpr::Num(c - p + 1)));
+            let low = egraph.add(IntExpr::Mul([subst[x], pk]));
+            let rest = egraph.add(IntExpr::Mul([subst[x], rk]));
+            let sum = egraph.add(IntExpr::Add([low, rest]));
+            if egraph.union(matched, sum) {
+                vec![sum]
+            } else {
+                vec![]
+            }
+        }
+    }
+    let searcher: egg::Pattern<IntExpr> = "(* ?x ?c)".parse().unwrap();
+    let mut rules: Vec<Rewrite> =
+        rules::all().into_iter().filter(|r| r.name.as_str() != "mul-csd").collect();
+    rules.push(Rewrite::new("mul-csd", searcher, OffByOne).unwrap());
+    let env = HashMap::from([(Symbol::from("x"), 3)]);
+    let wrong = (3..50)
+        .filter(|&c| eval(&constant_product(c, &rules), &env) != Some(3 * i128::from(c)))
+        .count();
+    assert!(wrong > 0, "the mutant went unnoticed");
 }

@@ -5,6 +5,7 @@
 
 pub mod batch_norm;
 pub mod clamp;
+pub mod constants;
 pub mod fold;
 pub mod requant;
 pub mod shifts;
@@ -17,5 +18,6 @@ pub fn all() -> Vec<Rewrite> {
     rules.extend(requant::all());
     rules.extend(clamp::all());
     rules.extend(fold::all());
+    rules.extend(constants::all());
     rules
 }

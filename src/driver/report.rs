@@ -24,9 +24,11 @@ pub struct ReportOptions {
     pub plot: Option<String>,
     /// What to count: `cpu`, the operations a CPU executes (MACs); `asic`,
     /// also each MAC layer's spatial datapath (one operator per weight, one
-    /// output step per cycle): multipliers (none for a weight 0 or ±2^k,
-    /// which is a shift), adders and shifters with their widths, and
-    /// register bits (`datapath` in --json).
+    /// output step per cycle), each weight's operators chosen by equality
+    /// saturation under an area cost: a weight 0 is nothing, ±2^k a shift,
+    /// 7 = 8 - 1 a shift and an adder (signed digits), a multiplier only
+    /// where no shift-add form is cheaper; adders and shifters with their
+    /// widths, and register bits (`datapath` in --json).
     #[arg(long, value_enum, default_value_t = Target::Cpu)]
     pub target: Target,
 }

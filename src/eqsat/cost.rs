@@ -39,3 +39,35 @@ impl CostFunction<IntExpr> for HardwareCost {
         enode.fold(op_cost(enode), |sum, id| sum.saturating_add(costs(id)))
     }
 }
+
+/// The cost of one output element's datapath on a CPU: every operation is
+/// an instruction (a multiply-add is one lane of a dot-product instruction),
+/// so a constant multiplication stays a multiplication.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CpuCost;
+
+impl CostFunction<IntExpr> for CpuCost {
+    type Cost = usize;
+
+    fn cost<C>(&mut self, enode: &IntExpr, mut costs: C) -> usize
+    where
+        C: FnMut(Id) -> usize,
+    {
+        let own = match enode {
+            IntExpr::Num(_) | IntExpr::Symbol(_) => 0,
+            IntExpr::ShiftRound(_) => 2,
+            _ => 1,
+        };
+        enode.fold(own, |sum, id| sum.saturating_add(costs(id)))
+    }
+}
+
+/// What extraction optimises for: `cpu`, the instructions the JIT runs
+/// ([`CpuCost`]); `asic`, the area of a spatial datapath ([`HardwareCost`]:
+/// multipliers expensive, adders cheap, shifts by constants nearly free).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Target {
+    #[default]
+    Cpu,
+    Asic,
+}

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use egg::{Extractor, Id, RecExpr, Runner, StopReason, Subst, Var};
 
-pub use cost::HardwareCost;
+pub use cost::{CpuCost, HardwareCost, Target};
 pub use eval::eval;
 pub use lang::{ConstFold, EGraph, IntExpr};
 

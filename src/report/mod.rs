@@ -55,12 +55,7 @@ pub struct Row {
 
 /// What the report counts: the operations a CPU executes (MACs), or also
 /// the hardware a spatial ASIC datapath needs (see `datapath`).
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Target {
-    #[default]
-    Cpu,
-    Asic,
-}
+pub use crate::eqsat::Target;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct WeightInfo {

@@ -85,9 +85,16 @@ fn lowering(c: &mut Criterion) {
         let out = dir.path().join(name);
         group.bench_function(name, |b| {
             b.iter(|| {
-                let p = lower_model(&g, &ck, Path::new("bench.safetensors"), 32, false)
-                    .unwrap()
-                    .program;
+                let p = lower_model(
+                    &g,
+                    &ck,
+                    Path::new("bench.safetensors"),
+                    32,
+                    potc::eqsat::Target::Cpu,
+                    false,
+                )
+                .unwrap()
+                .program;
                 p.save(&out).unwrap();
             })
         });

@@ -372,6 +372,7 @@ fn int_quant(q: &LayerQuant, acc_bits: usize) -> LayerQuant {
         w_format: q.w_format,
         a_bits: None,
         acc_bits: (acc_bits != 32).then_some(acc_bits),
+        datapath: None,
     }
 }
 

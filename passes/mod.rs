@@ -7,6 +7,7 @@ pub mod fuse_requant;
 pub mod insert_fake_quant;
 pub mod lower_int;
 pub mod rules;
+pub mod select_datapath;
 
 use crate::pass::Registry;
 
@@ -19,5 +20,6 @@ pub fn registry() -> Registry {
         Box::new(insert_fake_quant::InsertFakeQuant),
         Box::new(lower_int::LowerInt),
         Box::new(fuse_requant::FuseRequant),
+        Box::new(select_datapath::SelectDatapath),
     ])
 }

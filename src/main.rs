@@ -132,6 +132,10 @@ struct PrintArgs {
     /// passes (fold-bn folds it), and summarised after the IR.
     #[arg(long, value_name = "CKPT")]
     weights: Option<String>,
+    /// What `select-datapath` chooses for: `cpu` (multiply) or `asic`
+    /// (shift-add where cheaper), as `potc lower --target`.
+    #[arg(long, value_enum, default_value_t = potc::eqsat::Target::Cpu)]
+    target: potc::eqsat::Target,
 }
 
 #[derive(Args)]
@@ -149,6 +153,7 @@ fn run(cli: Cli) -> Result<String, Failure> {
             a.print_after_all,
             a.quant.as_deref().map(driver::parse_quant).transpose()?,
             a.weights.as_deref(),
+            a.target,
         ),
         Command::Passes(a) => driver::describe_passes(a.name.as_deref()),
         Command::Import(o) => driver::import(&o),

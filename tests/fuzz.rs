@@ -556,7 +556,7 @@ fn checkpoint_case(bytes: &[u8]) -> bool {
         let _ = train_state(&plan, &ck, TrainState::new(&plan, cfg));
     }
     let float = ck.check_against(g).is_ok();
-    match potc::driver::lower_model(g, &ck, path, 32, false) {
+    match potc::driver::lower_model(g, &ck, path, 32, potc::eqsat::Target::Cpu, false) {
         Ok(lowered) => IntInterpreter::from_checked(&lowered.program).is_ok(),
         Err(_) => float,
     }

@@ -18,6 +18,10 @@ fn run_case(path: &Path) -> String {
         .next()
         .and_then(|l| l.strip_prefix("// RUN:"))
         .unwrap_or_else(|| panic!("{}: line 1 must be `// RUN: <passes>`", path.display()));
+    let (pipeline, target) = match pipeline.split_once(" --target asic") {
+        Some((p, _)) => (p, potc::eqsat::Target::Asic),
+        None => (pipeline, potc::eqsat::Target::Cpu),
+    };
     let (pipeline, random) = match pipeline.split_once(" --weights random") {
         Some((p, _)) => (p, true),
         None => (pipeline, false),
@@ -30,9 +34,9 @@ fn run_case(path: &Path) -> String {
     let dir = tempfile::tempdir().unwrap();
     let weights = random.then(|| random_weights(&src, &dir.path().join("w.safetensors")));
     let weights = weights.as_deref();
-    let shown = driver::print_model(file, pipeline, true, quant.clone(), weights)
+    let shown = driver::print_model(file, pipeline, true, quant.clone(), weights, target)
         .unwrap_or_else(|e| panic!("{e}"));
-    let full = driver::print_model(file, pipeline, false, quant, weights).unwrap();
+    let full = driver::print_model(file, pipeline, false, quant, weights, target).unwrap();
     assert!(shown.ends_with(&full), "--print-after-all ends with the final IR");
     // With weights, a summary of the parameters follows the IR.
     let text = full.split("// parameters:\n").next().unwrap();
@@ -95,7 +99,8 @@ pass_cases!(
     fold_lone_bn: "fold-lone-bn",
     insert_fake_quant: "insert-fake-quant",
     lower_int: "lower-int",
-    fuse_requant: "fuse-requant"
+    fuse_requant: "fuse-requant",
+    select_datapath: "select-datapath"
 );
 
 #[test]
@@ -132,6 +137,7 @@ fn quantized_examples() {
             false,
             Some(QuantConfig::parse("w4a8").unwrap()),
             None,
+            potc::eqsat::Target::Cpu,
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let g = syntax::parse(&text).unwrap();

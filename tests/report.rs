@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::path::Path;
+
 use common::{json, ok, potc, random_config, random_program};
 use potc::diagnose::accum::analyse;
 use potc::interp::plan::Plan;
@@ -232,6 +234,20 @@ fn asic_datapaths_count_no_multiplier_for_power_of_two_weights() {
         assert_eq!(count("multipliers"), 0);
         assert!(count("shifters") > 0);
         assert!(count("adders") > 0);
+        // Lowered for an ASIC, every integer layer records the shift-add
+        // datapath extraction chose, and computes the same integers.
+        let asic = dir.path().join(format!("asic{pot}"));
+        let asic = asic.to_str().unwrap();
+        let args = ["lower", "examples/fcn.pot", "--weights", ck, "-o", asic, "--target", "asic"];
+        common::ok(common::potc(&args));
+        let text = std::fs::read_to_string(Path::new(asic).join("model.pot")).unwrap();
+        let want = if pot { 0 } else { 4 };
+        assert_eq!(text.matches("datapath = shift_add").count(), want, "{text}");
+        let sha = |p: &str| {
+            let run = ["run", p, "--data", test, "--engine", "interp", "--json"];
+            common::json(&common::ok(common::potc(&run)))["logits_sha256"].clone()
+        };
+        assert_eq!(sha(int), sha(asic));
         // Without --target asic the report has no datapath.
         let cpu = common::json(&common::ok(common::potc(&["report", int, "--json"])));
         assert!(cpu["layers"].as_array().unwrap().iter().all(|l| l.get("datapath").is_none()));

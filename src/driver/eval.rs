@@ -136,7 +136,8 @@ fn eval_int(o: &EvalOptions, engine: EngineKind, mode: &str) -> Result<String, F
     let (_, model) = load_float_model(&o.model)?;
     let path = Path::new(&o.weights);
     let ck = Checkpoint::load(path)?;
-    let program = super::lower::lower_model(&model, &ck, path, 32, false)?.program;
+    let program =
+        super::lower::lower_model(&model, &ck, path, 32, crate::eqsat::Target::Cpu, false)?.program;
     let report = super::lower::run_report(&program, &o.data, o.threads, engine, o.kernels)?;
     let warnings = diagnostics::report("", diagnostics::checkpoint_warnings(&model, &ck));
     Ok(if o.json {

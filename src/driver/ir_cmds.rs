@@ -37,6 +37,7 @@ pub fn print_model(
     print_after_all: bool,
     quant: Option<QuantConfig>,
     weights: Option<&str>,
+    target: crate::eqsat::Target,
 ) -> Result<String, Failure> {
     let registry = registry();
     let pipeline = registry.pipeline(passes).map_err(|e| Failure(format!("error: {e}\n")))?;
@@ -46,8 +47,13 @@ pub fn print_model(
     let (src, mut g) = if quantizes { load_float_model(path)? } else { load_model(path)? };
     let mut store = weights.map(|w| checkpoint_params(&g, w)).transpose()?;
     let mut ints = crate::pass::IntStore::new();
-    let mut cx =
-        PassContext { weights: store.as_mut(), quant, ints: Some(&mut ints), ..Default::default() };
+    let mut cx = PassContext {
+        weights: store.as_mut(),
+        quant,
+        ints: Some(&mut ints),
+        target,
+        ..Default::default()
+    };
     let mut out = String::new();
     if print_after_all {
         out.push_str("// *** IR after parse ***\n");

@@ -11,6 +11,7 @@ use crate::backend::jit::micro::KernelChoice;
 use crate::backend::{engine, EngineKind, EngineOptions};
 use crate::ckpt::{Checkpoint, KEY_HISTORY, KEY_INPUT_SHAPE};
 use crate::data;
+use crate::eqsat::Target;
 use crate::interp::kernels::loss::argmax;
 use crate::ir::op::Op;
 use crate::ir::{print, Graph, Type};
@@ -20,7 +21,7 @@ use crate::program::{model_path, CheckedProgram, IntProgram};
 use crate::report::source::Source;
 
 /// The passes from the quantized float model to the integer program.
-pub const LOWER_PIPELINE: &str = "lower-int,fuse-requant";
+pub const LOWER_PIPELINE: &str = "lower-int,fuse-requant,select-datapath";
 
 /// Flags of `potc lower` (see `potc lower --help`).
 #[derive(clap::Args, Debug, Clone)]
@@ -41,6 +42,13 @@ pub struct LowerOptions {
     /// the equality-saturation report) on standard output.
     #[arg(long)]
     pub print_after_all: bool,
+    /// What the program is for, which decides each integer layer's
+    /// datapath by extraction: `cpu`, multiply (one lane of a dot-product
+    /// instruction); `asic`, `datapath = shift_add` on every layer whose
+    /// weights are all cheaper as signed sums of shifts (7x = (x << 3) - x)
+    /// than as multiplications. The integers are the same either way.
+    #[arg(long, value_enum, default_value_t = Target::Cpu)]
+    pub target: Target,
 }
 
 /// A trained model lowered: the program, the `--print-after-all` text, and
@@ -57,6 +65,7 @@ pub fn lower_model(
     ck: &Checkpoint,
     ck_path: &Path,
     acc_bits: usize,
+    target: Target,
     print_after_all: bool,
 ) -> Result<Lowered, Failure> {
     let typed = trained_shape(model, ck, ck_path)?;
@@ -73,7 +82,7 @@ pub fn lower_model(
         text += &print(&g);
     }
     let source = source_of(&g, &store, ck, ck_path)?;
-    let ints = lower_graph(&mut g, &mut store, acc_bits, |r| {
+    let ints = lower_graph(&mut g, &mut store, acc_bits, target, |r| {
         if print_after_all {
             let note = if r.changed { "" } else { " (no change)" };
             text += &format!("\n// *** IR after {}{note} ***\n", r.pass.name());
@@ -105,6 +114,7 @@ pub fn lower_graph(
     g: &mut Graph,
     store: &mut ParamStore,
     acc_bits: usize,
+    target: Target,
     after: impl FnMut(PassReport<'_>),
 ) -> Result<IntStore, String> {
     let mut ints = IntStore::new();
@@ -112,6 +122,7 @@ pub fn lower_graph(
         weights: Some(store),
         ints: Some(&mut ints),
         acc_bits: Some(acc_bits),
+        target,
         ..Default::default()
     };
     let registry = registry();
@@ -172,7 +183,7 @@ pub fn lower(o: &LowerOptions) -> Result<String, Failure> {
     let path = Path::new(&o.weights);
     let ck = Checkpoint::load(path)?;
     let Lowered { program, printed: text, source } =
-        lower_model(&model, &ck, path, o.acc_bits as usize, o.print_after_all)?;
+        lower_model(&model, &ck, path, o.acc_bits as usize, o.target, o.print_after_all)?;
     let out = Path::new(&o.out);
     program.save(out).map_err(|e| Failure(format!("error: {e}\n")))?;
     source.save(out).map_err(|e| Failure(format!("error: {e}\n")))?;

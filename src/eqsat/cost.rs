@@ -40,31 +40,11 @@ impl CostFunction<IntExpr> for HardwareCost {
     }
 }
 
-/// The cost of one output element's datapath on a CPU: every operation is
-/// an instruction (a multiply-add is one lane of a dot-product instruction),
-/// so a constant multiplication stays a multiplication.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct CpuCost;
-
-impl CostFunction<IntExpr> for CpuCost {
-    type Cost = usize;
-
-    fn cost<C>(&mut self, enode: &IntExpr, mut costs: C) -> usize
-    where
-        C: FnMut(Id) -> usize,
-    {
-        let own = match enode {
-            IntExpr::Num(_) | IntExpr::Symbol(_) => 0,
-            IntExpr::ShiftRound(_) => 2,
-            _ => 1,
-        };
-        enode.fold(own, |sum, id| sum.saturating_add(costs(id)))
-    }
-}
-
-/// What extraction optimises for: `cpu`, the instructions the JIT runs
-/// ([`CpuCost`]); `asic`, the area of a spatial datapath ([`HardwareCost`]:
-/// multipliers expensive, adders cheap, shifts by constants nearly free).
+/// What a program is for: `cpu`, the JIT, whose dot-product instructions
+/// multiply (every layer keeps its multiplications); `asic`, a spatial
+/// datapath whose area [`HardwareCost`] models (multipliers expensive,
+/// adders and shifts by constants cheap), so extraction chooses shift-add
+/// forms wherever they are cheaper.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Target {
     #[default]

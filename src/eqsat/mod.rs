@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use egg::{Extractor, Id, RecExpr, Runner, StopReason, Subst, Var};
 
-pub use cost::{CpuCost, HardwareCost, Target};
+pub use cost::{HardwareCost, Target};
 pub use eval::eval;
 pub use lang::{ConstFold, EGraph, IntExpr};
 
@@ -81,16 +81,19 @@ pub fn saturate(expr: &RecExpr<IntExpr>, rules: &[Rewrite]) -> Saturated {
     saturate_with(expr, rules, Limits::default())
 }
 
-/// Saturates `expr` with `rules` under `limits` and extracts the cheapest
-/// equivalent expression. Stopping at a limit is not an error: the best
-/// expression found so far is still equal to `expr`.
-pub fn saturate_with(expr: &RecExpr<IntExpr>, rules: &[Rewrite], limits: Limits) -> Saturated {
-    let runner = Runner::<IntExpr, ConstFold>::default()
+fn runner(expr: &RecExpr<IntExpr>, limits: Limits) -> Runner<IntExpr, ConstFold> {
+    Runner::<IntExpr, ConstFold>::default()
         .with_iter_limit(limits.iterations)
         .with_node_limit(limits.nodes)
         .with_time_limit(limits.time)
         .with_expr(expr)
-        .run(rules);
+}
+
+/// Saturates `expr` with `rules` under `limits` and extracts the cheapest
+/// equivalent expression. Stopping at a limit is not an error: the best
+/// expression found so far is still equal to `expr`.
+pub fn saturate_with(expr: &RecExpr<IntExpr>, rules: &[Rewrite], limits: Limits) -> Saturated {
+    let runner = runner(expr, limits).run(rules);
     let root = runner.roots[0];
     let (cost, best) = Extractor::new(&runner.egraph, HardwareCost).find_best(root);
     Saturated {

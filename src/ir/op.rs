@@ -71,7 +71,15 @@ pub struct LayerQuant {
     /// Width of the signed accumulator in the integer program (the type of
     /// `int_conv1d`/`int_linear`); absent means 32 (`potc lower --acc-bits`).
     pub acc_bits: Option<usize>,
+    /// How an integer layer's weights are applied, as `potc lower --target`
+    /// chose: `shift_add` (each weight a signed sum of shifts: no
+    /// multiplier); absent means multiply (or shift, with `w_format = pot`).
+    /// Not on float layers.
+    pub datapath: Option<&'static str>,
 }
+
+/// The datapaths `datapath` names.
+pub const DATAPATHS: &[&str] = &["multiply", "shift_add"];
 
 /// The weight formats `w_format` names.
 pub const WEIGHT_FORMATS: &[&str] = &["int", "pot"];
@@ -88,6 +96,7 @@ impl LayerQuant {
         v.ident("w_format", &mut self.w_format, WEIGHT_FORMATS);
         v.opt_uint("a_bits", &mut self.a_bits);
         v.opt_uint("acc_bits", &mut self.acc_bits);
+        v.ident("datapath", &mut self.datapath, DATAPATHS);
     }
 
     fn check(&self) -> Result<(), AttrError> {
@@ -129,6 +138,14 @@ impl LayerQuant {
     pub fn acc_elem(&self) -> super::types::Elem {
         super::types::Elem::Int { signed: true, bits: self.acc_bits.unwrap_or(32) as u8 }
     }
+}
+
+/// `datapath` belongs to integer layers, where `potc lower --target` sets it.
+fn float_datapath(q: &LayerQuant) -> Result<(), AttrError> {
+    if q.datapath.is_some() {
+        return bad("datapath", "`datapath` is chosen by `potc lower --target`, on integer layers");
+    }
+    Ok(())
 }
 
 /// The output quantizer's width of an op that is a layer end without weights
@@ -447,6 +464,9 @@ impl Op {
                 if c.padding == Padding::Same && c.stride != 1 {
                     return bad("padding", "`padding = same` needs stride 1 (as in PyTorch)");
                 }
+                if matches!(self, Op::Conv1d(_)) {
+                    float_datapath(&c.quant)?;
+                }
                 c.quant.check()
             }
             Op::BatchNorm(b) => {
@@ -479,6 +499,9 @@ impl Op {
                 positive("out_features", l.out_features)?;
                 if let Some(d) = l.input_divisor {
                     positive("input_divisor", d)?;
+                }
+                if matches!(self, Op::Linear(_)) {
+                    float_datapath(&l.quant)?;
                 }
                 l.quant.check()
             }

@@ -33,6 +33,9 @@ pub struct PassContext<'a> {
     /// The default accumulator width of integer MAC layers (`--acc-bits`;
     /// 32 when absent).
     pub acc_bits: Option<usize>,
+    /// What extraction optimises for (`potc lower --target`): the
+    /// datapath `select-datapath` records on each integer layer.
+    pub target: crate::eqsat::Target,
     /// Lines a pass reports about its run (e.g. why equality saturation
     /// stopped); the manager hands them to the observer with the pass.
     pub notes: Vec<String>,

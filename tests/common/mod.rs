@@ -178,7 +178,8 @@ pub fn random_program(
 /// The integer program of a quantized graph, or the lowering error.
 pub fn lower(q: &Graph, store: &ParamStore, acc_bits: usize) -> Result<CheckedProgram, String> {
     let (mut g, mut store) = (q.clone(), store.clone());
-    let tensors = potc::driver::lower_graph(&mut g, &mut store, acc_bits, |_| {})?;
+    let tensors =
+        potc::driver::lower_graph(&mut g, &mut store, acc_bits, potc::eqsat::Target::Cpu, |_| {})?;
     IntProgram { graph: g, tensors, labels: vec![] }.checked().map_err(|e| e.to_string())
 }
 

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::eqsat::{saturate, IntExpr, Target};
+use crate::eqsat::{ProductForm, Target};
 use crate::ir::op::{LayerQuant, Op};
 use crate::ir::Graph;
 use crate::pass::{Pass, PassContext, RewriteError, Semantics};
@@ -67,8 +67,9 @@ impl Pass for SelectDatapath {
             }
             let mut multiplies = 0usize;
             for m in w.iter().map(|v| v.unsigned_abs()).filter(|&m| m != 0) {
-                multiplies +=
-                    usize::from(*forms.entry(m).or_insert_with(|| needs_multiplier(m, &rules)));
+                multiplies += usize::from(
+                    *forms.entry(m).or_insert_with(|| ProductForm::of(m, &rules).multipliers > 0),
+                );
             }
             let choice = if multiplies == 0 { "shift_add" } else { "multiply" };
             cx.notes.push(format!(
@@ -90,10 +91,4 @@ fn quant_mut(op: &mut Op) -> Option<&mut LayerQuant> {
         Op::IntLinear(l) => Some(&mut l.quant),
         _ => None,
     }
-}
-
-/// Whether the cheapest form of `x * m` under the ASIC cost multiplies.
-fn needs_multiplier(m: u32, rules: &[crate::eqsat::Rewrite]) -> bool {
-    let expr = format!("(* x {m})").parse().expect("a valid expression");
-    saturate(&expr, rules).best.as_ref().iter().any(|n| matches!(n, IntExpr::Mul(_)))
 }

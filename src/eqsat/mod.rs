@@ -10,6 +10,7 @@ pub mod cost;
 pub mod eval;
 pub mod lang;
 pub mod net;
+mod product;
 
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use egg::{Extractor, Id, RecExpr, Runner, StopReason, Subst, Var};
 pub use cost::{HardwareCost, Target};
 pub use eval::eval;
 pub use lang::{ConstFold, EGraph, IntExpr};
+pub use product::ProductForm;
 
 /// A rewrite over [`IntExpr`] with the constant analysis.
 pub type Rewrite = egg::Rewrite<IntExpr, ConstFold>;

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 #[cfg(doc)]
 use crate::eqsat::HardwareCost;
-use crate::eqsat::{saturate, IntExpr};
+use crate::eqsat::ProductForm as Form;
 use crate::passes::rules;
 
 /// What one MAC layer's datapath holds.
@@ -68,35 +68,6 @@ pub fn datapath(
         d.adders += terms.saturating_sub(1);
     }
     d
-}
-
-/// The operators extraction chose for `x * m`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Form {
-    pub multipliers: u64,
-    pub adders: u64,
-    pub shifters: u64,
-}
-
-impl Form {
-    /// Saturates `x * m` and counts the cheapest form's operators.
-    pub fn of(m: u32, rules: &[crate::eqsat::Rewrite]) -> Form {
-        let expr = format!("(* x {m})").parse().expect("a valid expression");
-        let best = saturate(&expr, rules).best;
-        let mut f = Form::default();
-        let nodes = best.as_ref();
-        for n in nodes {
-            match n {
-                IntExpr::Mul(_) => f.multipliers += 1,
-                IntExpr::Add(_) | IntExpr::Sub(_) => f.adders += 1,
-                IntExpr::Shl([_, a]) if !matches!(nodes[usize::from(*a)], IntExpr::Num(0)) => {
-                    f.shifters += 1
-                }
-                _ => {}
-            }
-        }
-        f
-    }
 }
 
 #[cfg(test)]

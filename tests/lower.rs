@@ -483,3 +483,39 @@ fn batch_norms_after_an_add_and_on_pooled_features_leave_no_layer() {
         assert_eq!(want, got, "seed {seed}");
     }
 }
+
+/// The same folds through training: under both `--bn` modes a model with a
+/// batch norm after a two-convolution add and one on pooled features trains
+/// an epoch, lowers to its three convolutions and one linear layer, and runs
+/// the fake-quant integers.
+#[test]
+fn batch_norm_folds_train_and_lower_exactly_in_both_modes() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.pot");
+    std::fs::write(
+        &model,
+        "model m(%x: [1, 150]) {\n  %c1 = conv1d(%x) {out_channels = 8, kernel = 5, padding = same}\n  \
+         %b1 = batch_norm(%c1)\n  %r1 = relu(%b1)\n  %c2 = conv1d(%r1) {out_channels = 8, kernel = 3, padding = same}\n  \
+         %k = conv1d(%x) {out_channels = 8, kernel = 1}\n  %s = add(%c2, %k)\n  %n = batch_norm(%s)\n  \
+         %r = relu(%n)\n  %g = global_avg_pool(%r)\n  %gn = batch_norm(%g)\n  \
+         %y = linear(%gn) {out_features = 2}\n  return %y\n}\n",
+    )
+    .unwrap();
+    let m = model.to_str().unwrap();
+    let (train, test) = ("examples/data/GunPoint_TRAIN.ts", "examples/data/GunPoint_TEST.ts");
+    for bn in ["fold-sim", "fold-then-qat"] {
+        let ck = dir.path().join(format!("{bn}.safetensors"));
+        let out = dir.path().join(bn);
+        let (ck, out) = (ck.to_str().unwrap(), out.to_str().unwrap());
+        let args = ["train", m, "--train", train, "--test", test, "-o", ck, "--quant", "w4a8"];
+        ok(potc(&[&args[..], &["--bn", bn, "--epochs", "1", "--threads", "1"]].concat()));
+        let eval = ["eval", m, "--weights", ck, "--data", test, "--mode", "fake-quant", "--json"];
+        let fq = json(&ok(potc(&eval)));
+        ok(potc(&["lower", m, "--weights", ck, "-o", out]));
+        let text = std::fs::read_to_string(Path::new(out).join("model.pot")).unwrap();
+        assert_eq!(text.matches("int_conv1d(").count(), 3, "{bn}:\n{text}");
+        assert_eq!(text.matches("int_linear(").count(), 1, "{bn}:\n{text}");
+        let run = json(&ok(potc(&["run", out, "--data", test, "--json"])));
+        assert_eq!(run["logits_sha256"], fq["logits_sha256"], "{bn}");
+    }
+}

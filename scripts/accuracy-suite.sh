@@ -12,7 +12,6 @@
 # SETS="A B ..." picks the data sets and their order (default: all, by name).
 # With OUT=DIR the runs go to DIR, and a run whose JSON is already there is
 # not repeated: an interrupted suite resumes where it stopped.
-# With DISTILL=1 it adds w4a8 and w2a8 with --distill from the float run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 float=${1:-300}; fine=${2:-100}; seeds=${3:-3}; shift $(( $# < 3 ? $# : 3 )) || true
@@ -26,7 +25,6 @@ p=$out/potc
 [ -x "$p" ] || cp target/release/potc "$p"
 echo "runs in $out" >&2
 cells=(float "float+$fine" w8a8 w4a8 "w4a8 pot" w2a8)
-[ -n "${DISTILL:-}" ] && cells+=("w4a8 distill" "w2a8 distill")
 [ -n "${ANCHORS:-}" ] && cells+=("Brevitas w4a8")
 
 # The template with the data set's channels, length and classes.
@@ -64,14 +62,8 @@ for ds in $sets; do
       got[float]+=" $(field "$r-float.json" test_accuracy)"
       run_to "$r-fine.json" $p train "$m" "${common[@]}" -o "$r-fine.safetensors" --epochs "$fine" --init "$r-float.safetensors" 2>>"$r-fine.log"
       got["float+$fine"]+=" $(field "$r-fine.json" test_accuracy)"
-      quantized=(w8a8 w4a8 "w4a8 pot" w2a8)
-      [ -n "${DISTILL:-}" ] && quantized+=("w4a8 distill" "w2a8 distill")
-      for cell in "${quantized[@]}"; do
-        spec=${cell%% *}; flags=()
-        case "$cell" in
-          *pot) flags=(--pot-weights) ;;
-          *distill) flags=(--distill "$r-float.safetensors") ;;
-        esac
+      for cell in w8a8 w4a8 "w4a8 pot" w2a8; do
+        spec=${cell% pot}; flags=(); [ "$cell" != "$spec" ] && flags=(--pot-weights)
         q=$r-${cell// /-}
         run_to "$q.train.json" $p train "$m" "${common[@]}" -o "$q.safetensors" --epochs "$fine" --quant "$spec" "${flags[@]}" \
           --init "$r-float.safetensors" 2>>"$q.log"

@@ -340,25 +340,3 @@ fn the_output_is_checked_before_training() {
     assert!(e.contains("error: is a directory"), "{e}");
     std::fs::remove_dir_all(&d).unwrap();
 }
-
-/// `--distill`: a QAT run learns from a float teacher, and changes what it
-/// learns (the same run without it ends with other weights); a weight
-/// outside [0, 1] is refused.
-#[test]
-fn distillation_runs_and_changes_the_run() {
-    let d = dir("distill");
-    let (teacher, a, b) =
-        (d.join("t.safetensors"), d.join("a.safetensors"), d.join("b.safetensors"));
-    driver::train(&train_opts(&teacher, &["--epochs", "3"])).unwrap();
-    let t = teacher.to_str().unwrap();
-    let qat = ["--epochs", "2", "--quant", "w4a8", "--init", t];
-    driver::train(&train_opts(&a, &qat)).unwrap();
-    driver::train(&train_opts(
-        &b,
-        &[&qat[..], &["--distill", t, "--distill-weight", "0.9"]].concat(),
-    ))
-    .unwrap();
-    assert_ne!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
-    let bad = driver::train(&train_opts(&b, &["--distill", t, "--distill-weight", "1.5"]));
-    assert!(bad.err().unwrap().0.contains("--distill-weight must lie in [0, 1]"));
-}

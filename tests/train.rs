@@ -52,7 +52,6 @@ fn tiny_learns_a_separable_set() {
         schedule: Schedule::Constant,
         freeze_bn: None,
         keep: potc::train::Keep::Last,
-        distill: None,
     };
     let (train, test) = (separable(32, 16, 1), separable(32, 16, 99));
     let mut w = init_weights(&plan.params, cfg.seed);
@@ -300,7 +299,6 @@ fn a_diverging_run_stops_without_saving() {
         schedule: Schedule::Constant,
         freeze_bn: None,
         keep: potc::train::Keep::Last,
-        distill: None,
     };
     let data = separable(32, 16, 1);
     let mut w = init_weights(&plan.params, cfg.seed);

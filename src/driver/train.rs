@@ -14,53 +14,10 @@ use crate::quant::config::BnFold;
 use crate::quant::QuantConfig;
 use crate::train::checkpoint::{labels, to_checkpoint};
 use crate::train::fit::median_samples_per_second;
-use crate::train::{fit, Distill, TrainConfig, TrainState};
+use crate::train::{fit, TrainConfig, TrainState};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// The logits of the trained model at `path` on the training set
-/// (sample-major), for `--distill`: its inference graph, in float.
-fn teacher_logits(
-    path: &str,
-    typed: &Graph,
-    train: &Dataset,
-    threads: usize,
-) -> Result<Vec<f32>, Failure> {
-    let p = Path::new(path);
-    let ck = Checkpoint::load(p)?;
-    let teacher_labels = labels(&ck).map_err(|e| e.in_file(p))?;
-    if !teacher_labels.is_empty() && teacher_labels != train.labels {
-        return Err(Failure(format!(
-            "{path}: error: the teacher's classes {teacher_labels:?} are not the training set's {:?}\n",
-            train.labels
-        )));
-    }
-    let (graph, _, store) = super::quantized::inference_model(&ck, typed, p)?;
-    let plan = Plan::new(&graph).map_err(|e| Failure(format!("{path}: error: {e}\n")))?;
-    let w = plan
-        .params
-        .iter()
-        .map(|q| store.get(&q.name).map(|t| t.1.clone()))
-        .collect::<Option<Vec<_>>>()
-        .ok_or_else(|| {
-            Failure(format!("{path}: error: the teacher lacks parameters of the model\n"))
-        })?;
-    Ok(crate::train::evaluate(&plan, &w, train, threads).logits)
-}
-
-fn distill_config(o: &TrainOptions, teacher: Vec<f32>) -> Result<Distill, Failure> {
-    let (temperature, weight) = (o.distill_temperature, o.distill_weight);
-    if !(temperature > 0.0 && temperature.is_finite()) {
-        return Err(Failure(format!(
-            "error: --distill-temperature must be positive, not {temperature}\n"
-        )));
-    }
-    if !(0.0..=1.0).contains(&weight) {
-        return Err(Failure(format!("error: --distill-weight must lie in [0, 1], not {weight}\n")));
-    }
-    Ok(Distill { temperature, weight, teacher: std::sync::Arc::new(teacher) })
-}
 
 pub fn train(o: &TrainOptions) -> Result<String, Failure> {
     let (_, model) = load_float_model(&o.model)?;
@@ -105,10 +62,6 @@ pub fn train(o: &TrainOptions) -> Result<String, Failure> {
     let start =
         Start { resume: resume_from.as_ref(), init: init_from.as_ref(), quant: quant.as_ref() };
     let (plan, mut w, mut st) = threads.install(|| start.prepare(&typed, &cfg, &train_set, o))?;
-    if let Some(path) = &o.distill {
-        let teacher = threads.install(|| teacher_logits(path, &typed, &train_set, cfg.threads))?;
-        cfg.distill = Some(distill_config(o, teacher)?);
-    }
     cfg.keep = o.keep(&plan, &cfg);
     announce(o, &cfg, &mut st, resume_from.as_ref())?;
     let mut warnings = vec![];

@@ -92,19 +92,6 @@ pub struct TrainOptions {
     /// Start from the parameters of this checkpoint (not its optimizer state).
     #[arg(long, value_name = "CKPT")]
     pub init: Option<String>,
-    /// Distillation: the loss also matches the logits of this trained model
-    /// (a float checkpoint of the same model text, typically the --init one,
-    /// or a quantized one), softened by --distill-temperature, with
-    /// --distill-weight of the loss (Hinton et al. 2015).
-    #[arg(long, value_name = "CKPT")]
-    pub distill: Option<String>,
-    /// The temperature that softens teacher and student logits under --distill.
-    #[arg(long, value_name = "T", default_value_t = 4.0, requires = "distill")]
-    pub distill_temperature: f32,
-    /// The share of the loss that matches the teacher, in [0, 1] (the rest is
-    /// the cross-entropy with the labels).
-    #[arg(long, value_name = "A", default_value_t = 0.5, requires = "distill")]
-    pub distill_weight: f32,
     /// Continue the run saved in the output checkpoint, if it exists.
     #[arg(long)]
     pub resume: bool,
@@ -263,7 +250,6 @@ impl TrainOptions {
             },
             freeze_bn: Some(self.freeze_bn.unwrap_or(self.epochs / 2)),
             keep: Keep::Last,
-            distill: None,
         })
     }
 

@@ -6,7 +6,7 @@
 use super::optim::{self, OptState, Optimizer};
 use super::schedule::{Schedule, ScheduleState};
 use crate::data::{batch, Dataset};
-use crate::interp::kernels::loss::{argmax, distillation, softmax_cross_entropy};
+use crate::interp::kernels::loss::{argmax, softmax_cross_entropy};
 use crate::interp::{backward, forward, Mode, Plan, Weights};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -36,22 +36,6 @@ pub struct TrainConfig {
     /// Which weights the run ends with.
     #[serde(default)]
     pub keep: Keep,
-    /// Distillation from a teacher's logits (`--distill`).
-    #[serde(default)]
-    pub distill: Option<Distill>,
-}
-
-/// `--distill`: the loss also matches a teacher's logits
-/// ([`distillation`](crate::interp::kernels::loss::distillation)).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Distill {
-    pub temperature: f32,
-    /// The soft term's share of the loss, in [0, 1].
-    pub weight: f32,
-    /// The teacher's logits on the training set, sample-major (`[n][k]`),
-    /// computed once before training.
-    #[serde(skip)]
-    pub teacher: std::sync::Arc<Vec<f32>>,
 }
 
 /// Which weights a run keeps. The last epoch's weights land wherever the
@@ -235,22 +219,7 @@ pub fn fit<E: From<Diverged>>(
                 },
                 cfg.threads,
             );
-            let z = tape.output(plan);
-            let (loss, dz, ok) = match &cfg.distill {
-                Some(d) => {
-                    // The batch's teacher logits, laid out as `z`: `[k][n]`.
-                    let n = idx.len();
-                    let mut t = vec![0.0f32; k * n];
-                    for (bi, &i) in idx.iter().enumerate() {
-                        for c in 0..k {
-                            t[c * n + bi] = d.teacher[i * k + c];
-                        }
-                    }
-                    let (temp, weight) = (f64::from(d.temperature), f64::from(d.weight));
-                    distillation(z, k, &labels, &t, temp, weight)
-                }
-                None => softmax_cross_entropy(z, k, &labels),
-            };
+            let (loss, dz, ok) = softmax_cross_entropy(tape.output(plan), k, &labels);
             if !loss.is_finite() {
                 let what = "the loss".to_string();
                 return Err(Diverged { epoch: st.epoch + 1, what, lr: st.sched.lr }.into());

@@ -10,7 +10,7 @@ pub mod optim;
 pub mod schedule;
 
 pub use fit::{
-    evaluate, fit, Distill, Diverged, EpochRecord, Evaluation, Keep, Kept, TrainConfig, TrainState,
+    evaluate, fit, Diverged, EpochRecord, Evaluation, Keep, Kept, TrainConfig, TrainState,
 };
 pub use init::init_weights;
 pub use optim::{OptState, Optimizer};

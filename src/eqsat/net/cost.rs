@@ -20,7 +20,7 @@ use super::lang::Net;
 pub struct NetCost;
 
 /// The cost of one node, children excluded.
-pub fn op_cost(enode: &Net) -> u64 {
+fn op_cost(enode: &Net) -> u64 {
     match enode {
         Net::Bn(_) | Net::BnFeatures(_) => 1000,
         Net::Conv(_) | Net::Linear(_) => 10,

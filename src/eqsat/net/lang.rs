@@ -54,25 +54,6 @@ define_language! {
     }
 }
 
-impl Net {
-    /// Whether this node is a layer of the graph (not a parameter expression
-    /// or a key).
-    pub fn is_layer(&self) -> bool {
-        matches!(
-            self,
-            Net::Conv(_)
-                | Net::Linear(_)
-                | Net::Depthwise(_)
-                | Net::Bn(_)
-                | Net::BnFeatures(_)
-                | Net::Add(_)
-                | Net::Gap(_)
-                | Net::Op(_)
-                | Net::Share(_)
-        )
-    }
-}
-
 /// The e-graph of [`Net`]; no analysis (every condition reads the nodes).
 pub type NetGraph = egg::EGraph<Net, ()>;
 

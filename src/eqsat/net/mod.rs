@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use egg::{Extractor, Runner};
 
-pub use cost::{op_cost, NetCost};
+pub use cost::NetCost;
 pub use lang::{Net, NetGraph, NetRewrite};
 
 use crate::ir::Graph;

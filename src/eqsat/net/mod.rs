@@ -79,9 +79,9 @@ pub fn rewrite(
     rules: &[NetRewrite],
     limits: NetLimits,
 ) -> Result<NetReport, RewriteError> {
-    let enc = build::encode(g)?;
+    let mut enc = build::encode(g)?;
     let runner = Runner::<Net, ()>::default()
-        .with_egraph(enc.egraph.clone())
+        .with_egraph(std::mem::take(&mut enc.egraph))
         .with_iter_limit(limits.iterations)
         .with_node_limit(limits.nodes)
         .with_time_limit(Duration::from_secs(u64::from(u32::MAX)))

@@ -4,7 +4,7 @@
 //! MAC layers get weight quantization; global average pooling becomes a sum
 //! whose `1/L` moves into the next linear layer's weights.
 
-use crate::ir::op::{FakeQuant, LayerQuant, Op, MAX_POT_BITS};
+use crate::ir::op::{FakeQuant, LayerQuant, Op};
 use crate::ir::{Graph, NodeId};
 use crate::pass::{Pass, PassContext, RewriteError, Semantics};
 use crate::quant::QuantConfig;
@@ -123,18 +123,19 @@ fn weights(
     cfg: &QuantConfig,
     name: &str,
 ) -> Result<Option<usize>, RewriteError> {
-    // A layer that sets its own weight bits or format keeps them: PoT weights
-    // take 2..=5 bits, so `w_bits = 8` under --pot-weights means integers.
-    if cfg.pot_weights && q.w_format.is_none() && q.w_bits.is_none() {
-        q.w_format = Some("pot");
+    // A layer that sets its own weight bits or format keeps them: the shift
+    // formats take at most 5 or 6 bits, so `w_bits = 8` under --pot-weights
+    // means integers.
+    let format = cfg.weight_format();
+    if format.shifts() && q.w_format.is_none() && q.w_bits.is_none() {
+        q.w_format = Some(format.name());
     }
     q.w_bits = q.w_bits.or(Some(cfg.w_bits));
     q.w_per_channel |= cfg.per_channel;
-    if q.pot() && q.w_bits.is_some_and(|b| b > MAX_POT_BITS) {
-        let reason = format!(
-            "power-of-two weights take 2..={MAX_POT_BITS} bits, not {}",
-            q.w_bits.unwrap_or(0)
-        );
+    let (format, max) = (q.format(), q.format().max_bits());
+    if q.w_bits.is_some_and(|b| b > max) {
+        let reason =
+            format!("`{format}` weights take 2..={max} bits, not {}", q.w_bits.unwrap_or(0));
         return Err(RewriteError::Unsupported { node: name.into(), reason });
     }
     Ok(q.a_bits)

@@ -259,7 +259,7 @@ impl Lowering<'_> {
             reason: "its input has one exponent per channel, not one".into(),
         })?;
         let w = self.param(id, "w")?;
-        let spec = weight_spec(bits, q.pot());
+        let spec = weight_spec(bits, q.format());
         let qw = quantize_weights(w, rows, divisor as f32, self.param(id, "w_log2t")?, &spec);
         let per = w.len() / rows;
         let wint: Vec<i32> = qw

@@ -56,7 +56,7 @@ impl Pass for SelectDatapath {
         for id in ids {
             let name = g.node(id).name.clone();
             let Some(q) = quant_mut(&mut g.node_mut(id).op) else { continue };
-            if q.pot() || q.datapath.is_some() {
+            if q.format().shifts() || q.datapath.is_some() {
                 continue;
             }
             let Some((_, w)) = ints.get(&format!("{name}.w")) else { continue };

@@ -544,30 +544,36 @@ fn a_relu_between_a_quantizer_and_a_mac_is_exact_everywhere() {
     );
 }
 
-/// With power-of-two weights every MAC layer of the IR carries
-/// `w_format = pot`, the C of every MAC layer shifts instead of multiplying a
-/// weight (codes `±(k + 1)` in the tables), and it computes the JIT's
-/// integers on GunPoint's test set.
+/// With power-of-two or additive power-of-two weights every MAC layer of
+/// the IR carries that `w_format`, the C of every MAC layer shifts (and, for
+/// additive weights, adds) instead of multiplying a weight (codes in the
+/// tables), and it computes the JIT's integers on GunPoint's test set.
 #[test]
-fn power_of_two_layers_shift_and_match_the_jit() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (prog, out) = example_with("fcn", GUNPOINT.0, GUNPOINT.1, tmp.path(), &["--pot-weights"]);
-    let source = std::fs::read_to_string(out.join("fcn.c")).unwrap();
-    assert!(!source.contains("wv * "), "a weight is multiplied");
-    assert!(!source.contains("w[i] * "), "a weight is multiplied");
-    assert_eq!(source.matches("<< sh) ^ neg) - neg").count(), 7, "3 convs x 2 loops + 1 linear");
-    let exe = compile(&out);
-    let p = load_program(&prog).unwrap();
-    // The IR: every MAC layer carries power-of-two codes (shifts, no multiplier).
-    let macs: Vec<&potc::ir::Op> = p.graph.node_ids().map(|n| &p.graph.node(n).op).collect();
-    let pot = |op: &potc::ir::Op| match op {
-        potc::ir::Op::IntConv1d(c) => Some(c.quant.pot()),
-        potc::ir::Op::IntLinear(l) => Some(l.quant.pot()),
-        _ => None,
-    };
-    assert_eq!(macs.iter().filter_map(|op| pot(op)).collect::<Vec<_>>(), [true; 4]);
-    let (got, _) = outputs(run(&exe, &out, &[]), output_len(&p));
-    let ds = potc::data::load(Path::new(GUNPOINT.1)).unwrap().with_labels(&p.labels).unwrap();
-    let want = run_program(&p, &ds, 0, EngineKind::Jit, Default::default()).unwrap();
-    assert!(got == want, "the C outputs differ from the JIT's");
+fn shift_format_layers_shift_and_match_the_jit() {
+    use potc::quant::WeightFormat;
+    for (format, term) in [
+        (WeightFormat::Pot, "<< sh) ^ neg) - neg"),
+        (WeightFormat::Apot, "<< sh2) & two)) ^ neg) - neg"),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let flag = format!("--{format}-weights");
+        let (prog, out) = example_with("fcn", GUNPOINT.0, GUNPOINT.1, tmp.path(), &[&flag]);
+        let source = std::fs::read_to_string(out.join("fcn.c")).unwrap();
+        assert!(!source.contains("wv * "), "{format}: a weight is multiplied");
+        assert!(!source.contains("w[i] * "), "{format}: a weight is multiplied");
+        assert_eq!(source.matches(term).count(), 7, "{format}: 3 convs x 2 loops + 1 linear");
+        let exe = compile(&out);
+        let p = load_program(&prog).unwrap();
+        // The IR: every MAC layer carries the format (shifts, no multiplier).
+        let formats: Vec<WeightFormat> = p
+            .graph
+            .node_ids()
+            .filter_map(|n| p.graph.node(n).op.int_mac_quant().map(|q| q.format()))
+            .collect();
+        assert_eq!(formats, [format; 4]);
+        let (got, _) = outputs(run(&exe, &out, &[]), output_len(&p));
+        let ds = potc::data::load(Path::new(GUNPOINT.1)).unwrap().with_labels(&p.labels).unwrap();
+        let want = run_program(&p, &ds, 0, EngineKind::Jit, Default::default()).unwrap();
+        assert!(got == want, "{format}: the C outputs differ from the JIT's");
+    }
 }

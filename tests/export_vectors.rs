@@ -13,6 +13,7 @@ use common::{json, ok, potc};
 use potc::backend::interp::IntInterpreter;
 use potc::backend::jit::{JitOptions, JitProgram};
 use potc::program::CheckedProgram;
+use potc::quant::WeightFormat;
 use serde_json::Value;
 
 const TRAIN: &str = "examples/data/GunPoint_TRAIN.ts";
@@ -208,11 +209,14 @@ fn check(prog: &str, out: &Path) -> (CheckedProgram, Value, Arrays) {
             q["signed"].as_bool().unwrap(),
             q["hex_digits"].as_u64().unwrap() as usize,
         );
-        // Power-of-two weights are written as codes, which decode to the tensor.
+        // Shift-format weights are written as codes, which decode to the tensor.
         let hex: Vec<i64> = match q.get("encoding") {
             Some(e) => {
-                assert_eq!(e, potc::quant::pot::ENCODING);
-                hex.iter().map(|&c| i64::from(potc::quant::pot::weight(c as i8).unwrap())).collect()
+                let f = [WeightFormat::Pot, WeightFormat::Apot]
+                    .into_iter()
+                    .find(|f| f.encoding() == e.as_str())
+                    .expect("a known encoding");
+                hex.iter().map(|&c| i64::from(f.weight(c as i8).unwrap())).collect()
             }
             None => hex,
         };
@@ -354,7 +358,7 @@ fn power_of_two_weights_are_written_as_codes() {
         m["params"].as_array().unwrap().iter().filter(|q| q["slot"] == "w").collect();
     assert!(!weights.is_empty());
     for q in weights {
-        assert_eq!(q["encoding"], potc::quant::pot::ENCODING, "{q}");
+        assert_eq!(q["encoding"], WeightFormat::Pot.encoding().unwrap(), "{q}");
         assert_eq!((q["bits"].as_u64(), q["signed"].as_bool()), (Some(4), Some(true)), "{q}");
     }
 }

@@ -38,7 +38,7 @@ fn random_networks_match_the_interpreter() {
             let (w, a) = (rng.random_range(2..=16), rng.random_range(2..=16));
             let mut cfg = QuantConfig::parse(&format!("w{w}a{a}")).unwrap();
             cfg.per_channel = rng.random_bool(0.5);
-            cfg.pot_weights = w <= 5 && rng.random_bool(0.3);
+            common::set_random_format(&mut cfg, rng);
             cfg
         };
         let Some((_, _, p)) = random_program(&mut rng, widths, 32) else { return Ok(false) };

@@ -398,59 +398,75 @@ fn training_keeps_a_relu_on_its_quantizers_grid() {
     }
 }
 
-/// Power-of-two weights are stored as i8 codes in `weights.safetensors`
-/// and load back to the same weights; a code beyond ±31, or codes for a
-/// layer whose weights are integers, are refused naming the file and tensor.
+/// Shift-format weights (power-of-two and additive) are stored as i8 codes
+/// in `weights.safetensors` and load back to the same weights; a code past
+/// the format's range, or codes for a layer whose weights are integers, are
+/// refused naming the file and tensor.
 #[test]
-fn power_of_two_weights_are_stored_as_codes() {
+fn shift_format_weights_are_stored_as_codes() {
     use potc::ckpt::{Checkpoint, TensorData};
+    use potc::quant::WeightFormat;
     let dir = tempfile::tempdir().unwrap();
     let (train, test) = ("examples/data/GunPoint_TRAIN.ts", "examples/data/GunPoint_TEST.ts");
-    let lowered = |pot: bool| {
-        let tag = if pot { "pot" } else { "int" };
+    let lowered = |format: WeightFormat| {
+        let tag = format.name();
         let ck = dir.path().join(format!("{tag}.st")).to_str().unwrap().to_string();
         let out = dir.path().join(tag).to_str().unwrap().to_string();
         let mut args =
             vec!["train", "examples/fcn.pot", "--train", train, "--test", test, "-o", &ck];
         args.extend(["--quant", "w4a8", "--epochs", "0"]);
-        if pot {
-            args.push("--pot-weights");
+        let flag = format!("--{tag}-weights");
+        if format.shifts() {
+            args.push(&flag);
         }
         ok(potc(&args));
         ok(potc(&["lower", "examples/fcn.pot", "--weights", &ck, "-o", &out]));
         out
     };
-    let (pot, int) = (lowered(true), lowered(false));
     let file = |dir: &str| Path::new(dir).join("weights.safetensors");
-    let ck = Checkpoint::load(&file(&pot)).unwrap();
-    let weights: Vec<&String> = ck.tensors.keys().filter(|k| k.ends_with(".w")).collect();
-    assert_eq!(weights.len(), 4);
-    for w in &weights {
-        assert!(matches!(ck.tensors[*w].data, TensorData::I8(_)), "{w}");
+    for format in [WeightFormat::Pot, WeightFormat::Apot] {
+        let coded = lowered(format);
+        let ck = Checkpoint::load(&file(&coded)).unwrap();
+        let weights: Vec<&String> = ck.tensors.keys().filter(|k| k.ends_with(".w")).collect();
+        assert_eq!(weights.len(), 4);
+        let p = potc::driver::load_program(&coded).unwrap();
+        for w in &weights {
+            let TensorData::I8(codes) = &ck.tensors[*w].data else { panic!("{w} is not i8") };
+            let want: Vec<i64> =
+                codes.iter().map(|&c| i64::from(format.weight(c).unwrap())).collect();
+            let got: Vec<i64> = p.tensors[*w].1.iter().map(|&v| i64::from(v)).collect();
+            assert_eq!(got, want, "{format} {w}");
+            // Every weight is a 4-bit weight of the format, and not all are
+            // powers of two in the additive format.
+            assert!(codes.iter().all(|c| c.unsigned_abs() <= 7), "{format} {w}");
+        }
+        let all: Vec<i32> = weights.iter().flat_map(|w| p.tensors[*w].1.clone()).collect();
+        let sums = all.iter().filter(|w| w.count_ones() == 2).count();
+        assert_eq!(sums > 0, format == WeightFormat::Apot, "{format}");
+        // A code past the range of i8 magnitudes the format can hold.
+        let mut bad = ck.clone();
+        if let TensorData::I8(codes) = &mut bad.tensors.get_mut(weights[0].as_str()).unwrap().data {
+            codes[0] = 100;
+        }
+        bad.save(&file(&coded)).unwrap();
+        let e = potc::driver::load_program(&coded).err().unwrap().0;
+        assert!(e.contains("weights.safetensors") && e.contains("beyond 2^30"), "{e}");
+        // A code in range that is wider than the layer's 4 bits.
+        if let TensorData::I8(codes) = &mut bad.tensors.get_mut(weights[0].as_str()).unwrap().data {
+            codes[0] = 9;
+        }
+        bad.save(&file(&coded)).unwrap();
+        let e = potc::driver::load_program(&coded).err().unwrap().0;
+        assert!(e.contains("weights.safetensors") && e.contains("4-bit"), "{e}");
     }
-    let p = potc::driver::load_program(&pot).unwrap();
-    for w in &weights {
-        let TensorData::I8(codes) = &ck.tensors[*w].data else { unreachable!() };
-        let want: Vec<i64> =
-            codes.iter().map(|&c| i64::from(potc::quant::pot::weight(c).unwrap())).collect();
-        let got: Vec<i64> = p.tensors[*w].1.iter().map(|&v| i64::from(v)).collect();
-        assert_eq!(got, want, "{w}");
-    }
-    // A code past ±31.
-    let mut bad = ck.clone();
-    if let TensorData::I8(codes) = &mut bad.tensors.get_mut(weights[0].as_str()).unwrap().data {
-        codes[0] = 40;
-    }
-    bad.save(&file(&pot)).unwrap();
-    let e = potc::driver::load_program(&pot).err().unwrap().0;
-    assert!(e.contains("weights.safetensors") && e.contains("beyond ±31"), "{e}");
     // Codes for integer weights.
+    let int = lowered(WeightFormat::Int);
     let mut ck = Checkpoint::load(&file(&int)).unwrap();
     let (shape, v) = ck.i32("b1.w").map(|(s, v)| (s.to_vec(), v.to_vec())).unwrap();
     ck.insert_i8("b1.w", shape, v.iter().map(|&x| x as i8).collect());
     ck.save(&file(&int)).unwrap();
     let e = potc::driver::load_program(&int).err().unwrap().0;
-    assert!(e.contains("`b1.w`") && e.contains("w_format = pot"), "{e}");
+    assert!(e.contains("`b1.w`") && e.contains("w_format = pot or apot"), "{e}");
 }
 
 /// A batch norm after the add of two convolutions folds into both, and one

@@ -54,6 +54,7 @@ fn quant_flags(text: &str) -> QuantConfig {
         match flag {
             "--input-bits" => q.set_input_bits(words.next().unwrap().parse().unwrap()).unwrap(),
             "--pot-weights" => q.pot_weights = true,
+            "--apot-weights" => q.apot_weights = true,
             _ => panic!("unknown flag {flag} on a RUN line"),
         }
     }

@@ -91,7 +91,7 @@ fn qat_run(bn: &str, conv: &str) {
     let input = potc::quant::QuantSpec { bits: 8, signed: true, narrow: false };
     assert_eq!(ck.i32("x.q.exp").unwrap().1, [input.exponent(t[0])]);
     let (_, t) = ck.f32("y.w_log2t").unwrap();
-    let spec = potc::quant::kernels::weight_spec(4, false);
+    let spec = potc::quant::kernels::weight_spec(4, potc::quant::WeightFormat::Int);
     // One exponent per output channel (the default).
     let want: Vec<i32> = t.iter().map(|&t| spec.exponent(t)).collect();
     assert_eq!((ck.i32("y.w_exp").unwrap().1, want.len()), (&want[..], 2));
@@ -192,25 +192,30 @@ fn fold_sim_with_a_lone_batch_norm_matches_inference() {
     std::fs::remove_dir_all(&d).unwrap();
 }
 
-/// Power-of-two weights: the exact evaluation agrees with training, and the
-/// stored exponent is the power-of-two quantizer's.
+/// Power-of-two and additive power-of-two weights: the exact evaluation
+/// agrees with training, the stored exponent is the format's quantizer's,
+/// and the checkpoint records the format.
 #[test]
-fn power_of_two_weights_train_and_evaluate() {
+fn shift_format_weights_train_and_evaluate() {
+    use potc::quant::WeightFormat;
     let d = dir("pot");
     let (float, q) = (d.join("float.safetensors"), d.join("q.safetensors"));
     train("tiny", &float, &["--epochs", "2", "--lr", "1e-2"]);
     let init = float.to_str().unwrap();
-    let trained =
-        train("tiny", &q, &["--epochs", "2", "--quant", "w4a8", "--pot-weights", "--init", init]);
-    let fq = eval("tiny", &q, "fake-quant").unwrap();
-    assert_eq!(fq["accuracy"], trained["test_accuracy"]);
-    let ck = Checkpoint::load(&q).unwrap();
-    let (_, t) = ck.f32("y.w_log2t").unwrap();
-    let pot = potc::quant::kernels::weight_spec(4, true);
-    let want: Vec<i32> = t.iter().map(|&t| pot.exponent(t)).collect();
-    assert_eq!(ck.i32("y.w_exp").unwrap().1, &want[..]);
-    let meta = ck.meta.get("quant").unwrap();
-    assert!(meta.contains("\"pot_weights\":true"), "{meta}");
+    for format in [WeightFormat::Pot, WeightFormat::Apot] {
+        let flag = format!("--{format}-weights");
+        let trained =
+            train("tiny", &q, &["--epochs", "2", "--quant", "w4a8", &flag, "--init", init]);
+        let fq = eval("tiny", &q, "fake-quant").unwrap();
+        assert_eq!(fq["accuracy"], trained["test_accuracy"]);
+        let ck = Checkpoint::load(&q).unwrap();
+        let (_, t) = ck.f32("y.w_log2t").unwrap();
+        let spec = potc::quant::kernels::weight_spec(4, format);
+        let want: Vec<i32> = t.iter().map(|&t| spec.exponent(t)).collect();
+        assert_eq!(ck.i32("y.w_exp").unwrap().1, &want[..]);
+        let meta = ck.meta.get("quant").unwrap();
+        assert!(meta.contains(&format!("\"{format}_weights\":true")), "{meta}");
+    }
 
     // Percentile calibration is recorded, and a resume must repeat it.
     let pc = d.join("pc.safetensors");

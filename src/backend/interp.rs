@@ -196,11 +196,11 @@ fn step(s: &Step, x: &[i64], z: &[i64]) -> Vec<i64> {
     match &s.op {
         // Each MAC layer is monomorphized for its kind of term, so the
         // multiply loops stay plain loops.
-        Op::IntConv1d(op) if op.quant.pot() => {
+        Op::IntConv1d(op) if op.quant.format().shifts() => {
             conv1d(op, x, c, l, s.out_ty.shape[1], &s.params, shift_term)
         }
         Op::IntConv1d(op) => conv1d(op, x, c, l, s.out_ty.shape[1], &s.params, |w, x| w * x),
-        Op::IntLinear(op) if op.quant.pot() => linear(op, x, c, &s.params, shift_term),
+        Op::IntLinear(op) if op.quant.format().shifts() => linear(op, x, c, &s.params, shift_term),
         Op::IntLinear(op) => linear(op, x, c, &s.params, |w, x| w * x),
         Op::Requant(q) => {
             let spec =
@@ -295,19 +295,21 @@ fn linear(
         .collect()
 }
 
-/// The term `w * x` of a layer with power-of-two weights (`w_format =
-/// pot`, every weight 0 or `±2^k`, as the loader checked): the shift a
-/// silicon datapath computes, `±(x << k)`.
+/// The term `w * x` of a layer with shift-format weights (`w_format = pot`
+/// or `apot`: every weight 0, `±2^k` or `±(2^k + 2^(k-1))`, as the loader
+/// checked): the shifts and the add a silicon datapath computes, one shift
+/// per set bit of `|w|`.
 fn shift_term(w: i64, x: i64) -> i64 {
-    if w == 0 {
-        return 0;
+    let (mut m, mut sum) = (w.unsigned_abs(), 0i64);
+    while m != 0 {
+        // |x| < 2^32 and every shift <= 30: the sum stays inside i64.
+        sum += x << m.trailing_zeros();
+        m &= m - 1;
     }
-    // |x| < 2^32 and k <= 30: the shift stays inside i64.
-    let shifted = x << w.unsigned_abs().trailing_zeros();
     if w < 0 {
-        -shifted
+        -sum
     } else {
-        shifted
+        sum
     }
 }
 

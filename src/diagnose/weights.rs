@@ -25,7 +25,7 @@ fn layer(s: &Step, w: &Weights) -> Option<QuantizerUse> {
     let bits = q.w_bits?;
     let sl = mac::slots(s, bias, q);
     let (raw, log2t) = (w.get(sl.w)?, w.get(sl.log2t?)?);
-    let spec = weight_spec(bits, q.pot());
+    let spec = weight_spec(bits, q.format());
     if rows == 0 || raw.is_empty() || raw.len() % rows != 0 || log2t.is_empty() {
         return None;
     }

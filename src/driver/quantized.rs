@@ -153,7 +153,7 @@ fn weight_exps(
     w: &Weights,
     q: &crate::ir::op::LayerQuant,
 ) -> (String, Vec<i32>) {
-    let spec = crate::quant::kernels::weight_spec(q.w_bits.unwrap_or(8), q.pot());
+    let spec = crate::quant::kernels::weight_spec(q.w_bits.unwrap_or(8), q.format());
     let t = *s.params.last().expect("w_log2t is the last parameter");
     (format!("{}.w_exp", s.name), crate::quant::kernels::weight_exps(&w[t], &spec))
 }

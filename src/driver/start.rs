@@ -10,7 +10,7 @@ use crate::data::Dataset;
 use crate::interp::Plan;
 use crate::ir::Graph;
 use crate::quant::config::{BnFold, Scales};
-use crate::quant::QuantConfig;
+use crate::quant::{QuantConfig, WeightFormat};
 use crate::train::calibrate::calibrate;
 use crate::train::checkpoint::{resume_weights, train_state, weights};
 use crate::train::{init_weights, TrainConfig, TrainState};
@@ -114,7 +114,11 @@ fn same_quant(
             let bn = if q.bn == BnFold::FoldSim { "fold-sim" } else { "fold-then-qat" };
             let scales = if q.scales == Scales::Max { "max" } else { "learned" };
             let pc = if q.per_channel { " --per-channel" } else { " --per-tensor" };
-            let pot = if q.pot_weights { " --pot-weights" } else { "" };
+            let pot = match q.weight_format() {
+                WeightFormat::Int => "",
+                WeightFormat::Pot => " --pot-weights",
+                WeightFormat::Apot => " --apot-weights",
+            };
             let input = q.input_bits.map(|b| format!(" --input-bits {b}")).unwrap_or_default();
             let cal =
                 q.percentile.map(|p| format!(" --calibration-percentile {p}")).unwrap_or_default();

@@ -132,9 +132,15 @@ pub struct TrainOptions {
     #[arg(long)]
     pub per_tensor: bool,
     /// Power-of-two weights (0 or ±2^k times 2^e, 2..=5 bits) for every layer
-    /// whose model text does not set `w_format`.
-    #[arg(long)]
+    /// whose model text does not set `w_format`: each product is a shift.
+    #[arg(long, conflicts_with = "apot_weights")]
     pub pot_weights: bool,
+    /// Additive power-of-two weights (0, ±2^k or ±(2^k + 2^(k-1)) times 2^e,
+    /// 2..=6 bits: 0 1 2 3 4 6 8 12 at 4 bits) for every layer whose model
+    /// text does not set `w_format`: each product is two shifts and an add,
+    /// with levels twice as dense as powers of two.
+    #[arg(long)]
+    pub apot_weights: bool,
     /// Calibrate activation thresholds by this percentile of the magnitudes
     /// seen on the training data (e.g. 99.99) instead of their maximum.
     #[arg(long, value_name = "P")]
@@ -190,6 +196,7 @@ impl TrainOptions {
         };
         q.per_channel = !self.per_tensor;
         q.pot_weights = self.pot_weights;
+        q.apot_weights = self.apot_weights;
         q.percentile = self.calibration_percentile;
         if let Some(p) = q.percentile.filter(|p| !(*p > 0.0 && *p <= 100.0)) {
             return Err(Failure(format!(

@@ -58,7 +58,7 @@ pub fn params(
     let div = divisor as f32;
     match (q.w_bits, sl.log2t) {
         (Some(bits), Some(t)) => {
-            let qw = quantize_weights(&w[sl.w], rows, div, &w[t], &weight_spec(bits, q.pot()));
+            let qw = quantize_weights(&w[sl.w], rows, div, &w[t], &weight_spec(bits, q.format()));
             let b = sl.b.map(|b| match ex {
                 Some(ex) => quantize_bias(&w[b], &qw.exps, ex),
                 None => w[b].clone(),
@@ -98,7 +98,7 @@ pub fn backward(
                 rows,
                 divisor as f32,
                 exps,
-                &weight_spec(bits, q.pot()),
+                &weight_spec(bits, q.format()),
             );
             pg[sl.w] = dw;
             pg[t] = dt;
@@ -122,7 +122,8 @@ pub fn folded_params(
     let (wf, bf) = fold_bn(&w[sl.w], sl.b.map(|b| w[b].as_slice()), &stats);
     let scale: Vec<f32> = (0..rows).map(|c| stats.scale(c) as f32).collect();
     let t = sl.log2t.expect("a folded conv is quantized");
-    let qw = quantize_weights(&wf, rows, 1.0, &w[t], &weight_spec(q.w_bits.unwrap_or(8), q.pot()));
+    let qw =
+        quantize_weights(&wf, rows, 1.0, &w[t], &weight_spec(q.w_bits.unwrap_or(8), q.format()));
     let b = match (deployed, ex) {
         (true, Some(ex)) => Some(quantize_bias(&bf, &qw.exps, ex)),
         (true, None) => Some(bf.clone()),
@@ -148,7 +149,7 @@ pub fn folded_backward(
 ) {
     let fd = p.fold.as_ref().expect("folded parameters");
     let exps = p.wexps.as_deref().expect("quantized");
-    let spec = weight_spec(q.w_bits.unwrap_or(8), q.pot());
+    let spec = weight_spec(q.w_bits.unwrap_or(8), q.format());
     let (dwf, dt) = weight_backward(&fd.w, &p.w, &dwq, rows, 1.0, exps, &spec);
     let per = dwf.len() / rows;
     let dw: Vec<f32> = dwf.iter().enumerate().map(|(i, g)| g * fd.scale[i / per]).collect();

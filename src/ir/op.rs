@@ -8,6 +8,7 @@ use ordered_float::OrderedFloat;
 use super::attrs::{bad, positive, Limits, Names};
 pub use super::attrs::{AttrError, AttrVisitor};
 pub use super::params::{Init, ParamSpec};
+use crate::quant::WeightFormat;
 
 /// A float attribute that can be compared and hashed (bit-exact).
 pub type F64 = OrderedFloat<f64>;
@@ -63,8 +64,10 @@ pub struct Conv1d {
 pub struct LayerQuant {
     pub w_bits: Option<usize>,
     pub w_per_channel: bool,
-    /// `int` (integers times `2^e`) or `pot` (0 or `±2^k` times `2^e`: a
-    /// multiplier becomes a shifter); absent takes `--quant`'s.
+    /// `int` (integers times `2^e`), `pot` (0 or `±2^k` times `2^e`: a
+    /// multiplier becomes a shifter) or `apot` (0, `±2^k` or
+    /// `±(2^k + 2^(k-1))`: two shifts and an add); see
+    /// [`WeightFormat`](crate::quant::WeightFormat). Absent takes `--quant`'s.
     pub w_format: Option<&'static str>,
     /// Bits of the activation that ends this layer (after batch norm / ReLU).
     pub a_bits: Option<usize>,
@@ -73,7 +76,8 @@ pub struct LayerQuant {
     pub acc_bits: Option<usize>,
     /// How an integer layer's weights are applied, as `potc lower --target`
     /// chose: `shift_add` (each weight a signed sum of shifts: no
-    /// multiplier); absent means multiply (or shift, with `w_format = pot`).
+    /// multiplier); absent means multiply (or shift and add, with the
+    /// shift formats `pot` and `apot`).
     /// Not on float layers.
     pub datapath: Option<&'static str>,
 }
@@ -81,19 +85,11 @@ pub struct LayerQuant {
 /// The datapaths `datapath` names.
 pub const DATAPATHS: &[&str] = &["multiply", "shift_add"];
 
-/// The weight formats `w_format` names.
-pub const WEIGHT_FORMATS: &[&str] = &["int", "pot"];
-
-/// Power-of-two weights take at most this many bits: 1 sign bit and an
-/// exponent code with one value for zero leave `2^(b-1) - 1` magnitudes
-/// `2^0 .. 2^(2^(b-1) - 2)`, which must stay far inside 32-bit integers.
-pub const MAX_POT_BITS: usize = 5;
-
 impl LayerQuant {
     fn visit(&mut self, v: &mut dyn AttrVisitor) {
         v.opt_uint("w_bits", &mut self.w_bits);
         v.boolean("w_per_channel", &mut self.w_per_channel, false);
-        v.ident("w_format", &mut self.w_format, WEIGHT_FORMATS);
+        v.ident("w_format", &mut self.w_format, WeightFormat::NAMES);
         v.opt_uint("a_bits", &mut self.a_bits);
         v.opt_uint("acc_bits", &mut self.acc_bits);
         v.ident("datapath", &mut self.datapath, DATAPATHS);
@@ -105,33 +101,29 @@ impl LayerQuant {
         if self.acc_bits.is_some_and(|b| !(2..=32).contains(&b)) {
             return bad("acc_bits", "`acc_bits` must lie in 2..=32");
         }
-        if self.w_format == Some("pot") && self.w_bits.is_some_and(|b| b > MAX_POT_BITS) {
-            return bad("w_format", format!("power-of-two weights take 2..={MAX_POT_BITS} bits"));
+        let (format, max) = (self.format(), self.format().max_bits());
+        if self.w_bits.is_some_and(|b| b > max) {
+            return bad("w_format", format!("`{format}` weights take 2..={max} bits"));
         }
         Ok(())
     }
 
-    pub fn pot(&self) -> bool {
-        self.w_format == Some("pot")
+    /// The weight format; absent is `int`.
+    pub fn format(&self) -> WeightFormat {
+        self.w_format.and_then(WeightFormat::from_name).unwrap_or_default()
     }
 
     /// The width of an integer layer's weights: `w_bits`, else the widest
-    /// of its format (16 bits, or [`MAX_POT_BITS`] for power-of-two weights).
+    /// of its format.
     pub fn weight_bits(&self) -> usize {
-        self.w_bits.unwrap_or(if self.pot() { MAX_POT_BITS } else { 16 })
+        self.w_bits.unwrap_or(self.format().max_bits())
     }
 
-    /// The largest weight magnitude of an integer layer: `2^(b-1) - 1`, or
-    /// `2^(2^(b-1) - 2)` for power-of-two weights, for `b = weight_bits()`;
-    /// `None` when that does not fit `i64` (widths the verifier refuses).
+    /// The largest weight magnitude of an integer layer, of its format at
+    /// `weight_bits()`; `None` past `2^30` (widths the verifier refuses).
     pub fn weight_limit(&self) -> Option<i64> {
-        let bits = u32::try_from(self.weight_bits()).ok()?;
-        let top = 1i64.checked_shl(bits.checked_sub(1)?)?;
-        if self.pot() {
-            1i64.checked_shl(u32::try_from(top - 2).ok()?).filter(|&l| l > 0)
-        } else {
-            Some(top - 1)
-        }
+        let bits = u32::try_from(self.weight_bits()).ok().filter(|b| (2..=31).contains(b))?;
+        self.format().top(bits)
     }
 
     /// The accumulator type of the integer layer.
@@ -374,6 +366,16 @@ impl Op {
             Op::IntLinear(_) => "int_linear",
             Op::Requant(_) => "requant",
             Op::Shl => "shl",
+        }
+    }
+
+    /// The weight quantization of an integer MAC layer (`int_conv1d`,
+    /// `int_linear`); `None` for every other op.
+    pub fn int_mac_quant(&self) -> Option<&LayerQuant> {
+        match self {
+            Op::IntConv1d(c) => Some(&c.quant),
+            Op::IntLinear(l) => Some(&l.quant),
+            _ => None,
         }
     }
 

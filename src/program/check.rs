@@ -214,11 +214,7 @@ impl IntProgram {
         let bad = |why: String| Err(ProgramError::Value { name: name.into(), why });
         match (op, slot) {
             (Op::IntConv1d(_) | Op::IntLinear(_), "w") => {
-                let q = match op {
-                    Op::IntConv1d(c) => &c.quant,
-                    Op::IntLinear(l) => &l.quant,
-                    _ => unreachable!("a MAC op"),
-                };
+                let q = op.int_mac_quant().expect("a MAC op");
                 let bits = q.weight_bits();
                 let Some(lim) = q.weight_limit() else {
                     return bad(format!("{bits}-bit weights are beyond any integer type"));
@@ -226,12 +222,9 @@ impl IntProgram {
                 if let Some(w) = v.iter().find(|w| i64::from(w.unsigned_abs()) > lim) {
                     return bad(format!("weight {w} is outside the {bits}-bit range ±{lim}"));
                 }
-                if q.pot() {
-                    if let Some(w) =
-                        v.iter().find(|&&w| w != 0 && !w.unsigned_abs().is_power_of_two())
-                    {
-                        return bad(format!("weight {w} is not 0 or ±2^k (w_format = pot)"));
-                    }
+                let f = q.format();
+                if let Some(w) = v.iter().find(|&&w| !f.holds(w, bits as u32)) {
+                    return bad(format!("weight {w} is not a {bits}-bit weight of w_format = {f}"));
                 }
             }
             (Op::Requant(_), "shift") => {

@@ -13,10 +13,10 @@ use crate::ckpt::{write_atomic, Checkpoint, TensorData, KEY_LABELS};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::ir::{print, Elem, Graph, Op, Type};
+use crate::ir::{print, Elem, Graph, Type};
 use crate::pass::IntStore;
 use crate::quant::quantizer::quantize64;
-use crate::quant::QuantSpec;
+use crate::quant::{QuantSpec, WeightFormat};
 
 pub mod check;
 
@@ -40,7 +40,7 @@ pub struct IntProgram {
 pub enum LoadError {
     #[error(transparent)]
     Checkpoint(#[from] crate::ckpt::CkptError),
-    #[error("{}: tensor `{name}` is f32; an integer program holds only i32 tensors (and i8 codes of power-of-two weights)", .path.display())]
+    #[error("{}: tensor `{name}` is f32; an integer program holds only i32 tensors (and i8 codes of shift-format weights)", .path.display())]
     FloatTensor { path: PathBuf, name: String },
     #[error("{}: tensor `{name}`: {reason}", .path.display())]
     Codes { path: PathBuf, name: String, reason: String },
@@ -56,11 +56,11 @@ impl IntProgram {
         let mut ck = Checkpoint::default();
         ck.set_model(&self.graph);
         ck.set_json(KEY_LABELS, &self.labels);
-        // Power-of-two weights are stored as their codes (`quant::pot`).
-        let pot = pot_weights(&self.graph);
+        // Shift-format weights are stored as their codes (`quant::format`).
+        let coded = coded_weights(&self.graph);
         for (name, (shape, v)) in &self.tensors {
-            if pot.contains(name) {
-                let codes = v.iter().map(|&w| crate::quant::pot::code(w) as i8).collect();
+            if let Some(f) = coded.get(name) {
+                let codes = v.iter().map(|&w| f.code(w) as i8).collect();
                 ck.insert_i8(name.clone(), shape.clone(), codes);
             } else {
                 ck.insert_i32(name.clone(), shape.clone(), v.clone());
@@ -88,23 +88,23 @@ impl IntProgram {
         graph: Graph,
     ) -> Result<CheckedProgram, LoadError> {
         let mut tensors = IntStore::new();
-        let pot = pot_weights(&graph);
+        let coded = coded_weights(&graph);
         for (name, t) in ck.tensors.clone() {
             let path = wpath.to_path_buf();
             match t.data {
                 TensorData::I32(v) => tensors.insert(name, (t.shape, v)),
-                TensorData::I8(codes) if pot.contains(&name) => {
-                    let weights: Option<Vec<i32>> =
-                        codes.iter().map(|&c| crate::quant::pot::weight(c)).collect();
+                TensorData::I8(codes) if coded.contains_key(&name) => {
+                    let f = coded[&name];
+                    let weights: Option<Vec<i32>> = codes.iter().map(|&c| f.weight(c)).collect();
                     let Some(w) = weights else {
-                        let reason = "a power-of-two code beyond ±31 (2^30)".into();
+                        let reason = format!("a `{f}` weight code beyond 2^30");
                         return Err(LoadError::Codes { path, name, reason });
                     };
                     tensors.insert(name, (t.shape, w))
                 }
                 TensorData::I8(_) => {
-                    let reason = "is i8; only the weights of a layer with w_format = pot are \
-                                  stored as i8 codes"
+                    let reason = "is i8; only the weights of a layer with w_format = pot or \
+                                  apot are stored as i8 codes"
                         .into();
                     return Err(LoadError::Codes { path, name, reason });
                 }
@@ -155,16 +155,14 @@ impl IntProgram {
     }
 }
 
-/// The weight tensors (`<layer>.w`) of the MAC layers with power-of-two
-/// weights, which the weights file stores as codes.
-fn pot_weights(g: &Graph) -> std::collections::HashSet<String> {
+/// The weight tensors (`<layer>.w`) of the MAC layers with shift-format
+/// weights, which the weights file stores as codes, with their format.
+pub fn coded_weights(g: &Graph) -> std::collections::HashMap<String, WeightFormat> {
     g.node_ids()
-        .filter(|&id| match &g.node(id).op {
-            Op::IntConv1d(c) => c.quant.pot(),
-            Op::IntLinear(l) => l.quant.pot(),
-            _ => false,
+        .filter_map(|id| {
+            let f = g.node(id).op.int_mac_quant()?.format();
+            f.shifts().then(|| (format!("{}.w", g.node(id).name), f))
         })
-        .map(|id| format!("{}.w", g.node(id).name))
         .collect()
 }
 

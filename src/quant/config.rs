@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::WeightFormat;
+
 /// How quantizer thresholds are chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -37,6 +39,10 @@ pub struct QuantConfig {
     /// Power-of-two weights (`w_format = pot`) for layers that do not say.
     #[serde(default)]
     pub pot_weights: bool,
+    /// Additive power-of-two weights (`w_format = apot`) for layers that do
+    /// not say.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub apot_weights: bool,
     /// Activation calibration by a percentile of the magnitudes instead of
     /// the maximum (e.g. 99.99).
     #[serde(default)]
@@ -69,6 +75,7 @@ impl QuantConfig {
             scales: Scales::Learned,
             bn: BnFold::FoldSim,
             pot_weights: false,
+            apot_weights: false,
             percentile: None,
             input_bits: None,
         })
@@ -76,7 +83,7 @@ impl QuantConfig {
 
     /// The ranges [`parse`](Self::parse) and the flags enforce, for a
     /// configuration read back from a file: bits in 2..=16 (at most
-    /// `MAX_POT_BITS` for power-of-two weights), a percentile in (0, 100].
+    /// the format's widest for the shift formats), a percentile in (0, 100].
     pub fn validate(&self) -> Result<(), String> {
         let widths = [("w_bits", Some(self.w_bits)), ("a_bits", Some(self.a_bits))];
         for (key, bits) in widths.into_iter().chain([("input_bits", self.input_bits)]) {
@@ -84,10 +91,13 @@ impl QuantConfig {
                 return Err(format!("`{key}` is {b}; bits lie in 2..=16"));
             }
         }
-        let pot_max = crate::ir::op::MAX_POT_BITS;
-        if self.pot_weights && self.w_bits > pot_max {
+        if self.pot_weights && self.apot_weights {
+            return Err("power-of-two and additive power-of-two weights exclude each other".into());
+        }
+        let (format, max) = (self.weight_format(), self.weight_format().max_bits());
+        if self.w_bits > max {
             return Err(format!(
-                "`w_bits` is {} with power-of-two weights, which take 2..={pot_max} bits",
+                "`w_bits` is {} with `{format}` weights, which take 2..={max} bits",
                 self.w_bits
             ));
         }
@@ -95,6 +105,15 @@ impl QuantConfig {
             return Err(format!("`percentile` is {p}; it lies in (0, 100]"));
         }
         Ok(())
+    }
+
+    /// The weight format of layers that do not set `w_format`.
+    pub fn weight_format(&self) -> WeightFormat {
+        match (self.pot_weights, self.apot_weights) {
+            (true, _) => WeightFormat::Pot,
+            (_, true) => WeightFormat::Apot,
+            _ => WeightFormat::Int,
+        }
     }
 
     /// The width of the network input's quantizer.

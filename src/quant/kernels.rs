@@ -5,6 +5,7 @@
 //! with them, and `lower-int` quantizes the weights it makes integers from
 //! with the same [`quantize_weights`].
 
+use crate::quant::format::WeightFormat;
 use crate::quant::quantizer::{pow2, quantize64, quantize_f32, QuantSpec, WeightQuantizer};
 use rayon::prelude::*;
 
@@ -54,8 +55,8 @@ pub struct QuantWeights {
     pub exps: Vec<i32>,
 }
 
-pub fn weight_spec(bits: usize, pot: bool) -> WeightQuantizer {
-    WeightQuantizer { bits: bits as u32, pot }
+pub fn weight_spec(bits: usize, format: WeightFormat) -> WeightQuantizer {
+    WeightQuantizer { bits: bits as u32, format }
 }
 
 pub fn weight_exps(log2t: &[f32], spec: &WeightQuantizer) -> Vec<i32> {
@@ -150,6 +151,7 @@ mod tests {
     //! The kernels against the scalar definitions in `quant::quantizer`,
     //! which its own tests pin to hand-computed values.
     use super::*;
+    use crate::quant::format::WeightFormat;
     use crate::quant::quantizer::{fake_quant, grad_log2t, in_range};
 
     fn values() -> Vec<f32> {
@@ -189,9 +191,11 @@ mod tests {
     fn weight_kernels_follow_the_definitions() {
         let w = values();
         let rows = 2;
-        for spec in
-            [WeightQuantizer { bits: 4, pot: false }, WeightQuantizer { bits: 3, pot: true }]
-        {
+        for spec in [
+            WeightQuantizer { bits: 4, format: WeightFormat::Int },
+            WeightQuantizer { bits: 3, format: WeightFormat::Pot },
+            WeightQuantizer { bits: 4, format: WeightFormat::Apot },
+        ] {
             let log2t = [1.0f32, 2.5];
             let qw = quantize_weights(&w, rows, 2.0, &log2t, &spec);
             let dwq: Vec<f32> = (0..w.len()).map(|i| (i % 5) as f32 - 2.0).collect();

@@ -7,9 +7,10 @@
 pub mod accum;
 pub mod config;
 pub mod fold;
+pub mod format;
 pub mod kernels;
-pub mod pot;
 pub mod quantizer;
 
 pub use config::QuantConfig;
+pub use format::WeightFormat;
 pub use quantizer::QuantSpec;

@@ -3,6 +3,7 @@
 //! with `e` from a learned threshold `log2 t` as in TQT (Jain et al., 2019),
 //! and the straight-through gradients.
 
+use super::format::WeightFormat;
 /// Bit width, signedness and range kind of one quantizer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct QuantSpec {
@@ -150,15 +151,15 @@ pub fn grad_log2t(x: f32, e: i32, spec: &QuantSpec) -> f32 {
     }
 }
 
-/// A layer's weight quantizer: narrow signed integers times `2^e`, or
-/// powers of two (spec section 2): 0 or `±2^j * 2^e` for `j` in
-/// `0 ..= 2^(b-1) - 2` (1 sign bit, `b-1` bits of exponent code, one code for
-/// zero). Either way the weights are integers times `2^e`, so the integer
-/// path is the same; with powers of two each product is a shift.
+/// A layer's weight quantizer: `b`-bit weights of a format
+/// ([`WeightFormat`]: narrow signed integers, powers of two, or additive
+/// powers of two; spec section 2) times `2^e`. Every format's weights are
+/// integers times `2^e`, so the integer path is the same; with the shift
+/// formats each product is a shift or two and an add.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WeightQuantizer {
     pub bits: u32,
-    pub pot: bool,
+    pub format: WeightFormat,
 }
 
 impl WeightQuantizer {
@@ -166,61 +167,40 @@ impl WeightQuantizer {
         QuantSpec { bits: self.bits, signed: true, narrow: true }
     }
 
-    /// log2 of the largest magnitude of `q(w)`.
-    fn top(&self) -> i32 {
-        if self.pot {
-            (1 << (self.bits - 1)) - 2
-        } else {
-            0
-        }
-    }
-
     /// The largest `|q(w)|`.
     pub fn qmax(&self) -> f32 {
-        if self.pot {
-            pow2(self.top())
-        } else {
-            self.spec().qmax() as f32
+        self.format.top(self.bits).unwrap_or(0) as f32
+    }
+
+    /// The bits of the largest magnitude's power-of-two ceiling: a threshold
+    /// `t` gives the exponent that puts `2^ceil(log2 t)` there.
+    fn magnitude_bits(&self) -> i32 {
+        match self.format {
+            WeightFormat::Int => self.bits as i32 - 1,
+            _ => (self.qmax() as u32).next_power_of_two().trailing_zeros() as i32,
         }
     }
 
-    /// The exponent a threshold gives: the largest magnitude covers `t`.
+    /// The exponent a threshold gives.
     pub fn exponent(&self, log2t: f32) -> i32 {
-        if self.pot {
-            (log2t.ceil() as i32).clamp(-100, 100) - self.top()
-        } else {
-            self.spec().exponent(log2t)
-        }
+        (log2t.ceil() as i32).clamp(-100, 100) - self.magnitude_bits()
     }
 
     /// A threshold whose exponent is `e`, mid-way between integers so that
     /// `ceil` is unambiguous.
     pub fn log2t_for(&self, e: i32) -> f32 {
-        let offset = if self.pot { self.top() } else { self.bits as i32 - 1 };
-        (e + offset) as f32 - 0.5
+        (e + self.magnitude_bits()) as f32 - 0.5
     }
 
-    /// `fq(w)`.
+    /// `fq(w)`: the nearest weight of the format times `2^e`; the shift
+    /// formats round the magnitude (ties to the larger), integers round half
+    /// up as activations do.
     #[inline]
     pub fn fq(&self, w: f32, e: i32) -> f32 {
-        if !self.pot {
+        if self.format == WeightFormat::Int {
             return fake_quant(w, e, &self.spec());
         }
-        let v = w.abs() * pow2(-e);
-        let m = if v < 1.0 {
-            // Between 0 and the smallest magnitude 1: nearest, ties up.
-            if v >= 0.5 {
-                1.0
-            } else {
-                0.0
-            }
-        } else {
-            // Nearest power of two in linear distance, ties up; exact: the
-            // floor of log2 comes from the exponent bits.
-            let j = ((v.to_bits() >> 23) & 0xff) as i32 - 127;
-            let j = if v >= 1.5 * pow2(j) { j + 1 } else { j };
-            pow2(j.min(self.top()))
-        };
+        let m = self.format.nearest(w.abs() * pow2(-e), self.bits);
         if m == 0.0 {
             0.0
         } else {
@@ -258,7 +238,7 @@ mod tests {
 
     #[test]
     fn power_of_two_weights_round_to_the_nearest_power() {
-        let q = WeightQuantizer { bits: 3, pot: true }; // 0, ±1, ±2, ±4 times 2^e
+        let q = WeightQuantizer { bits: 3, format: WeightFormat::Pot }; // 0, ±1, ±2, ±4 times 2^e
         assert_eq!(q.qmax(), 4.0);
         assert_eq!(q.exponent(2f32.log2()), -1); // t = 2 = 4 * 2^-1
         for (w, want) in [
@@ -276,7 +256,22 @@ mod tests {
         ] {
             assert_eq!(q.fq(w, -1), want, "{w}");
         }
-        let int = WeightQuantizer { bits: 4, pot: false };
+        // Additive powers of two, 4 bits: 0 1 2 3 4 6 8 12; t = 3 covers the
+        // top 12 at 2^-2 (12 * 2^-2 = 3 is 0.75 of 2^ceil(log2 t) = 4).
+        let a = WeightQuantizer { bits: 4, format: WeightFormat::Apot };
+        assert_eq!((a.qmax(), a.exponent(3f32.log2()), a.log2t_for(-2).ceil()), (12.0, -2, 2.0));
+        for (w, want) in [
+            (0.12, 0.0),
+            (0.125, 0.25),
+            (1.2, 1.0),
+            (1.25, 1.5),
+            (-2.4, -2.0),
+            (-2.5, -3.0),
+            (4.0, 3.0),
+        ] {
+            assert_eq!(a.fq(w, -2), want, "{w}");
+        }
+        let int = WeightQuantizer { bits: 4, format: WeightFormat::Int };
         assert_eq!(int.qmax(), 7.0);
         assert_eq!(int.fq(0.3, -2), 0.25);
         assert!(q.in_range(2.0, -1) && !q.in_range(2.01, -1));

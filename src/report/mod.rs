@@ -201,15 +201,15 @@ fn weight_info(
         }
         _ => vec![],
     };
-    // Power-of-two weights count exponent codes, not magnitude bits.
+    // Shift-format weights count codes, not magnitude bits.
     let bits = match q.w_bits {
         Some(b) => b as u32,
-        None if q.pot() => q.weight_bits() as u32,
+        None if q.format().shifts() => q.weight_bits() as u32,
         None => signed_bits(max_abs(w)),
     };
     let bias_bits = b.map_or(0, |b| signed_bits(max_abs(b)));
     WeightInfo {
-        format: if q.pot() { "pot" } else { "int" },
+        format: q.format().name(),
         bits,
         per_channel: q.w_per_channel,
         count: w.len(),

@@ -7,6 +7,7 @@ use plotters::prelude::*;
 
 use super::source::Source;
 use super::Row;
+use crate::quant::WeightFormat;
 
 /// Bins per integer step in the float histogram: shows how weights sit
 /// between levels, not only which level they round to.
@@ -31,17 +32,13 @@ impl LayerWeights<'_> {
     fn levels(&self) -> Vec<i64> {
         // Checked programs hold at most these widths; the bound keeps the
         // level list (and the SVG) small whatever a caller passes.
-        if self.format == "pot" {
-            let bits = self.bits.clamp(2, crate::ir::op::MAX_POT_BITS as u32);
-            let top = (1i64 << (bits - 1)) - 2;
-            let mags = (0..=top).map(|k| 1i64 << k);
-            let mut v: Vec<i64> = mags.clone().map(|m| -m).chain([0]).chain(mags).collect();
-            v.sort_unstable();
-            v
-        } else {
-            let hi = (1i64 << (self.bits.clamp(2, 16) - 1)) - 1;
-            (-hi..=hi).collect()
-        }
+        let format = WeightFormat::from_name(self.format).unwrap_or_default();
+        let bits = self.bits.clamp(2, format.max_bits() as u32);
+        let mags: Vec<i64> =
+            (1..=WeightFormat::levels(bits)).filter_map(|i| format.magnitude(i)).collect();
+        let mut v: Vec<i64> = mags.iter().map(|m| -m).chain([0]).chain(mags.clone()).collect();
+        v.sort_unstable();
+        v
     }
 }
 
@@ -77,8 +74,8 @@ fn histogram(l: &LayerWeights, path: &Path) -> Result<(), Box<dyn std::error::Er
         }
     }
     // Beyond these a weight saturates at the end level (uniform grids round
-    // to the nearest level first; a power-of-two grid has nothing above).
-    let edge = if l.format == "pot" { hi } else { hi + 0.5 };
+    // to the nearest level first; a shift-format grid has nothing above).
+    let edge = if l.format == "int" { hi + 0.5 } else { hi };
     let clipped = l.grid.iter().filter(|&&v| v.abs() > edge).count();
     let unused = used.iter().filter(|&&c| c == 0).count();
 

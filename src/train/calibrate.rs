@@ -58,7 +58,7 @@ pub fn calibrate(
             }
             Op::Conv1d(c) if c.quant.w_bits.is_some() => {
                 let t = *s.params.last().expect("w_log2t is the last parameter");
-                let spec = weight_spec(c.quant.w_bits.unwrap_or(8), c.quant.pot());
+                let spec = weight_spec(c.quant.w_bits.unwrap_or(8), c.quant.format());
                 // Under simulated folding the quantizer sees the folded weights.
                 let weights = match s.fold {
                     Some(f) => {
@@ -73,7 +73,7 @@ pub fn calibrate(
             Op::Linear(l) if l.quant.w_bits.is_some() => {
                 let t = *s.params.last().expect("w_log2t is the last parameter");
                 let div = l.input_divisor.unwrap_or(1) as f32;
-                let spec = weight_spec(l.quant.w_bits.unwrap_or(8), l.quant.pot());
+                let spec = weight_spec(l.quant.w_bits.unwrap_or(8), l.quant.format());
                 w[t] = weight_thresholds(&w[s.params[0]], l.out_features, w[t].len(), div, &spec);
             }
             _ => {}
@@ -161,7 +161,7 @@ mod tests {
         // 3-bit weights (levels ±3): one outlier at 8 among many near 1.
         let mut w = vec![1.0f32; 200];
         w.push(8.0);
-        let spec = WeightQuantizer { bits: 3, pot: false };
+        let spec = WeightQuantizer { bits: 3, format: crate::quant::WeightFormat::Int };
         let by_max = spec.exponent(QuantSpec::calibrate(8.0));
         let chosen = spec.exponent(least_squares_threshold(&w, 1.0, &spec));
         assert!(chosen < by_max, "{chosen} vs {by_max}");

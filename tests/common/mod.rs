@@ -201,11 +201,21 @@ pub fn random_config(rng: &mut ChaCha8Rng) -> QuantConfig {
     let a = rng.random_range(2..=10);
     let mut cfg = QuantConfig::parse(&format!("w{w}a{a}")).unwrap();
     cfg.per_channel = rng.random_bool(0.5);
-    cfg.pot_weights = w <= 5 && rng.random_bool(0.3);
+    set_random_format(&mut cfg, rng);
     if rng.random_bool(0.5) {
         cfg.set_input_bits(rng.random_range(2..=10)).unwrap();
     }
     cfg
+}
+
+/// Power-of-two weights in 2 of 10 configurations and additive powers of
+/// two in 2 more, where the width allows.
+pub fn set_random_format(cfg: &mut QuantConfig, rng: &mut ChaCha8Rng) {
+    match rng.random_range(0..10) {
+        0 | 1 => cfg.pot_weights = cfg.w_bits <= 5,
+        2 | 3 => cfg.apot_weights = cfg.w_bits <= 6,
+        _ => {}
+    }
 }
 
 /// The `potc` binary run from the project root.

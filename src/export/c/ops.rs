@@ -9,7 +9,7 @@ use super::model::Emitter;
 use crate::backend::interp::taps;
 use crate::ir::op::{Conv1d, Linear, Op, Pool1d};
 use crate::ir::{NodeId, Type};
-use crate::quant::{pot, QuantSpec};
+use crate::quant::{QuantSpec, WeightFormat};
 
 impl Emitter<'_> {
     /// Emits the function of op `id`.
@@ -128,8 +128,8 @@ impl Emitter<'_> {
         let (cg, og) = (c / groups, op.out_channels / groups);
         let w = self.tensor(node, "w")?;
         let b = if op.bias { Some(self.tensor(node, "b")?) } else { None };
-        let pot = op.quant.pot();
-        let w: Vec<i32> = if pot { w.iter().map(|&v| pot::code(v)).collect() } else { w.to_vec() };
+        let format = op.quant.format();
+        let w = weight_codes(format, w);
         let w_c = self.values_table(&format!("w_{cname}"), &format!("{line}: w"), &w, cg * k);
         if let Some(b) = b {
             let v: Vec<i64> = b.iter().map(|&x| i64::from(x)).collect();
@@ -211,9 +211,9 @@ impl Emitter<'_> {
             t0 = t0.join(", "),
             t1 = t1.join(", "),
             off = off.join(", "),
-            weight = if pot { pot_decode("wv", acc_c, 20) } else { String::new() },
-            term_block = term(pot, acc_c, &format!("xs[{block}]")),
-            term_single = term(pot, acc_c, &format!("xs[{single}]")),
+            weight = decode(format, "wv", acc_c, 20),
+            term_block = term(format, acc_c, &format!("xs[{block}]")),
+            term_single = term(format, acc_c, &format!("xs[{single}]")),
             wt = w_c.name(),
             row = cg * k,
             xt = x_c.name(),
@@ -234,8 +234,8 @@ impl Emitter<'_> {
         y_c: CType,
     ) -> Result<String, String> {
         let w = self.tensor(node, "w")?;
-        let pot = op.quant.pot();
-        let w: Vec<i32> = if pot { w.iter().map(|&v| pot::code(v)).collect() } else { w.to_vec() };
+        let format = op.quant.format();
+        let w = weight_codes(format, w);
         let w_c = self.values_table(&format!("w_{cname}"), &format!("{line}: w"), &w, f);
         let init = if op.bias {
             let b: Vec<i64> = self.tensor(node, "b")?.iter().map(|&x| i64::from(x)).collect();
@@ -255,11 +255,11 @@ impl Emitter<'_> {
         y[r] = ({yt})acc;
     }}
 ",
-            body = if pot {
+            body = if format.shifts() {
                 format!(
                     "            const {at} wv = w[i];\n            if (wv == 0) {{\n                continue;\n            }}\n{}            acc += {};\n",
-                    pot_decode("wv", acc_c, 12),
-                    term(true, acc_c, "x[i]"),
+                    decode(format, "wv", acc_c, 12),
+                    term(format, acc_c, "x[i]"),
                     at = acc_c.name()
                 )
             } else {
@@ -273,32 +273,65 @@ impl Emitter<'_> {
     }
 }
 
-/// Declarations of a power-of-two code `code` (nonzero) decoded into the
-/// shift `sh` and the mask `neg` (all ones for a negative weight), indented
-/// by `indent` spaces.
-fn pot_decode(code: &str, acc: CType, indent: usize) -> String {
-    let pad = " ".repeat(indent);
-    let at = acc.name();
-    format!(
-        "{pad}/* A power-of-two weight: code ±(k + 1) is ±2^k, a shift, not a multiplier. */\n\
-         {pad}const int32_t sh = ({code} > 0 ? {code} : -{code}) - 1;\n\
-         {pad}const {at} neg = {code} > 0 ? 0 : -1;\n"
-    )
+/// The weights as the C tables hold them: integers, or the codes of the
+/// shift formats.
+fn weight_codes(format: WeightFormat, w: &[i32]) -> Vec<i32> {
+    match format.shifts() {
+        true => w.iter().map(|&v| format.code(v)).collect(),
+        false => w.to_vec(),
+    }
 }
 
-/// One term `w * x` of a MAC layer in C: a product, or with power-of-two
-/// weights `x << sh`, negated by the mask `neg` (`(v ^ neg) - neg`). The
-/// shift is done on the unsigned type (a left shift of a negative signed
-/// value is undefined in C99) and converted back, which C99 leaves to the
-/// implementation and every two's-complement compiler does modulo 2^N;
-/// the true value fits, as `potc lower` proved for the accumulator.
-fn term(pot: bool, acc: CType, x: &str) -> String {
-    let at = acc.name();
-    if !pot {
-        return format!("wv * {x}");
+/// Declarations of a shift-format code `code` (nonzero) decoded into its
+/// shifts and the mask `neg` (all ones for a negative weight), indented by
+/// `indent` spaces; nothing for integer weights.
+fn decode(format: WeightFormat, code: &str, acc: CType, indent: usize) -> String {
+    let pad = " ".repeat(indent);
+    let (at, ut) = (acc.name(), unsigned(acc));
+    let abs = format!("({code} > 0 ? {code} : -{code})");
+    let shifts = match format {
+        WeightFormat::Int => return String::new(),
+        WeightFormat::Pot => format!(
+            "{pad}/* A power-of-two weight: code ±(k + 1) is ±2^k, a shift, not a multiplier. */\n\
+             {pad}const int32_t sh = {abs} - 1;\n"
+        ),
+        WeightFormat::Apot => format!(
+            "{pad}/* An additive power-of-two weight: code ±c is ±(2^k + 2^(k-1)) for odd c > 1,\n\
+             {pad}   else ±2^k, with k = c >> 1: two shifts and an add, not a multiplier. */\n\
+             {pad}const int32_t a = {abs};\n\
+             {pad}const int32_t sh = a >> 1;\n\
+             {pad}const int32_t sh2 = sh > 0 ? sh - 1 : 0;\n\
+             {pad}const {ut} two = (a & 1) && a > 1 ? ~({ut})0 : 0;\n"
+        ),
+    };
+    format!("{shifts}{pad}const {at} neg = {code} > 0 ? 0 : -1;\n")
+}
+
+/// One term `w * x` of a MAC layer in C: a product, or with shift-format
+/// weights `x << sh` (plus `x << sh2` where `two` says so), negated by the
+/// mask `neg` (`(v ^ neg) - neg`). Shifts and the add are done on the
+/// unsigned type (a left shift of a negative signed value is undefined in
+/// C99) and converted back, which C99 leaves to the implementation and every
+/// two's-complement compiler does modulo 2^N; the true value fits, as `potc
+/// lower` proved for the accumulator.
+fn term(format: WeightFormat, acc: CType, x: &str) -> String {
+    let (at, ut) = (acc.name(), unsigned(acc));
+    let shifted = |sh: &str| format!("({ut})({at}){x} << {sh}");
+    let sum = match format {
+        WeightFormat::Int => return format!("wv * {x}"),
+        WeightFormat::Pot => shifted("sh"),
+        WeightFormat::Apot => format!("({}) + (({}) & two)", shifted("sh"), shifted("sh2")),
+    };
+    format!("(({at})({sum}) ^ neg) - neg")
+}
+
+/// The unsigned C type of the accumulator's width.
+fn unsigned(acc: CType) -> &'static str {
+    if acc == CType::I64 {
+        "uint64_t"
+    } else {
+        "uint32_t"
     }
-    let ut = if acc == CType::I64 { "uint64_t" } else { "uint32_t" };
-    format!("(({at})(({ut})({at}){x} << sh) ^ neg) - neg")
 }
 
 /// The accumulator's C type: `int32_t` (the accumulator types are at most

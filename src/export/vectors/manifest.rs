@@ -28,10 +28,9 @@ use crate::backend::interp::IntInterpreter;
 use crate::ir::op::{AttrVisitor, Op, Padding, F64};
 use crate::ir::{Elem, Node};
 use crate::program::IntProgram;
-use crate::quant::pot;
 
 /// The parameter tensors in program order, each in the narrowest type its
-/// role guarantees (weights `i<w_bits>` unless power-of-two, biases the
+/// role guarantees (weights `i<w_bits>`, as codes for the shift formats, biases the
 /// accumulator's type, shifts `i8`), or `i32` (as stored) when a value falls
 /// outside it.
 pub(super) fn param_arrays(p: &IntProgram, interp: &IntInterpreter) -> Result<Vec<Array>, String> {
@@ -43,10 +42,11 @@ pub(super) fn param_arrays(p: &IntProgram, interp: &IntInterpreter) -> Result<Ve
             let (shape, data) =
                 p.tensors.get(name).ok_or_else(|| format!("missing tensor `{name}`"))?;
             let slot = &name[v.name.len() + 1..];
-            // Power-of-two weights are written as their codes.
-            let encoding = (slot == "w" && pot(&node.op)).then_some(pot::ENCODING);
-            let data: Vec<i64> = match encoding {
-                Some(_) => data.iter().map(|&x| i64::from(pot::code(x))).collect(),
+            // Shift-format weights are written as their codes.
+            let format = node.op.int_mac_quant().map(|q| q.format()).filter(|_| slot == "w");
+            let encoding = format.and_then(|f| f.encoding());
+            let data: Vec<i64> = match format.filter(|f| f.shifts()) {
+                Some(f) => data.iter().map(|&x| i64::from(f.code(x))).collect(),
                 None => data.iter().map(|&x| i64::from(x)).collect(),
             };
             let (ty, dims) = role(&node.op, slot, node.ty.elem, rank1);
@@ -65,17 +65,8 @@ pub(super) fn param_arrays(p: &IntProgram, interp: &IntInterpreter) -> Result<Ve
     Ok(out)
 }
 
-/// Whether `op` is a MAC layer with power-of-two weights.
-fn pot(op: &Op) -> bool {
-    match op {
-        Op::IntConv1d(c) => c.quant.pot(),
-        Op::IntLinear(l) => l.quant.pot(),
-        _ => false,
-    }
-}
-
 /// A parameter's preferred type and dimension names. Weights take
-/// `i<w_bits>`: integers, or power-of-two codes, which fit it too.
+/// `i<w_bits>`: integers, or shift-format codes, which fit it too.
 fn role(op: &Op, slot: &str, acc: Elem, rank1: bool) -> (Option<IntType>, Vec<&'static str>) {
     let weight = |q: &crate::ir::op::LayerQuant| {
         Some(IntType { signed: true, bits: q.weight_bits() as u32 })

@@ -76,7 +76,7 @@ struct Array {
     dims: Vec<&'static str>,
     data: Vec<i64>,
     /// How the integers encode the tensor, where they are codes
-    /// (power-of-two weights: `quant::pot::ENCODING`).
+    /// (shift-format weights: `WeightFormat::encoding`).
     encoding: Option<&'static str>,
 }
 

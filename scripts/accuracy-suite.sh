@@ -24,7 +24,8 @@ mkdir -p "$out"
 p=$out/potc
 [ -x "$p" ] || cp target/release/potc "$p"
 echo "runs in $out" >&2
-cells=(float "float+$fine" w8a8 w4a8 "w4a8 pot" w2a8)
+quant_cells=(w8a8 w4a8 "w4a8 pot" "w4a8 apot" w2a8)
+cells=(float "float+$fine" "${quant_cells[@]}")
 [ -n "${ANCHORS:-}" ] && cells+=("Brevitas w4a8")
 
 # The template with the data set's channels, length and classes.
@@ -62,8 +63,9 @@ for ds in $sets; do
       got[float]+=" $(field "$r-float.json" test_accuracy)"
       run_to "$r-fine.json" $p train "$m" "${common[@]}" -o "$r-fine.safetensors" --epochs "$fine" --init "$r-float.safetensors" 2>>"$r-fine.log"
       got["float+$fine"]+=" $(field "$r-fine.json" test_accuracy)"
-      for cell in w8a8 w4a8 "w4a8 pot" w2a8; do
-        spec=${cell% pot}; flags=(); [ "$cell" != "$spec" ] && flags=(--pot-weights)
+      for cell in "${quant_cells[@]}"; do
+        # "w4a8 pot" is --quant w4a8 --pot-weights.
+        spec=${cell%% *}; flags=(); [ "$cell" != "$spec" ] && flags=("--${cell#* }-weights")
         q=$r-${cell// /-}
         run_to "$q.train.json" $p train "$m" "${common[@]}" -o "$q.safetensors" --epochs "$fine" --quant "$spec" "${flags[@]}" \
           --init "$r-float.safetensors" 2>>"$q.log"

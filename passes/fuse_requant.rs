@@ -1,19 +1,24 @@
 //! `fuse-requant`: a ReLU that only feeds a requantization disappears into
 //! its clamp (spec section 4: "ReLU becomes the clamp of the
-//! requantization"). The fusion is proved, not assumed: for each distinct
-//! shift `k` of the requant, equality saturation with the identities of
-//! `passes/rules/` must show
+//! requantization"), by equality saturation over the integer program's graph
+//! ([`crate::eqsat::net`], the rule `relu-into-clamp` of
+//! `passes/rules/requant.rs`). The rule applies to a requant only once, for
+//! each distinct shift `k` it has, saturation with the scalar identities of
+//! `passes/rules/` proves
 //!
 //! `clamp(shift_round(max(x, 0), k), lo, hi) == clamp(shift_round(x, k), lo, hi)`,
 //!
 //! which holds when `lo >= 0` (an unsigned output). A requant into a signed
-//! type keeps its ReLU. The notes name each proof, the cheapest datapath
-//! found (adds, shifts and one clamp) and why saturation stopped.
+//! type keeps its ReLU, and so does a ReLU with another user (the graph's
+//! `share` barrier). The notes name each proof, the cheapest datapath found
+//! (adds, shifts and one clamp), and the graph e-graph's size, stop reason
+//! and choices.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
-use egg::RecExpr;
+use egg::{RecExpr, Symbol};
 
+use crate::eqsat::net::{rewrite, NetLimits};
 use crate::eqsat::{prove, IntExpr, Limits, Proof};
 use crate::ir::op::Op;
 use crate::ir::Graph;
@@ -35,9 +40,12 @@ impl Pass for FuseRequant {
     fn description(&self) -> &'static str {
         "For `requant(relu(x))` into an unsigned type, and each distinct shift k\n\
          of the requant, saturates clamp(shift_round(max(x, 0), k), 0, hi) with\n\
-         the rewrite rules until it meets clamp(shift_round(x, k), 0, hi); then\n\
-         the requant reads x and the ReLU goes. Bounded by explicit iteration,\n\
-         e-node and time limits; the notes show each proof and the stop reason.\n\
+         the rewrite rules until it meets clamp(shift_round(x, k), 0, hi). The\n\
+         proved requants are then fused by equality saturation over the\n\
+         program's graph (rule relu-into-clamp): the requant reads x and the\n\
+         ReLU goes, unless another op reads it. Bounded by explicit iteration,\n\
+         e-node and time limits; the notes show each proof, the graph's\n\
+         e-graph and the stop reasons.\n\
          \n\
          Before:\n\
          \x20 %r = relu(%c) : i32[4, 14]\n\
@@ -54,7 +62,7 @@ impl Pass for FuseRequant {
         let Some(ints) = cx.ints.as_deref() else { return Ok(false) };
         let rules = rules::all();
         let mut proofs: BTreeMap<(i64, i64, i64), Proof> = BTreeMap::new();
-        let mut changed = false;
+        let mut fusable = HashSet::new();
         for id in g.order().map_err(|_| RewriteError::Cycle)? {
             let Op::Requant(q) = &g.node(id).op else { continue };
             let relu = g.operands(id)[0];
@@ -80,19 +88,21 @@ impl Pass for FuseRequant {
                 });
                 cx.notes.push(format!(
                     "%{name}, k = {k}: {} {}",
-                    if proof.equal { "relu fused:" } else { "relu kept, not proved:" },
+                    if proof.equal { "relu fusable:" } else { "relu kept, not proved:" },
                     proof
                 ));
                 all &= proof.equal;
             }
             if all {
-                let x = g.operands(relu)[0];
-                g.retarget_operand(id, 0, x);
-                g.remove_node(relu);
-                changed = true;
+                fusable.insert(Symbol::from(name.as_str()));
             }
         }
-        Ok(changed)
+        if fusable.is_empty() {
+            return Ok(false);
+        }
+        let report = rewrite(g, None, &rules::requant::net(fusable), NetLimits::default())?;
+        cx.notes.extend(report.lines());
+        Ok(report.changed)
     }
 }
 

@@ -1,4 +1,5 @@
-//! The batch-norm rules over the network graph: each, applied alone (with
+//! The rules over the network graph (batch-norm folding, and ReLU into a
+//! requant's clamp at the end): each batch-norm rule, applied alone (with
 //! the rules it needs to leave no batch norm), keeps the float outputs on
 //! random parameters and inputs; and a deliberately wrong version of each is
 //! caught by the same check, so the check can fail.
@@ -154,4 +155,51 @@ fn keep_pairs_leaves_conv_batch_norm_pairs() {
     let report = rewrite(&mut h, None, &all(Fold::KeepPairs), NetLimits::default()).unwrap();
     assert!(!report.changed);
     assert_eq!(h, g);
+}
+
+/// `relu-into-clamp` over an integer program: `requant(relu(x))` into an
+/// unsigned type is `requant(x)` on every input and shift; the rule without
+/// its condition (fusing before a signed requant) changes the integers.
+#[test]
+fn relu_into_clamp_keeps_the_integers_and_a_wrong_one_is_caught() {
+    use potc::backend::interp::IntInterpreter;
+    use potc::pass::IntStore;
+    use potc::passes::rules::requant;
+    let program = |signed: bool| {
+        let ty = if signed { "i4" } else { "u4" };
+        format!(
+            "model m(%x: i8[2, 6]) {{\n  %r = relu(%x) : i8[2, 6]\n  \
+             %q = requant(%r) {{bits = 4, signed = {signed}}} : {ty}[2, 6]\n  return %q\n}}\n"
+        )
+    };
+    let run = |g: &Graph, ints: &IntStore, x: &[i64]| IntInterpreter::new(g, ints).unwrap().run(x);
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let mutant = rw!("relu-into-clamp"; "(requant ?q (relu ?r ?x))" => "(requant ?q ?x)");
+    let (mut caught, mut fused) = (false, 0);
+    for _ in 0..40 {
+        let mut ints = IntStore::new();
+        let shifts: Vec<i32> = (0..2).map(|_| rng.random_range(-3..=5)).collect();
+        ints.insert("q.shift".into(), (vec![2], shifts));
+        let x: Vec<i64> = (0..12).map(|_| rng.random_range(-128..=127)).collect();
+        for signed in [false, true] {
+            let g = syntax::parse(&program(signed)).unwrap();
+            let want = run(&g, &ints, &x);
+            let rules = if signed {
+                vec![mutant.clone()]
+            } else {
+                requant::net(["q".into()].into_iter().collect())
+            };
+            let mut h = g.clone();
+            let report = rewrite(&mut h, None, &rules, NetLimits::default()).unwrap();
+            assert!(report.changed && h.len() == g.len() - 1, "{}", potc::ir::print(&h));
+            let got = run(&h, &ints, &x);
+            if signed {
+                caught |= got != want;
+            } else {
+                assert_eq!(got, want, "{}", potc::ir::print(&h));
+                fused += 1;
+            }
+        }
+    }
+    assert!(fused == 40 && caught, "the wrong rule went unnoticed");
 }

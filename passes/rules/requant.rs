@@ -9,8 +9,11 @@
 //! division; requantization is `shift-round`, defined by the right-hand side
 //! of `shift-round-right`.
 
-use egg::rewrite as rw;
+use std::collections::HashSet;
 
+use egg::{rewrite as rw, Id, Subst, Symbol, Var};
+
+use crate::eqsat::net::{Net, NetGraph, NetRewrite};
 use crate::eqsat::{when, Rewrite};
 
 /// The requantization identities.
@@ -30,4 +33,24 @@ pub fn all() -> Vec<Rewrite> {
         // rounding bit falls on zeros.
         rw!("shift-round-shl";   "(shift-round (<< ?x ?a) ?k)" => "(<< ?x (- ?a ?k))"             if when(["?a", "?k"], |[a, k]| a >= 0 && a >= k)),
     ]
+}
+
+/// The requantization rules over the network graph ([`crate::eqsat::net`]).
+/// `fusable` names the requants into an unsigned type for whose every shift
+/// `k` saturation with [`all`] proved
+/// `clamp(shift_round(max(x, 0), k), 0, hi) == clamp(shift_round(x, k), 0, hi)`.
+#[rustfmt::skip]
+pub fn net(fusable: HashSet<Symbol>) -> Vec<NetRewrite> {
+    vec![
+        // requant(relu(x)) == requant(x): ReLU becomes the clamp (lo = 0).
+        rw!("relu-into-clamp"; "(requant ?q (relu ?r ?x))" => "(requant ?q ?x)" if key_in("?q", fusable)),
+    ]
+}
+
+/// A condition: `var`'s class is a key in `keys`.
+fn key_in(var: &str, keys: HashSet<Symbol>) -> impl Fn(&mut NetGraph, Id, &Subst) -> bool {
+    let var: Var = var.parse().expect("a pattern variable");
+    move |egraph, _, subst| {
+        egraph[subst[var]].nodes.iter().any(|n| matches!(n, Net::Symbol(s) if keys.contains(s)))
+    }
 }

@@ -64,6 +64,8 @@ pub fn encode(g: &Graph) -> Result<Encoded, RewriteError> {
             Op::BatchNorm(_) => Net::BnFeatures([key, operands[0]]),
             Op::Add(_) => Net::Add([key, operands[0], operands[1]]),
             Op::GlobalAvgPool(_) => Net::Gap([key, operands[0]]),
+            Op::Relu => Net::Relu([key, operands[0]]),
+            Op::Requant(_) => Net::Requant([key, operands[0]]),
             _ => Net::Op(std::iter::once(key).chain(operands).collect()),
         };
         class_of.insert(id, egraph.add(enode.clone()));

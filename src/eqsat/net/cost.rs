@@ -25,7 +25,7 @@ fn op_cost(enode: &Net) -> u64 {
         Net::Bn(_) | Net::BnFeatures(_) => 1000,
         Net::Conv(_) | Net::Linear(_) => 10,
         Net::Depthwise(_) => 4,
-        Net::Add(_) | Net::Gap(_) | Net::Op(_) => 1,
+        Net::Add(_) | Net::Gap(_) | Net::Relu(_) | Net::Requant(_) | Net::Op(_) => 1,
         Net::InScaleW(_) | Net::InShiftB(_) => 1,
         Net::Share(_)
         | Net::Zero

@@ -212,7 +212,11 @@ fn operands(n: &Net) -> Vec<Id> {
         Net::Conv([_, x, _, _]) | Net::Linear([_, x, _, _]) | Net::Depthwise([_, x, _, _]) => {
             vec![*x]
         }
-        Net::Bn([_, x]) | Net::BnFeatures([_, x]) | Net::Gap([_, x]) => vec![*x],
+        Net::Bn([_, x])
+        | Net::BnFeatures([_, x])
+        | Net::Gap([_, x])
+        | Net::Relu([_, x])
+        | Net::Requant([_, x]) => vec![*x],
         Net::Add([_, a, b]) => vec![*a, *b],
         Net::Op(c) => c[1..].to_vec(),
         _ => vec![],

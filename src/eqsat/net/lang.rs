@@ -29,6 +29,11 @@ define_language! {
         "add" = Add([Id; 3]),
         // (gap key x): mean over time.
         "gap" = Gap([Id; 2]),
+        // (relu key x), on floats or integers.
+        "relu" = Relu([Id; 2]),
+        // (requant key x): the rounding shift and clamp of an integer
+        // program, with the key's output type and the key's shifts.
+        "requant" = Requant([Id; 2]),
         // (op key operands...): any other op, kept as it is.
         "op" = Op(Vec<Id>),
         // (share x): a value with several users, or the model's output. Rules

@@ -15,6 +15,11 @@ pub enum ExportFormat {
     /// Every op's input and output integers for a few samples: `.npz`,
     /// `$readmemh` hex files and `manifest.json`.
     Vectors,
+    /// The integer program as an ONNX model (standard ops, opset 18) that
+    /// ONNX Runtime runs bit-exactly: float series `input` [N, C, L] in
+    /// (quantized in the graph as `potc run` does), int32 `logits` out;
+    /// labels and exponents as metadata. `-o` names the `.onnx` file.
+    Onnx,
 }
 
 /// Flags of `potc export` (see `potc export --help`).
@@ -25,8 +30,9 @@ pub struct ExportOptions {
     /// What to write.
     #[arg(long, value_enum)]
     pub format: ExportFormat,
-    /// The directory to write into (created if missing).
-    #[arg(short = 'o', long = "out", value_name = "DIR")]
+    /// The directory to write into (created if missing); for `onnx`, the
+    /// model file.
+    #[arg(short = 'o', long = "out", value_name = "DIR|MODEL.onnx")]
     pub out: String,
     /// A data set (`.ts`, `.tsv`, `.npz`) to quantize and ship with the files:
     /// the C `main`'s input file, or the vectors' samples. Without it, the C
@@ -40,6 +46,15 @@ pub struct ExportOptions {
 
 pub fn export(o: &ExportOptions) -> Result<String, Failure> {
     let program = load_program(&o.program)?;
+    if o.format == ExportFormat::Onnx {
+        if o.data.is_some() {
+            return Err(Failure("error: --data goes with the c and vectors formats; an ONNX model reads its data when run\n".into()));
+        }
+        let path = Path::new(&o.out);
+        export::onnx::write(&program, path).map_err(|e| Failure(format!("error: {e}\n")))?;
+        eprintln!("wrote {}", path.display());
+        return Ok(String::new());
+    }
     let data = match &o.data {
         Some(path) => Some(quantized_data(&program, path)?),
         None => None,
@@ -49,6 +64,7 @@ pub fn export(o: &ExportOptions) -> Result<String, Failure> {
         .map_err(|e| Failure(format!("{}: error: cannot create the directory: {e}\n", o.out)))?;
     let written = match o.format {
         ExportFormat::C => export::c::write(&program, dir, data.as_ref()),
+        ExportFormat::Onnx => unreachable!("written above"),
         ExportFormat::Vectors => {
             // The samples written: --samples, or fewer when the data holds fewer.
             let n = data.as_ref().map_or(o.samples, |d| o.samples.min(d.n as u64));

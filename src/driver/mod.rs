@@ -18,13 +18,13 @@ mod train;
 mod train_options;
 
 pub use bench::{bench, BenchOptions};
-pub use eval::{eval, EvalOptions};
+pub use eval::{eval, logits_sha256, EvalOptions};
 pub use export::{export, ExportFormat, ExportOptions};
 pub use import::{import, ImportOptions};
 pub use ir_cmds::{check, describe_passes, print_model};
 pub use lower::{
-    load_program, lower, lower_graph, lower_model, run, run_program, LowerOptions, Lowered,
-    RunOptions, LOWER_PIPELINE,
+    load_data, load_program, lower, lower_graph, lower_model, run, run_program, LowerOptions,
+    Lowered, RunOptions, LOWER_PIPELINE,
 };
 pub use quantized::{weights_from, KEY_QUANT};
 pub use report::{report, ReportOptions};

@@ -1,10 +1,12 @@
 //! Hand-off files for hardware and embedded targets, written from a lowered
 //! program (`potc export`): C99 source that computes the program's integers
-//! (`c`), and per-layer test vectors for a hardware test bench (`vectors`).
-//! Both are checked against the engines: the C output against the JIT, the
-//! vectors against the integer interpreter.
+//! (`c`), per-layer test vectors for a hardware test bench (`vectors`), and
+//! the integer program as an ONNX model for ONNX Runtime (`onnx`). Each is
+//! checked against the engines: the C output against the JIT, the vectors
+//! and ONNX Runtime's outputs against the integer interpreter.
 
 pub mod c;
+pub mod onnx;
 pub mod vectors;
 
 /// Quantized input samples to ship with an export: the program's input

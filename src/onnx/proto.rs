@@ -1,5 +1,5 @@
-//! The ONNX protobuf messages the importer reads, declared with prost's
-//! derive: only the fields potc uses, under their numbers in the ONNX
+//! The ONNX protobuf messages the importer reads and the exporter writes,
+//! declared with prost's derive: only the fields potc uses, under their numbers in the ONNX
 //! specification (`onnx.proto`). Fields left out are skipped by the decoder,
 //! so newer files decode as long as these numbers keep their meaning, which
 //! protobuf's compatibility rules guarantee.
@@ -19,8 +19,19 @@ pub struct ModelProto {
     #[prost(message, repeated, tag = "8")]
     pub opset_import: Vec<OperatorSetIdProto>,
     /// Local functions (`FunctionProto`); only counted, to refuse calls to them.
+    #[prost(message, repeated, tag = "14")]
+    pub metadata_props: Vec<StringStringEntryProto>,
     #[prost(bytes = "vec", repeated, tag = "25")]
     pub functions: Vec<Vec<u8>>,
+}
+
+/// A metadata entry (`ModelProto.metadata_props`).
+#[derive(Clone, PartialEq, Message)]
+pub struct StringStringEntryProto {
+    #[prost(string, tag = "1")]
+    pub key: String,
+    #[prost(string, tag = "2")]
+    pub value: String,
 }
 
 #[derive(Clone, PartialEq, Message)]

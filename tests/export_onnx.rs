@@ -1,0 +1,165 @@
+//! `potc export --format onnx` in ONNX Runtime: the exported model passes the
+//! ONNX checker and its int32 outputs equal the integer interpreter's bit for
+//! bit (`logits_sha256`): each example on a shared data set (every set once,
+//! with integer, power-of-two and additive power-of-two weights), and random
+//! programs on random inputs. `scripts/onnx-equality.sh` runs every example
+//! on every shared data set the same way.
+//!
+//! ONNX Runtime is Python: the tests run `scripts/onnx-run.py` with the
+//! interpreter of `target/pyenv` (made by `scripts/python-env.sh`) or the one
+//! `POTC_PYTHON` names, and fail with that instruction when there is none.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{ok, potc, random_config, random_inputs, random_program};
+use potc::backend::EngineKind;
+use potc::driver::{load_data, load_program, logits_sha256, run_program};
+use potc::program::IntProgram;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::Value;
+
+/// Each shared data set with an example: every example once, the
+/// residual network on the shortest series.
+const CASES: [(&str, &str); 5] = [
+    ("BasicMotions", "basicmotions"),
+    ("GunPoint", "fcn"),
+    ("ItalyPowerDemand", "resnet"),
+    ("JapaneseVowels", "fcn_basicmotions"),
+    ("PickupGestureWiimoteZ", "tiny"),
+];
+
+/// The Python with onnx and onnxruntime.
+fn python() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let py = std::env::var_os("POTC_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target/pyenv/bin/python"));
+    assert!(
+        py.exists(),
+        "{} is missing: these tests run ONNX Runtime from Python; run scripts/python-env.sh \
+         (it makes target/pyenv), or set POTC_PYTHON to an interpreter with the packages of \
+         scripts/requirements.txt",
+        py.display()
+    );
+    py
+}
+
+/// Runs each (model, input) pair in ONNX Runtime; one JSON object each.
+fn onnx_runtime(pairs: &[(PathBuf, PathBuf)]) -> Vec<Value> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/onnx-run.py");
+    let args = pairs.iter().flat_map(|(m, x)| [m.as_os_str(), x.as_os_str()]);
+    let out = Command::new(python()).arg(script).args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "onnx-run.py failed:\n{stderr}");
+    let lines = String::from_utf8(out.stdout).unwrap();
+    lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// `x` as a float32 `.npy` file of shape `shape`.
+fn write_npy(path: &Path, x: &[f32], shape: [usize; 3]) {
+    let (n, c, l) = (shape[0], shape[1], shape[2]);
+    let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({n}, {c}, {l}), }}");
+    // Magic, version, header length, header padded to 64 bytes with '\n' last.
+    let len = (10 + dict.len() + 1).div_ceil(64) * 64 - 10;
+    let header = format!("{dict:<width$}\n", width = len - 1);
+    let mut f = std::fs::File::create(path).unwrap();
+    f.write_all(b"\x93NUMPY\x01\x00").unwrap();
+    f.write_all(&(len as u16).to_le_bytes()).unwrap();
+    f.write_all(header.as_bytes()).unwrap();
+    for v in x {
+        f.write_all(&v.to_le_bytes()).unwrap();
+    }
+}
+
+/// The example's text with the data set's channels and classes.
+fn example_for(example: &str, train: &Path) -> String {
+    let ds = potc::data::load(train).unwrap();
+    let text = std::fs::read_to_string(format!("examples/{example}.pot")).unwrap();
+    let start = text.find("(%x: [").unwrap() + "(%x: [".len();
+    let end = start + text[start..].find(']').unwrap();
+    let text = format!("{}{}, {}{}", &text[..start], ds.channels, ds.length, &text[end..]);
+    let at = text.rfind("out_features = ").unwrap() + "out_features = ".len();
+    let digits = text[at..].find(|c: char| !c.is_ascii_digit()).unwrap();
+    format!("{}{}{}", &text[..at], ds.labels.len(), &text[at + digits..])
+}
+
+/// Each example on a shared data set, calibrated (QAT with no epochs) and
+/// lowered; exported; run in ONNX Runtime on the whole test set.
+#[test]
+fn the_examples_on_the_shared_data_are_bit_exact_in_onnx_runtime() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (mut pairs, mut want) = (vec![], vec![]);
+    for (i, (set, example)) in CASES.into_iter().enumerate() {
+        let dir = tmp.path().join(format!("{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (train, test) = (
+            common::shared_data(&format!("{set}/{set}_TRAIN.ts")),
+            common::shared_data(&format!("{set}/{set}_TEST.ts")),
+        );
+        let model = dir.join("m.pot");
+        std::fs::write(&model, example_for(example, &train)).unwrap();
+        // Each data set once with each weight format.
+        let format = ["", "--pot-weights", "--apot-weights"][i % 3];
+        let (ck, prog, onnx) = (dir.join("q.st"), dir.join("int"), dir.join("m.onnx"));
+        let mut args = vec!["train", model.to_str().unwrap(), "--train", train.to_str().unwrap()];
+        args.extend(["--test", test.to_str().unwrap(), "-o", ck.to_str().unwrap()]);
+        args.extend(["--quant", "w4a8", "--epochs", "0"]);
+        args.extend([format].into_iter().filter(|f| !f.is_empty()));
+        ok(potc(&args));
+        ok(potc(&["lower", &s(&model), "--weights", &s(&ck), "-o", &s(&prog)]));
+        ok(potc(&["export", &s(&prog), "--format", "onnx", "-o", &s(&onnx)]));
+        let p = load_program(&s(&prog)).unwrap();
+        let ds = load_data(&p, test.to_str().unwrap()).unwrap();
+        let x = dir.join("x.npy");
+        write_npy(&x, &ds.x, [ds.n, ds.channels, ds.length]);
+        let ints = run_program(&p, &ds, 0, EngineKind::Interp, Default::default()).unwrap();
+        want.push((format!("{example} on {set} {format}"), ds.n, logits_sha256(&ints), p));
+        pairs.push((onnx, x));
+    }
+    let got = onnx_runtime(&pairs);
+    assert_eq!(got.len(), want.len());
+    for (g, (case, n, sha, p)) in got.iter().zip(&want) {
+        assert_eq!(g["n"], *n, "{case}");
+        assert_eq!(g["logits_sha256"], *sha, "{case}: ONNX Runtime's integers differ");
+        let meta = &g["metadata"];
+        assert_eq!(meta["potc.labels"], serde_json::to_string(&p.labels).unwrap(), "{case}");
+        let e = p.output_exponent().unwrap().to_string();
+        assert_eq!(meta["potc.logits_exponent"], e, "{case}");
+    }
+}
+
+/// Random programs (random shapes, widths, shifts and weight formats) on
+/// random inputs, fed as the floats `q * 2^e` that quantize back to them.
+#[test]
+fn random_programs_are_bit_exact_in_onnx_runtime() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let (mut pairs, mut want) = (vec![], vec![]);
+    while want.len() < 40 {
+        let Some((_, _, p)) = random_program(&mut rng, random_config, 32) else { continue };
+        let p: &IntProgram = p.program();
+        let x = random_inputs(p, 3, &mut rng);
+        let interp = potc::backend::interp::IntInterpreter::new(&p.graph, &p.tensors).unwrap();
+        let sha = logits_sha256(&interp.run(&x));
+        let (_, e) = p.input();
+        let floats: Vec<f32> = x.iter().map(|&v| v as f32 * 2f32.powi(e)).collect();
+        let i = want.len();
+        let (onnx, npy) =
+            (tmp.path().join(format!("{i}.onnx")), tmp.path().join(format!("{i}.npy")));
+        let checked = p.clone().checked().unwrap();
+        potc::export::onnx::write(&checked, &onnx).unwrap();
+        let shape = &p.input_type().shape;
+        write_npy(&npy, &floats, [3, shape[0], shape[1]]);
+        want.push((sha, potc::ir::print(&p.graph)));
+        pairs.push((onnx, npy));
+    }
+    for (g, (sha, text)) in onnx_runtime(&pairs).iter().zip(&want) {
+        assert_eq!(g["logits_sha256"], *sha, "ONNX Runtime's integers differ on\n{text}");
+    }
+}

@@ -2,8 +2,8 @@
 //! ONNX checker and its int32 outputs equal the integer interpreter's bit for
 //! bit (`logits_sha256`): each example on a shared data set (every set once,
 //! with integer, power-of-two and additive power-of-two weights), and random
-//! programs on random inputs. `scripts/onnx-equality.sh` runs every example
-//! on every shared data set the same way.
+//! programs on random inputs. With `POTC_ONNX_ALL=1` the first test runs
+//! every example on every shared data set instead.
 //!
 //! ONNX Runtime is Python: the tests run `scripts/onnx-run.py` with the
 //! interpreter of `target/pyenv` (made by `scripts/python-env.sh`) or the one
@@ -95,7 +95,12 @@ fn the_examples_on_the_shared_data_are_bit_exact_in_onnx_runtime() {
     let tmp = tempfile::tempdir().unwrap();
     let s = |p: &Path| p.to_str().unwrap().to_string();
     let (mut pairs, mut want) = (vec![], vec![]);
-    for (i, (set, example)) in CASES.into_iter().enumerate() {
+    let all = std::env::var_os("POTC_ONNX_ALL").is_some();
+    let cases: Vec<(&str, &str)> = match all {
+        true => CASES.iter().flat_map(|(s, _)| CASES.iter().map(move |(_, e)| (*s, *e))).collect(),
+        false => CASES.to_vec(),
+    };
+    for (i, (set, example)) in cases.into_iter().enumerate() {
         let dir = tmp.path().join(format!("{i}"));
         std::fs::create_dir_all(&dir).unwrap();
         let (train, test) = (

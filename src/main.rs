@@ -104,7 +104,9 @@ enum Command {
     /// with fixed-width types and shifts only, plus a `main` that runs the data
     /// file written from --data. `--format vectors`: every op's input and
     /// output integers for --samples samples, as `.npz`, `$readmemh` hex files
-    /// and `manifest.json`, for a hardware test bench.
+    /// and `manifest.json`, for a hardware test bench. `--format onnx`: the
+    /// integer program as an ONNX model whose int32 outputs in ONNX Runtime
+    /// equal `potc run`'s bit for bit (`-o MODEL.onnx`).
     Export(ExportOptions),
 }
 

@@ -168,3 +168,34 @@ fn random_programs_are_bit_exact_in_onnx_runtime() {
         assert_eq!(g["logits_sha256"], *sha, "ONNX Runtime's integers differ on\n{text}");
     }
 }
+
+/// Wrong uses of the ONNX export are clear errors naming what is wrong.
+#[test]
+fn onnx_export_errors_are_clear() {
+    let tmp = tempfile::tempdir().unwrap();
+    let prog = tmp.path().join("int");
+    common::wide_mac_program().program().save(&prog).unwrap();
+    let prog = prog.to_str().unwrap();
+    let fail = |args: &[&str]| {
+        let out = potc(args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let model = tmp.path().join("m.onnx");
+    let e = fail(&[
+        "export",
+        prog,
+        "--format",
+        "onnx",
+        "-o",
+        model.to_str().unwrap(),
+        "--data",
+        "x.ts",
+    ]);
+    assert!(e.contains("--data goes with the c and vectors formats"), "{e}");
+    let missing = tmp.path().join("no/such/dir/m.onnx");
+    let e = fail(&["export", prog, "--format", "onnx", "-o", missing.to_str().unwrap()]);
+    assert!(e.contains("no/such/dir/m.onnx") && e.contains("cannot write"), "{e}");
+    ok(potc(&["export", prog, "--format", "onnx", "-o", model.to_str().unwrap()]));
+    assert!(std::fs::metadata(&model).unwrap().len() > 0);
+}

@@ -2,7 +2,9 @@
 # Integer program == fake-quant simulation, bit for bit, on every shared data
 # set: for each (model, data set) trains briefly (float, then QAT), lowers,
 # runs the integer interpreter on the whole test set, and compares
-# `logits_sha256` with `potc eval --mode fake-quant`, and the JIT's too.
+# `logits_sha256` with `potc eval --mode fake-quant`, and the JIT's and the
+# exported C's (compiled with cc). ONNX Runtime's on the ONNX export:
+# `POTC_ONNX_ALL=1 cargo test --release --test export_onnx`.
 # Usage: scripts/int-equality.sh [FLOAT_EPOCHS] [QUANT]   (defaults: 3 w4a8)
 # FLAGS="--apot-weights" (say) adds flags to the QAT run.
 set -euo pipefail
@@ -13,7 +15,7 @@ cargo build --release -q
 potc=target/release/potc
 w=$(mktemp -d); trap 'rm -rf "$w"' EXIT
 field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1" "$2"; }
-printf '%-22s %-18s %6s %9s %9s  %s\n' model data n fq_acc int_acc "sha equal (interp, jit)"
+printf '%-22s %-18s %6s %9s %9s  %s\n' model data n fq_acc int_acc "sha equal (interp, jit, c)"
 fail=0
 for pair in fcn:GunPoint fcn:ItalyPowerDemand resnet:GunPoint resnet:ItalyPowerDemand \
             tiny:ItalyPowerDemand tiny:GunPoint fcn_basicmotions:BasicMotions basicmotions:BasicMotions; do
@@ -28,9 +30,14 @@ for pair in fcn:GunPoint fcn:ItalyPowerDemand resnet:GunPoint resnet:ItalyPowerD
   $potc run "$w/int" --data "$te" --engine jit --json >"$w/jit.json" 2>/dev/null
   a=$(field "$w/fq.json" logits_sha256); b=$(field "$w/int.json" logits_sha256)
   c=$(field "$w/jit.json" logits_sha256)
-  eq=yes; [ "$a" = "$b" ] && [ "$a" = "$c" ] || { eq=NO; fail=1; }
+  $potc export "$w/int" --format c -o "$w/c" --data "$te" 2>/dev/null
+  make -s -C "$w/c" >/dev/null
+  ( cd "$w/c" && ./"$(basename "$(ls *.h)" .h)" data.txt 2>/dev/null ) >"$w/c.txt"
+  cc_sha=$(python3 -c "import hashlib,struct,sys; v=[int(t) for t in open(sys.argv[1]).read().split()]; print(hashlib.sha256(struct.pack('<%di' % len(v), *v)).hexdigest())" "$w/c.txt")
+  shas="$b $c $cc_sha"
+  eq=yes; for s in $shas; do [ "$a" = "$s" ] || { eq=NO; fail=1; }; done
   printf '%-22s %-18s %6s %9.4f %9.4f  %s\n' "$m" "$d" "$(field "$w/int.json" n)" \
     "$(field "$w/fq.json" accuracy)" "$(field "$w/int.json" accuracy)" "$eq"
-  rm -rf "$w/int" "$w"/*.st "$w"/*.json
+  rm -rf "$w/int" "$w/c" "$w"/*.st "$w"/*.json "$w/c.txt"
 done
 exit $fail

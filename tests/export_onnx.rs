@@ -199,3 +199,22 @@ fn onnx_export_errors_are_clear() {
     ok(potc(&["export", prog, "--format", "onnx", "-o", model.to_str().unwrap()]));
     assert!(std::fs::metadata(&model).unwrap().len() > 0);
 }
+
+/// The exported graphs' ops for the examples (random weights, seeded): one
+/// line per ONNX node, `op_type -> output`. Needs no Python.
+#[test]
+fn the_exported_graphs_of_the_examples() {
+    for example in ["fcn", "resnet", "basicmotions"] {
+        let text = std::fs::read_to_string(format!("examples/{example}.pot")).unwrap();
+        let g = potc::syntax::parse(&text).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let cfg = potc::quant::QuantConfig::parse("w4a8").unwrap();
+        let (q, store) = common::quantize(&g, &cfg, &mut rng);
+        let p = common::lower(&q, &store, 32).unwrap();
+        let model = potc::export::onnx::model(p.program()).unwrap();
+        let graph = model.graph.unwrap();
+        let ops: Vec<String> =
+            graph.node.iter().map(|n| format!("{} -> {}", n.op_type, n.output[0])).collect();
+        insta::assert_snapshot!(format!("onnx_ops_{example}"), ops.join("\n"));
+    }
+}

@@ -106,7 +106,9 @@ enum Command {
     /// output integers for --samples samples, as `.npz`, `$readmemh` hex files
     /// and `manifest.json`, for a hardware test bench. `--format onnx`: the
     /// integer program as an ONNX model whose int32 outputs in ONNX Runtime
-    /// equal `potc run`'s bit for bit (`-o MODEL.onnx`).
+    /// equal `potc run`'s bit for bit (`-o MODEL.onnx`). `--format qonnx`:
+    /// the quantized model in the QONNX dialect for FINN and hls4ml, whose
+    /// float outputs equal the fake-quant logits (`-o MODEL.onnx`).
     Export(ExportOptions),
 }
 

@@ -2,10 +2,13 @@
 //! ONNX checker and its int32 outputs equal the integer interpreter's bit for
 //! bit (`logits_sha256`): each example on a shared data set (every set once,
 //! with integer, power-of-two and additive power-of-two weights), and random
-//! programs on random inputs. With `POTC_ONNX_ALL=1` the first test runs
-//! every example on every shared data set instead.
+//! programs on random inputs. `potc export --format qonnx` in the qonnx
+//! package's executor: its float logits equal the fake-quant logits bit for
+//! bit on the same cases. With `POTC_ONNX_ALL=1` both run every example on
+//! every shared data set.
 //!
-//! ONNX Runtime is Python: the tests run `scripts/onnx-run.py` with the
+//! ONNX Runtime and qonnx are Python: the tests run `scripts/onnx-run.py`
+//! and `scripts/qonnx-run.py` with the
 //! interpreter of `target/pyenv` (made by `scripts/python-env.sh`) or the one
 //! `POTC_PYTHON` names, and fail with that instruction when there is none.
 
@@ -22,6 +25,7 @@ use potc::program::IntProgram;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
+use sha2::Digest;
 
 /// Each shared data set with an example: every example once, the
 /// residual network on the shortest series.
@@ -33,7 +37,17 @@ const CASES: [(&str, &str); 5] = [
     ("PickupGestureWiimoteZ", "tiny"),
 ];
 
-/// The Python with onnx and onnxruntime.
+/// [`CASES`], or with `POTC_ONNX_ALL` set every example on every set.
+fn cases() -> Vec<(&'static str, &'static str)> {
+    match std::env::var_os("POTC_ONNX_ALL") {
+        Some(_) => {
+            CASES.iter().flat_map(|(s, _)| CASES.iter().map(move |(_, e)| (*s, *e))).collect()
+        }
+        None => CASES.to_vec(),
+    }
+}
+
+/// The Python with onnx, onnxruntime and qonnx.
 fn python() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let py = std::env::var_os("POTC_PYTHON")
@@ -51,11 +65,16 @@ fn python() -> PathBuf {
 
 /// Runs each (model, input) pair in ONNX Runtime; one JSON object each.
 fn onnx_runtime(pairs: &[(PathBuf, PathBuf)]) -> Vec<Value> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/onnx-run.py");
+    run_script("onnx-run.py", pairs)
+}
+
+/// Runs `scripts/<script>` on the (model, input) pairs; one JSON object each.
+fn run_script(script: &str, pairs: &[(PathBuf, PathBuf)]) -> Vec<Value> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join(script);
     let args = pairs.iter().flat_map(|(m, x)| [m.as_os_str(), x.as_os_str()]);
-    let out = Command::new(python()).arg(script).args(args).output().unwrap();
+    let out = Command::new(python()).arg(&script).args(args).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "onnx-run.py failed:\n{stderr}");
+    assert!(out.status.success(), "{} failed:\n{stderr}", script.display());
     let lines = String::from_utf8(out.stdout).unwrap();
     lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
@@ -95,12 +114,7 @@ fn the_examples_on_the_shared_data_are_bit_exact_in_onnx_runtime() {
     let tmp = tempfile::tempdir().unwrap();
     let s = |p: &Path| p.to_str().unwrap().to_string();
     let (mut pairs, mut want) = (vec![], vec![]);
-    let all = std::env::var_os("POTC_ONNX_ALL").is_some();
-    let cases: Vec<(&str, &str)> = match all {
-        true => CASES.iter().flat_map(|(s, _)| CASES.iter().map(move |(_, e)| (*s, *e))).collect(),
-        false => CASES.to_vec(),
-    };
-    for (i, (set, example)) in cases.into_iter().enumerate() {
+    for (i, (set, example)) in cases().into_iter().enumerate() {
         let dir = tmp.path().join(format!("{i}"));
         std::fs::create_dir_all(&dir).unwrap();
         let (train, test) = (
@@ -198,6 +212,9 @@ fn onnx_export_errors_are_clear() {
     assert!(e.contains("no/such/dir/m.onnx") && e.contains("cannot write"), "{e}");
     ok(potc(&["export", prog, "--format", "onnx", "-o", model.to_str().unwrap()]));
     assert!(std::fs::metadata(&model).unwrap().len() > 0);
+    // Accumulators near 32 bits: float32 cannot hold them, so no QONNX.
+    let e = fail(&["export", prog, "--format", "qonnx", "-o", model.to_str().unwrap()]);
+    assert!(e.contains("beyond the 2^24 that float32 holds exactly"), "{e}");
 }
 
 /// The exported graphs' ops for the examples (random weights, seeded): one
@@ -216,5 +233,55 @@ fn the_exported_graphs_of_the_examples() {
         let ops: Vec<String> =
             graph.node.iter().map(|n| format!("{} -> {}", n.op_type, n.output[0])).collect();
         insta::assert_snapshot!(format!("onnx_ops_{example}"), ops.join("\n"));
+    }
+}
+
+/// The QONNX export of each example on a shared data set, run in the qonnx
+/// package's executor on the whole test set: its float32 logits equal the
+/// fake-quant logits (the interpreter's integers times `2^logits_exponent`)
+/// bit for bit.
+#[test]
+fn the_qonnx_exports_compute_the_fake_quant_logits_in_the_qonnx_executor() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (mut pairs, mut want) = (vec![], vec![]);
+    for (i, (set, example)) in cases().into_iter().enumerate() {
+        let dir = tmp.path().join(format!("{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (train, test) = (
+            common::shared_data(&format!("{set}/{set}_TRAIN.ts")),
+            common::shared_data(&format!("{set}/{set}_TEST.ts")),
+        );
+        let model = dir.join("m.pot");
+        std::fs::write(&model, example_for(example, &train)).unwrap();
+        let format = ["--apot-weights", "", "--pot-weights"][i % 3];
+        let (ck, prog) = (dir.join("q.st"), dir.join("int"));
+        let mut args = vec!["train", model.to_str().unwrap(), "--train", train.to_str().unwrap()];
+        args.extend(["--test", test.to_str().unwrap(), "-o", ck.to_str().unwrap()]);
+        args.extend(["--quant", "w4a8", "--epochs", "0"]);
+        args.extend([format].into_iter().filter(|f| !f.is_empty()));
+        ok(potc(&args));
+        ok(potc(&["lower", &s(&model), "--weights", &s(&ck), "-o", &s(&prog)]));
+        // The CLI writes a batch of 1 (FINN's); the executor takes the whole
+        // test set as one batch.
+        let p = load_program(&s(&prog)).unwrap();
+        let ds = load_data(&p, test.to_str().unwrap()).unwrap();
+        let qonnx = dir.join("m.qonnx.onnx");
+        potc::export::qonnx::write(&p, &qonnx, ds.n).unwrap();
+        let x = dir.join("x.npy");
+        write_npy(&x, &ds.x, [ds.n, ds.channels, ds.length]);
+        let ints = run_program(&p, &ds, 0, EngineKind::Interp, Default::default()).unwrap();
+        let scale = 2f64.powi(p.output_exponent().unwrap());
+        let mut h = sha2::Sha256::new();
+        for v in &ints {
+            h.update(((*v as f64 * scale) as f32).to_le_bytes());
+        }
+        let sha: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        want.push((format!("{example} on {set} {format}"), ds.n, sha));
+        pairs.push((qonnx, x));
+    }
+    for (g, (case, n, sha)) in run_script("qonnx-run.py", &pairs).iter().zip(&want) {
+        assert_eq!(g["n"], *n, "{case}");
+        assert_eq!(g["logits_sha256"], *sha, "{case}: the QONNX logits differ from fake-quant's");
     }
 }

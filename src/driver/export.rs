@@ -20,6 +20,11 @@ pub enum ExportFormat {
     /// (quantized in the graph as `potc run` does), int32 `logits` out;
     /// labels and exponents as metadata. `-o` names the `.onnx` file.
     Onnx,
+    /// The quantized model in the QONNX dialect (float Conv/Gemm/Add/pooling
+    /// with a `Quant` on every weight and activation, scales 2^e), for FINN
+    /// and hls4ml: float series `input` [1, C, L] in, float `logits` out,
+    /// equal to the fake-quant logits. `-o` names the `.onnx` file.
+    Qonnx,
 }
 
 /// Flags of `potc export` (see `potc export --help`).
@@ -30,8 +35,8 @@ pub struct ExportOptions {
     /// What to write.
     #[arg(long, value_enum)]
     pub format: ExportFormat,
-    /// The directory to write into (created if missing); for `onnx`, the
-    /// model file.
+    /// The directory to write into (created if missing); for `onnx` and
+    /// `qonnx`, the model file.
     #[arg(short = 'o', long = "out", value_name = "DIR|MODEL.onnx")]
     pub out: String,
     /// A data set (`.ts`, `.tsv`, `.npz`) to quantize and ship with the files:
@@ -46,12 +51,16 @@ pub struct ExportOptions {
 
 pub fn export(o: &ExportOptions) -> Result<String, Failure> {
     let program = load_program(&o.program)?;
-    if o.format == ExportFormat::Onnx {
+    if matches!(o.format, ExportFormat::Onnx | ExportFormat::Qonnx) {
         if o.data.is_some() {
             return Err(Failure("error: --data goes with the c and vectors formats; an ONNX model reads its data when run\n".into()));
         }
         let path = Path::new(&o.out);
-        export::onnx::write(&program, path).map_err(|e| Failure(format!("error: {e}\n")))?;
+        match o.format {
+            ExportFormat::Onnx => export::onnx::write(&program, path),
+            _ => export::qonnx::write(&program, path, 1),
+        }
+        .map_err(|e| Failure(format!("error: {e}\n")))?;
         eprintln!("wrote {}", path.display());
         return Ok(String::new());
     }
@@ -64,7 +73,7 @@ pub fn export(o: &ExportOptions) -> Result<String, Failure> {
         .map_err(|e| Failure(format!("{}: error: cannot create the directory: {e}\n", o.out)))?;
     let written = match o.format {
         ExportFormat::C => export::c::write(&program, dir, data.as_ref()),
-        ExportFormat::Onnx => unreachable!("written above"),
+        ExportFormat::Onnx | ExportFormat::Qonnx => unreachable!("written above"),
         ExportFormat::Vectors => {
             // The samples written: --samples, or fewer when the data holds fewer.
             let n = data.as_ref().map_or(o.samples, |d| o.samples.min(d.n as u64));

@@ -1,12 +1,15 @@
 //! Hand-off files for hardware and embedded targets, written from a lowered
 //! program (`potc export`): C99 source that computes the program's integers
 //! (`c`), per-layer test vectors for a hardware test bench (`vectors`), and
-//! the integer program as an ONNX model for ONNX Runtime (`onnx`). Each is
-//! checked against the engines: the C output against the JIT, the vectors
-//! and ONNX Runtime's outputs against the integer interpreter.
+//! the integer program as an ONNX model for ONNX Runtime (`onnx`), and the
+//! quantized model as QONNX for FINN and hls4ml (`qonnx`). Each is checked
+//! against the engines: the C output against the JIT, the vectors and ONNX
+//! Runtime's outputs against the integer interpreter, the QONNX executor's
+//! against the fake-quant logits.
 
 pub mod c;
 pub mod onnx;
+pub mod qonnx;
 pub mod vectors;
 
 /// Quantized input samples to ship with an export: the program's input

@@ -17,6 +17,7 @@ pub struct Builder {
 pub enum Attr {
     Int(i64),
     Ints(Vec<i64>),
+    Str(&'static str),
 }
 
 impl Builder {
@@ -44,6 +45,7 @@ impl Builder {
                 match a {
                     Attr::Int(i) => (p.r#type, p.i) = (attr_type::INT, i),
                     Attr::Ints(v) => (p.r#type, p.ints) = (attr_type::INTS, v),
+                    Attr::Str(v) => (p.r#type, p.s) = (attr_type::STRING, v.as_bytes().to_vec()),
                 }
                 p
             })
@@ -57,6 +59,19 @@ impl Builder {
             domain: String::new(),
         });
         output
+    }
+
+    /// Sets the domain of the node added last (a custom op's).
+    pub fn in_domain(&mut self, domain: &str) {
+        if let Some(n) = self.graph.node.last_mut() {
+            n.domain = domain.into();
+        }
+    }
+
+    /// Adds a `float` constant of shape `dims` and returns its name.
+    pub fn float(&mut self, base: &str, dims: &[usize], v: &[f32]) -> String {
+        let raw = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        self.constant(base, dims, data_type::FLOAT, raw)
     }
 
     /// Adds an `int64` constant of shape `dims` and returns its name.
@@ -83,10 +98,17 @@ impl Builder {
     }
 }
 
-/// A graph input or output: `elem` with the sample dimension `N` first.
-pub fn value_info(name: &str, elem: i32, sample_shape: &[usize]) -> ValueInfoProto {
+/// A graph input or output: `elem` with the sample dimension first, `N`
+/// (symbolic) or `batch`.
+pub fn value_info(
+    name: &str,
+    elem: i32,
+    sample_shape: &[usize],
+    batch: Option<usize>,
+) -> ValueInfoProto {
     let dim = |value| Dimension { value: Some(value) };
-    let dims = std::iter::once(dim(DimValue::DimParam("N".into())))
+    let n = batch.map_or(DimValue::DimParam("N".into()), |b| DimValue::DimValue(b as i64));
+    let dims = std::iter::once(dim(n))
         .chain(sample_shape.iter().map(|&d| dim(DimValue::DimValue(d as i64))))
         .collect();
     ValueInfoProto {

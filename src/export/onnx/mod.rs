@@ -9,7 +9,7 @@
 //! JSON array; `potc.input_exponent`; `potc.logits_exponent`: a logit is the
 //! integer times `2^e`).
 
-mod graph;
+pub(crate) mod graph;
 mod ops;
 
 use std::path::Path;
@@ -114,8 +114,8 @@ pub fn model(p: &IntProgram) -> Result<ModelProto, String> {
     b.node("Cast", &[&format!("%{}", out_node.name)], to_i32, OUTPUT, Some(OUTPUT));
     let input = g.node(g.inputs()[0]);
     b.graph.name = g.name.clone();
-    b.graph.input = vec![value_info(INPUT, data_type::FLOAT, &input.ty.shape)];
-    b.graph.output = vec![value_info(OUTPUT, data_type::INT32, &out_node.ty.shape)];
+    b.graph.input = vec![value_info(INPUT, data_type::FLOAT, &input.ty.shape, None)];
+    b.graph.output = vec![value_info(OUTPUT, data_type::INT32, &out_node.ty.shape, None)];
     let meta = |key: &str, value: String| StringStringEntryProto { key: key.into(), value };
     let labels = serde_json::to_string(&p.labels).map_err(|e| e.to_string())?;
     let mut metadata_props =

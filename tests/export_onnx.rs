@@ -217,7 +217,8 @@ fn onnx_export_errors_are_clear() {
     assert!(e.contains("beyond the 2^24 that float32 holds exactly"), "{e}");
 }
 
-/// The exported graphs' ops for the examples (random weights, seeded): one
+/// The exported graphs' ops (ONNX and QONNX) for the examples (random
+/// weights, seeded): one
 /// line per ONNX node, `op_type -> output`. Needs no Python.
 #[test]
 fn the_exported_graphs_of_the_examples() {
@@ -228,11 +229,14 @@ fn the_exported_graphs_of_the_examples() {
         let cfg = potc::quant::QuantConfig::parse("w4a8").unwrap();
         let (q, store) = common::quantize(&g, &cfg, &mut rng);
         let p = common::lower(&q, &store, 32).unwrap();
-        let model = potc::export::onnx::model(p.program()).unwrap();
-        let graph = model.graph.unwrap();
-        let ops: Vec<String> =
-            graph.node.iter().map(|n| format!("{} -> {}", n.op_type, n.output[0])).collect();
-        insta::assert_snapshot!(format!("onnx_ops_{example}"), ops.join("\n"));
+        let onnx = potc::export::onnx::model(p.program()).unwrap();
+        let qonnx = potc::export::qonnx::model(p.program(), 1).unwrap();
+        for (kind, model) in [("onnx", onnx), ("qonnx", qonnx)] {
+            let graph = model.graph.unwrap();
+            let ops: Vec<String> =
+                graph.node.iter().map(|n| format!("{} -> {}", n.op_type, n.output[0])).collect();
+            insta::assert_snapshot!(format!("{kind}_ops_{example}"), ops.join("\n"));
+        }
     }
 }
 

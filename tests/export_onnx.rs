@@ -218,8 +218,8 @@ fn onnx_export_errors_are_clear() {
 }
 
 /// The exported graphs' ops (ONNX and QONNX) for the examples (random
-/// weights, seeded): one
-/// line per ONNX node, `op_type -> output`. Needs no Python.
+/// weights, seeded): one line per node, `op_type -> output`. Needs no
+/// Python.
 #[test]
 fn the_exported_graphs_of_the_examples() {
     for example in ["fcn", "resnet", "basicmotions"] {

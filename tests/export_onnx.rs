@@ -107,15 +107,25 @@ fn example_for(example: &str, train: &Path) -> String {
     format!("{}{}{}", &text[..at], ds.labels.len(), &text[at + digits..])
 }
 
-/// Each example on a shared data set, calibrated (QAT with no epochs) and
-/// lowered; exported; run in ONNX Runtime on the whole test set.
-#[test]
-fn the_examples_on_the_shared_data_are_bit_exact_in_onnx_runtime() {
-    let tmp = tempfile::tempdir().unwrap();
+/// One example on one data set, calibrated (QAT with no epochs) and lowered,
+/// with its test set as the program's float input (`x.npy`) and the
+/// interpreter's integers on it.
+struct Case {
+    name: String,
+    dir: PathBuf,
+    prog: PathBuf,
+    p: potc::program::CheckedProgram,
+    n: usize,
+    x: PathBuf,
+    ints: Vec<i64>,
+}
+
+/// [`cases`] in `tmp`, the i-th with `formats[i % 3]` (weight format flags).
+fn lowered_cases(tmp: &Path, formats: [&str; 3]) -> Vec<Case> {
     let s = |p: &Path| p.to_str().unwrap().to_string();
-    let (mut pairs, mut want) = (vec![], vec![]);
+    let mut out = vec![];
     for (i, (set, example)) in cases().into_iter().enumerate() {
-        let dir = tmp.path().join(format!("{i}"));
+        let dir = tmp.join(format!("{i}"));
         std::fs::create_dir_all(&dir).unwrap();
         let (train, test) = (
             common::shared_data(&format!("{set}/{set}_TRAIN.ts")),
@@ -123,32 +133,51 @@ fn the_examples_on_the_shared_data_are_bit_exact_in_onnx_runtime() {
         );
         let model = dir.join("m.pot");
         std::fs::write(&model, example_for(example, &train)).unwrap();
-        // Each data set once with each weight format.
-        let format = ["", "--pot-weights", "--apot-weights"][i % 3];
-        let (ck, prog, onnx) = (dir.join("q.st"), dir.join("int"), dir.join("m.onnx"));
+        let format = formats[i % 3];
+        let (ck, prog) = (dir.join("q.st"), dir.join("int"));
         let mut args = vec!["train", model.to_str().unwrap(), "--train", train.to_str().unwrap()];
         args.extend(["--test", test.to_str().unwrap(), "-o", ck.to_str().unwrap()]);
         args.extend(["--quant", "w4a8", "--epochs", "0"]);
         args.extend([format].into_iter().filter(|f| !f.is_empty()));
         ok(potc(&args));
         ok(potc(&["lower", &s(&model), "--weights", &s(&ck), "-o", &s(&prog)]));
-        ok(potc(&["export", &s(&prog), "--format", "onnx", "-o", &s(&onnx)]));
         let p = load_program(&s(&prog)).unwrap();
         let ds = load_data(&p, test.to_str().unwrap()).unwrap();
         let x = dir.join("x.npy");
         write_npy(&x, &ds.x, [ds.n, ds.channels, ds.length]);
         let ints = run_program(&p, &ds, 0, EngineKind::Interp, Default::default()).unwrap();
-        want.push((format!("{example} on {set} {format}"), ds.n, logits_sha256(&ints), p));
-        pairs.push((onnx, x));
+        let name = format!("{example} on {set} {format}");
+        out.push(Case { name, dir, prog, p, n: ds.n, x, ints });
+    }
+    out
+}
+
+/// Each example on a shared data set, exported; run in ONNX Runtime on the
+/// whole test set.
+#[test]
+fn the_examples_on_the_shared_data_are_bit_exact_in_onnx_runtime() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = lowered_cases(tmp.path(), ["", "--pot-weights", "--apot-weights"]);
+    let mut pairs = vec![];
+    for c in &cases {
+        let onnx = c.dir.join("m.onnx");
+        let (prog, out) = (c.prog.to_str().unwrap(), onnx.to_str().unwrap());
+        ok(potc(&["export", prog, "--format", "onnx", "-o", out]));
+        pairs.push((onnx, c.x.clone()));
     }
     let got = onnx_runtime(&pairs);
-    assert_eq!(got.len(), want.len());
-    for (g, (case, n, sha, p)) in got.iter().zip(&want) {
-        assert_eq!(g["n"], *n, "{case}");
-        assert_eq!(g["logits_sha256"], *sha, "{case}: ONNX Runtime's integers differ");
+    assert_eq!(got.len(), cases.len());
+    for (g, c) in got.iter().zip(&cases) {
+        let case = &c.name;
+        assert_eq!(g["n"], c.n, "{case}");
+        assert_eq!(
+            g["logits_sha256"],
+            logits_sha256(&c.ints),
+            "{case}: ONNX Runtime's integers differ"
+        );
         let meta = &g["metadata"];
-        assert_eq!(meta["potc.labels"], serde_json::to_string(&p.labels).unwrap(), "{case}");
-        let e = p.output_exponent().unwrap().to_string();
+        assert_eq!(meta["potc.labels"], serde_json::to_string(&c.p.labels).unwrap(), "{case}");
+        let e = c.p.output_exponent().unwrap().to_string();
         assert_eq!(meta["potc.logits_exponent"], e, "{case}");
     }
 }
@@ -247,45 +276,27 @@ fn the_exported_graphs_of_the_examples() {
 #[test]
 fn the_qonnx_exports_compute_the_fake_quant_logits_in_the_qonnx_executor() {
     let tmp = tempfile::tempdir().unwrap();
-    let s = |p: &Path| p.to_str().unwrap().to_string();
-    let (mut pairs, mut want) = (vec![], vec![]);
-    for (i, (set, example)) in cases().into_iter().enumerate() {
-        let dir = tmp.path().join(format!("{i}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (train, test) = (
-            common::shared_data(&format!("{set}/{set}_TRAIN.ts")),
-            common::shared_data(&format!("{set}/{set}_TEST.ts")),
-        );
-        let model = dir.join("m.pot");
-        std::fs::write(&model, example_for(example, &train)).unwrap();
-        let format = ["--apot-weights", "", "--pot-weights"][i % 3];
-        let (ck, prog) = (dir.join("q.st"), dir.join("int"));
-        let mut args = vec!["train", model.to_str().unwrap(), "--train", train.to_str().unwrap()];
-        args.extend(["--test", test.to_str().unwrap(), "-o", ck.to_str().unwrap()]);
-        args.extend(["--quant", "w4a8", "--epochs", "0"]);
-        args.extend([format].into_iter().filter(|f| !f.is_empty()));
-        ok(potc(&args));
-        ok(potc(&["lower", &s(&model), "--weights", &s(&ck), "-o", &s(&prog)]));
+    let cases = lowered_cases(tmp.path(), ["--apot-weights", "", "--pot-weights"]);
+    let mut pairs = vec![];
+    for c in &cases {
         // The CLI writes a batch of 1 (FINN's); the executor takes the whole
         // test set as one batch.
-        let p = load_program(&s(&prog)).unwrap();
-        let ds = load_data(&p, test.to_str().unwrap()).unwrap();
-        let qonnx = dir.join("m.qonnx.onnx");
-        potc::export::qonnx::write(&p, &qonnx, ds.n).unwrap();
-        let x = dir.join("x.npy");
-        write_npy(&x, &ds.x, [ds.n, ds.channels, ds.length]);
-        let ints = run_program(&p, &ds, 0, EngineKind::Interp, Default::default()).unwrap();
-        let scale = 2f64.powi(p.output_exponent().unwrap());
+        let qonnx = c.dir.join("m.qonnx.onnx");
+        potc::export::qonnx::write(&c.p, &qonnx, c.n).unwrap();
+        pairs.push((qonnx, c.x.clone()));
+    }
+    for (g, c) in run_script("qonnx-run.py", &pairs).iter().zip(&cases) {
+        let scale = 2f64.powi(c.p.output_exponent().unwrap());
         let mut h = sha2::Sha256::new();
-        for v in &ints {
+        for v in &c.ints {
             h.update(((*v as f64 * scale) as f32).to_le_bytes());
         }
         let sha: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
-        want.push((format!("{example} on {set} {format}"), ds.n, sha));
-        pairs.push((qonnx, x));
-    }
-    for (g, (case, n, sha)) in run_script("qonnx-run.py", &pairs).iter().zip(&want) {
-        assert_eq!(g["n"], *n, "{case}");
-        assert_eq!(g["logits_sha256"], *sha, "{case}: the QONNX logits differ from fake-quant's");
+        assert_eq!(g["n"], c.n, "{}", c.name);
+        assert_eq!(
+            g["logits_sha256"], sha,
+            "{}: the QONNX logits differ from fake-quant's",
+            c.name
+        );
     }
 }

@@ -24,10 +24,11 @@ use std::path::Path;
 use prost::Message;
 
 use super::onnx::graph::{value_info, Attr, Builder};
+use super::onnx::{opset, wrap};
 use crate::ckpt::write_atomic;
 use crate::ir::op::Op;
 use crate::ir::{Elem, Graph, NodeId};
-use crate::onnx::proto::{data_type, ModelProto, OperatorSetIdProto, StringStringEntryProto};
+use crate::onnx::proto::{data_type, ModelProto};
 use crate::program::{CheckedProgram, IntProgram};
 use crate::quant::accum::{int_layer_bound, max_magnitude};
 use crate::quant::QuantSpec;
@@ -140,25 +141,7 @@ pub fn model(p: &IntProgram, batch: usize) -> Result<ModelProto, String> {
     b.graph.name = g.name.clone();
     b.graph.input = vec![value_info("input", data_type::FLOAT, &input.ty.shape, Some(batch))];
     b.graph.output = vec![value_info("logits", data_type::FLOAT, &out_node.ty.shape, Some(batch))];
-    let meta = |key: &str, value: String| StringStringEntryProto { key: key.into(), value };
-    let labels = serde_json::to_string(&p.labels).map_err(|e| e.to_string())?;
-    let mut metadata_props =
-        vec![meta("potc.labels", labels), meta("potc.input_exponent", p.input().1.to_string())];
-    if let Some(e) = p.output_exponent() {
-        metadata_props.push(meta("potc.logits_exponent", e.to_string()));
-    }
-    Ok(ModelProto {
-        ir_version: 8,
-        producer_name: "potc".into(),
-        producer_version: env!("CARGO_PKG_VERSION").into(),
-        graph: Some(b.graph),
-        opset_import: vec![
-            OperatorSetIdProto { domain: String::new(), version: 13 },
-            OperatorSetIdProto { domain: DOMAIN.into(), version: 1 },
-        ],
-        metadata_props,
-        functions: vec![],
-    })
+    wrap(p, b.graph, vec![opset("", 13), opset(DOMAIN, 1)])
 }
 
 /// The nodes of IR node `id`, its value named `%name`.

@@ -20,7 +20,9 @@ use self::graph::{value_info, Builder};
 use self::ops::Emitter;
 use crate::ckpt::write_atomic;
 use crate::ir::op::Op;
-use crate::onnx::proto::{data_type, ModelProto, OperatorSetIdProto, StringStringEntryProto};
+use crate::onnx::proto::{
+    data_type, GraphProto, ModelProto, OperatorSetIdProto, StringStringEntryProto,
+};
 use crate::program::{CheckedProgram, IntProgram};
 
 /// The ONNX opset the model imports (`ReduceMax` takes its axes as an input
@@ -116,6 +118,21 @@ pub fn model(p: &IntProgram) -> Result<ModelProto, String> {
     b.graph.name = g.name.clone();
     b.graph.input = vec![value_info(INPUT, data_type::FLOAT, &input.ty.shape, None)];
     b.graph.output = vec![value_info(OUTPUT, data_type::INT32, &out_node.ty.shape, None)];
+    wrap(p, b.graph, vec![opset("", OPSET)])
+}
+
+/// An opset import.
+pub(crate) fn opset(domain: &str, version: i64) -> OperatorSetIdProto {
+    OperatorSetIdProto { domain: domain.into(), version }
+}
+
+/// The model around `graph`: potc as producer, the program's labels and
+/// exponents as metadata.
+pub(crate) fn wrap(
+    p: &IntProgram,
+    graph: GraphProto,
+    opset_import: Vec<OperatorSetIdProto>,
+) -> Result<ModelProto, String> {
     let meta = |key: &str, value: String| StringStringEntryProto { key: key.into(), value };
     let labels = serde_json::to_string(&p.labels).map_err(|e| e.to_string())?;
     let mut metadata_props =
@@ -127,8 +144,8 @@ pub fn model(p: &IntProgram) -> Result<ModelProto, String> {
         ir_version: 8,
         producer_name: "potc".into(),
         producer_version: env!("CARGO_PKG_VERSION").into(),
-        graph: Some(b.graph),
-        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: OPSET }],
+        graph: Some(graph),
+        opset_import,
         metadata_props,
         functions: vec![],
     })

@@ -34,24 +34,31 @@ pub struct DotConv {
     pub weights: Vec<i32>,
     /// Per padded output channel: `b - offset * sum(w)`.
     pub bias: Vec<i32>,
-    /// Input channels rounded up to 4; output channels up to `4 * BLOCKS`.
+    /// Input channels rounded up to 4; output channels up to a tile.
     pub c4: usize,
     pub co_pad: usize,
     /// Added to every input integer to make it a `u8` (128 for signed).
     pub offset: i32,
+    /// Output channels of one tile of the kernel family that computes it
+    /// (`micro::Kernels::tile`; [`TILE`] for this file's).
+    pub tile: usize,
 }
+
+/// Output channels of one tile of the code generated here.
+pub const TILE: usize = 4 * BLOCKS;
 
 impl DotConv {
     /// The packing of `op`'s weights `w` (`[co, c, k]`) and bias, when every
     /// weight fits `i8` and inputs (`signed`, `bits`) fit `u8` after the
-    /// offset; `None` otherwise (the scalar kernel runs).
+    /// offset; `None` otherwise (the scalar kernel runs). Output channels
+    /// are padded to a multiple of `tile` (a multiple of 4).
     pub fn plan(
         op: &Conv1d,
         c: usize,
         w: &[i32],
         b: Option<&[i32]>,
-        signed: bool,
-        bits: u8,
+        (signed, bits): (bool, u8),
+        tile: usize,
     ) -> Option<DotConv> {
         // Inputs of up to 8 bits fit u8: unsigned as they are, signed after
         // the offset of 128.
@@ -60,7 +67,7 @@ impl DotConv {
         }
         let (co, k) = (op.out_channels, op.kernel);
         let c4 = c.div_ceil(4) * 4;
-        let co_pad = co.div_ceil(4 * BLOCKS) * 4 * BLOCKS;
+        let co_pad = co.div_ceil(tile) * tile;
         let offset = if signed { 128 } else { 0 };
         let mut bytes = vec![0u8; co_pad / 4 * k * c4 * 4];
         for o in 0..co {
@@ -86,7 +93,7 @@ impl DotConv {
                 adjusted as i32
             })
             .collect();
-        Some(DotConv { weights, bias, c4, co_pad, offset })
+        Some(DotConv { weights, bias, c4, co_pad, offset, tile })
     }
 }
 
@@ -188,14 +195,14 @@ fn dot(b: &mut FunctionBuilder, acc: Value, x: Value, w: Value) -> Value {
     b.ins().iadd(sum, acc)
 }
 
-/// The number of output channel blocks a step's range counts.
-pub fn blocks(dc: &DotConv) -> usize {
-    dc.co_pad / (4 * BLOCKS)
+/// The number of output channel tiles a step's range counts.
+pub fn tiles(dc: &DotConv) -> usize {
+    dc.co_pad / dc.tile
 }
 
 /// The convolution from the packed input `xp` (byte address) into `y`
-/// (`i32[co_pad, lo]`, channel-major), for output channel blocks `from..to`
-/// (of [`blocks`]).
+/// (`i32[co_pad, lo]`, channel-major), for output channel tiles `from..to`
+/// (of [`tiles`]), when `dc` was planned with tiles of [`TILE`].
 #[allow(clippy::too_many_arguments)]
 pub fn conv(
     b: &mut FunctionBuilder,
@@ -207,6 +214,7 @@ pub fn conv(
     from: Value,
     to: Value,
 ) {
+    assert_eq!(dc.tile, TILE, "a convolution planned for a microkernel");
     let wt = b.ins().iconst(IDX, dc.weights.as_ptr() as i64);
     let bt = Buf { base: b.ins().iconst(IDX, dc.bias.as_ptr() as i64), offset: 0 };
     let (groups4, kernel) = (dc.c4 / 4, op.kernel as i64);

@@ -176,16 +176,43 @@ pub fn relu(b: &mut FunctionBuilder, n: usize, x: Buf, y: Buf) {
     });
 }
 
-/// `y[c] = clamp(sum over t of x[c, t])` in `i64`.
-pub fn sum_pool(b: &mut FunctionBuilder, d: Dims, x: Buf, y: Buf) {
+/// `y[c] = clamp(sum over t of x[c, t])`, exact: in `i64`, or in `i32`
+/// lanes where values of magnitude `bound` cannot overflow them.
+pub fn sum_pool(b: &mut FunctionBuilder, d: Dims, x: Buf, y: Buf, bound: i64) {
     let l = d.l as i64;
+    // Where no sum of `l` values of magnitude `bound` can leave `i32`,
+    // steps `0..vl` add as `i32x4` vectors (four partial sums a channel).
+    let vl = if bound.saturating_mul(l) <= i64::from(i32::MAX) { l / 4 * 4 } else { 0 };
     for_n(b, 0, d.c as i64, |b, c| {
         let row = b.ins().imul_imm_s(c, l);
         let zero = b.ins().iconst(types::I64, 0);
         // The running sum: a variable, i.e. an SSA value through the loop.
         let acc = b.declare_var(types::I64);
         b.def_var(acc, zero);
-        for_n(b, 0, l, |b, t| {
+        if vl > 0 {
+            let vacc = b.declare_var(types::I32X4);
+            let z = b.ins().iconst(types::I32, 0);
+            let z = b.ins().splat(types::I32X4, z);
+            b.def_var(vacc, z);
+            let (s0, s1) = (b.ins().iconst(IDX, 0), b.ins().iconst(IDX, vl));
+            for_range(b, s0, s1, 4, |b, t| {
+                let i = b.ins().iadd(row, t);
+                let (p, off) = addr(b, x, i);
+                let v = b.ins().load(types::I32X4, MemFlagsData::trusted(), p, off);
+                let s = b.use_var(vacc);
+                let s = b.ins().iadd(s, v);
+                b.def_var(vacc, s);
+            });
+            let v = b.use_var(vacc);
+            let mut sum = b.ins().extractlane(v, 0);
+            for lane in 1..4u8 {
+                let e = b.ins().extractlane(v, lane);
+                sum = b.ins().iadd(sum, e);
+            }
+            let sum = b.ins().sextend(types::I64, sum);
+            b.def_var(acc, sum);
+        }
+        for_n(b, vl, l, |b, t| {
             let i = b.ins().iadd(row, t);
             let v = load(b, x, i);
             let v = b.ins().sextend(types::I64, v);

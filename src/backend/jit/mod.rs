@@ -79,6 +79,8 @@ pub struct JitProgram {
     _micro: Vec<micro::MicroConv>,
     /// The family of MAC kernels the code calls.
     pub kernels: micro::Kernels,
+    /// Requantizations a microkernel computes as its convolution's epilogue.
+    pub fused_requants: usize,
     pub input_len: usize,
     pub output_len: usize,
     /// Wall time of code generation and linking.
@@ -94,6 +96,8 @@ pub struct JitProgram {
 struct Code {
     /// Each step with the length of its splittable range (1: not split).
     steps: Vec<(Step, usize)>,
+    /// The steps as the work units of a sample split over two threads.
+    units: Vec<(usize, usize, usize, usize)>,
     input_len: usize,
     output_len: usize,
     scratch_len: usize,
@@ -128,21 +132,57 @@ impl Code {
     }
 
     /// One sample through every step; with `split`, each splittable step's
-    /// range is halved between two rayon tasks.
+    /// range is halved between two threads ([`Code::call_split`]).
     fn call(&self, x: &[i32], out: &mut [i32], scratch: &mut [i32], split: bool) {
         assert_eq!(x.len(), self.input_len, "input length");
         assert_eq!(out.len(), self.output_len, "output length");
         assert_eq!(scratch.len(), self.scratch_len, "scratch length");
         let buf = Buffers(x.as_ptr(), out.as_mut_ptr(), scratch.as_mut_ptr());
-        for (i, &(_, len)) in self.steps.iter().enumerate() {
-            if split && len >= 2 {
-                let mid = len / 2;
-                rayon::join(|| self.step(i, buf, 0, mid), || self.step(i, buf, mid, len));
-            } else {
+        if split {
+            self.call_split(buf);
+        } else {
+            for (i, &(_, len)) in self.steps.iter().enumerate() {
                 self.step(i, buf, 0, len);
             }
         }
     }
+
+    /// The steps as work units, in order, claimed one at a time by two
+    /// rayon tasks: a splittable step is two units (its halves), any other
+    /// one. A unit starts once every unit of the earlier steps is done;
+    /// the only waits are for units another task is running, so a task
+    /// that starts late (or never: `join` then runs it after the first,
+    /// finding nothing left) costs no deadlock and no idle step. One `join`
+    /// a sample instead of one a step: the helper is woken once.
+    fn call_split(&self, buf: Buffers) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let (next, done) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let work = || loop {
+            let u = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&(i, from, to, first)) = self.units.get(u) else { break };
+            // Acquire: the earlier steps' writes, released by their units.
+            while done.load(Ordering::Acquire) < first {
+                std::hint::spin_loop();
+            }
+            self.step(i, buf, from, to);
+            done.fetch_add(1, Ordering::Release);
+        };
+        rayon::join(work, work);
+    }
+}
+
+/// [`Code::call_split`]'s units: `(step, from, to, the step's first unit)`.
+fn split_units(steps: &[(Step, usize)]) -> Vec<(usize, usize, usize, usize)> {
+    let mut units = vec![];
+    for (i, &(_, len)) in steps.iter().enumerate() {
+        let first = units.len();
+        if len >= 2 {
+            units.extend([(i, 0, len / 2, first), (i, len / 2, len, first)]);
+        } else {
+            units.push((i, 0, len, first));
+        }
+    }
+    units
 }
 
 impl Drop for JitProgram {
@@ -249,6 +289,7 @@ impl JitProgram {
             disasm: opts.disasm.then(String::new),
         };
         let tables = emit(&mut steps, p, &mut layout)?;
+        let fused_requants = layout.requant_into.len();
         let micro = layout.micro.drain().map(|(_, m)| m).collect();
         let (defined, disasm) = (std::mem::take(&mut steps.defined), steps.disasm.take());
         let symbols = std::mem::take(&mut steps.symbols);
@@ -257,7 +298,7 @@ impl JitProgram {
         if std::env::var_os("POTC_PERF_MAP").is_some() {
             perf_map(&module, &defined, &symbols);
         }
-        let steps = defined
+        let steps: Vec<(Step, usize)> = defined
             .into_iter()
             .map(|(id, len)| {
                 let code = module.get_finalized_function(id);
@@ -269,6 +310,7 @@ impl JitProgram {
             })
             .collect();
         let code = Code {
+            units: split_units(&steps),
             steps,
             input_len: layout.input_len,
             output_len: layout.output_len,
@@ -280,6 +322,7 @@ impl JitProgram {
             _tables: tables,
             _micro: micro,
             kernels: opts.kernels,
+            fused_requants,
             input_len: layout.input_len,
             output_len: layout.output_len,
             compile_time: started.elapsed(),
@@ -363,6 +406,9 @@ struct Layout {
     fused: HashMap<NodeId, NodeId>,
     /// Vector convolutions a microkernel computes (not `xmm`).
     micro: HashMap<NodeId, micro::MicroConv>,
+    /// Microkernel convolutions that apply the requantization reading them
+    /// (a fused one) and write its reader's packed input (value: the reader).
+    requant_into: HashMap<NodeId, NodeId>,
     input_len: usize,
     output_len: usize,
     scratch_len: usize,
@@ -398,7 +444,8 @@ impl Layout {
                     .then(|| p.tensors.get(&format!("{}.b", node.name)).map(|(_, v)| v.as_slice()))
                     .flatten();
                 if let Elem::Int { signed, bits } = x.elem {
-                    if let Some(dc) = dot::DotConv::plan(c, ch, w, b, signed, bits) {
+                    let tile = kernels.tile(c.out_channels);
+                    if let Some(dc) = dot::DotConv::plan(c, ch, w, b, (signed, bits), tile) {
                         let bytes = dot::packed_rows(c, l) * dot::row_bytes(&dc);
                         len = (dc.co_pad * node.ty.shape[1]) as i64;
                         let (left, _) = c.padding.amounts(c.kernel, c.dilation);
@@ -435,6 +482,31 @@ impl Layout {
                 fused.insert(a, conv);
             }
         }
+        let mut requant_into = HashMap::new();
+        for (&rq, &reader) in &fused {
+            let conv = g.operands(rq)[0];
+            let (Some(m), Op::Requant(q)) = (micros.get_mut(&conv), &g.node(rq).op) else {
+                continue;
+            };
+            if g.users(conv) != [rq] || g.output() == Some(conv) {
+                continue;
+            }
+            let spec = QuantSpec { bits: q.bits as u32, signed: q.signed, narrow: q.narrow };
+            let shifts = &p.tensors[&format!("{}.shift", g.node(rq).name)].1;
+            let dc = &dots[&reader].0;
+            let into = micro::RequantInto {
+                shifts: shifts.clone(),
+                lo: spec.qmin() as i32,
+                hi: spec.qmax() as i32,
+                offset: dc.offset,
+                row_bytes: dot::row_bytes(dc),
+                left: geometry[&reader].0,
+                groups4: dc.c4 / 4,
+            };
+            if m.fuse_requant(into) {
+                requant_into.insert(conv, reader);
+            }
+        }
         if next > i32::MAX as i64 / 4 {
             return Err(JitError::Program(format!("{next} scratch elements exceed 2 GiB")));
         }
@@ -445,6 +517,7 @@ impl Layout {
             pack_geometry: geometry,
             fused,
             micro: micros,
+            requant_into,
             input_len: g.node(input).ty.elements() as usize,
             output_len: g.node(out).ty.elements() as usize,
             scratch_len: next as usize,
@@ -505,10 +578,15 @@ fn emit(steps: &mut Steps, p: &IntProgram, layout: &mut Layout) -> Result<Vec<Ve
                     Ok(())
                 })?;
                 let micro = layout.micro.get(&id);
-                steps.define(&name, dot::blocks(dc), |b, ps| {
+                let into = layout.requant_into.get(&id).copied();
+                steps.define(&name, dot::tiles(dc), |b, ps| {
                     let at = packed(layout, id, ps, b);
+                    let y = match into {
+                        Some(reader) => Buf { base: packed(layout, reader, ps, b).base, offset: 0 },
+                        None => buf(id, ps),
+                    };
                     match micro {
-                        Some(m) => call_micro(b, m, at.base, buf(id, ps), ps),
+                        Some(m) => call_micro(b, m, at.base, y, ps),
                         None => dot::conv(b, c, d.lo, at.base, buf(id, ps), dc, ps.from, ps.to),
                     }
                     Ok(())
@@ -534,6 +612,8 @@ fn emit(steps: &mut Steps, p: &IntProgram, layout: &mut Layout) -> Result<Vec<Ve
                 tables.push(w);
                 tables.extend(bias);
             }
+            // Computed by the microkernel of the convolution it reads.
+            Op::Requant(_) if layout.requant_into.contains_key(&a) => {}
             Op::Requant(_) | Op::Shl => {
                 let shifts = tensor(format!("{}.shift", node.name))?;
                 let (t, lo, hi) = match &node.op {
@@ -572,10 +652,14 @@ fn emit(steps: &mut Steps, p: &IntProgram, layout: &mut Layout) -> Result<Vec<Ve
                 kernels::relu(b, n, buf(a, ps), buf(id, ps));
                 Ok(())
             })?,
-            Op::GlobalSumPool => steps.define(&name, 1, |b, ps| {
-                kernels::sum_pool(b, d, buf(a, ps), buf(id, ps));
-                Ok(())
-            })?,
+            Op::GlobalSumPool => {
+                let (xlo, xhi) = at.elem.range().unwrap_or((i64::MIN, i64::MAX));
+                let bound = xlo.unsigned_abs().max(xhi.unsigned_abs()).min(i64::MAX as u64);
+                steps.define(&name, 1, |b, ps| {
+                    kernels::sum_pool(b, d, buf(a, ps), buf(id, ps), bound as i64);
+                    Ok(())
+                })?
+            }
             Op::MaxPool1d(pool) => steps.define(&name, 1, |b, ps| {
                 kernels::max_pool(b, pool, d, buf(a, ps), buf(id, ps));
                 Ok(())

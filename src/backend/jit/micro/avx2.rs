@@ -20,9 +20,11 @@
 use std::arch::x86_64::*;
 
 use super::super::dot::DotConv;
-use super::{ConvSpec, TILE};
+use super::ConvSpec;
 use crate::ir::op::Conv1d;
 
+/// Output channels of one tile: 3 blocks of 4 (`Kernels::tile`).
+const TILE: usize = 12;
 const BLOCKS: usize = TILE / 4;
 /// Time steps computed together.
 const STEPS: usize = 4;

@@ -16,10 +16,17 @@
 //!   row a time step including the padding rows, each group of 4 channels
 //!   stored 4 times (16 bytes), channels past the input's zero;
 //! - `y` has room for `co_pad * lo` `i32` (channel-major); the kernel
-//!   writes exactly rows `12 * from .. 12 * to` of it;
-//! - `from <= to <= co_pad / 12`; no alignment is assumed (unaligned loads);
+//!   writes exactly rows `tile * from .. tile * to` of it, `tile` being
+//!   [`Kernels::tile`] for the convolution, of which `co_pad` is a multiple;
+//! - `from <= to <= co_pad / tile`; no alignment is assumed (unaligned loads);
 //! - a kernel may read up to 16 bytes past the last row (`SLACK`), whose
 //!   values meet only zero weights.
+//!
+//! With a fused requantization (`spec.requant.shifts` not null; only
+//! families whose [`MicroConv::fuse_requant`] accepts it), `y` is instead
+//! the packed input of the convolution that reads the requantization: the
+//! kernel writes rows `left .. left + lo` of it, the groups of its tiles'
+//! channels below `groups4`, and nothing else.
 //!
 //! Sums are exact: every product fits its lane and the accumulator, whose
 //! bound the program's loader proved, fits `i32`, so wrapping additions
@@ -27,12 +34,11 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 
 use super::dot::DotConv;
 use crate::ir::op::Conv1d;
-
-/// Output channels of one tile: 3 blocks of 4, as `dot.rs` pads them.
-pub const TILE: usize = 12;
 
 /// Bytes after a packed input that a microkernel may read (see the contract).
 pub const SLACK: usize = 16;
@@ -40,11 +46,14 @@ pub const SLACK: usize = 16;
 /// The families of MAC kernels, as `--kernels` names them.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum KernelChoice {
-    /// The fastest family the CPU has: `xmm` on VNNI CPUs (its 128-bit
-    /// `vpdpbusd` does as many MACs an instruction), else `avx2` where the
-    /// CPU has AVX2, else `xmm`.
+    /// The fastest family the CPU has: `avx512` where it has AVX512-VNNI,
+    /// else `xmm` on AVX-VNNI CPUs (its 128-bit `vpdpbusd` does as many
+    /// MACs an instruction as `avx2`), else `avx2` where the CPU has AVX2,
+    /// else `xmm`.
     #[default]
     Auto,
+    /// 512-bit AVX512-VNNI: `vpdpbusd` on 64 bytes.
+    Avx512,
     /// 256-bit AVX2: `vpmaddwd` on 16-bit pairs (hosts without VNNI).
     Avx2,
     /// Cranelift's 128-bit code: `vpdpbusd` on VNNI hosts, widening
@@ -55,6 +64,7 @@ pub enum KernelChoice {
 /// A family resolved for this host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Kernels {
+    Avx512,
     Avx2,
     #[default]
     Xmm,
@@ -63,31 +73,60 @@ pub enum Kernels {
 impl Kernels {
     /// Every family this build has, with why the host cannot run it (`Err`).
     pub fn all() -> Vec<(Kernels, Result<(), String>)> {
-        vec![(Kernels::Avx2, avx2_available()), (Kernels::Xmm, Ok(()))]
+        vec![
+            (Kernels::Avx512, avx512_available()),
+            (Kernels::Avx2, avx2_available()),
+            (Kernels::Xmm, Ok(())),
+        ]
     }
 
     pub fn name(self) -> &'static str {
         match self {
+            Kernels::Avx512 => "avx512",
             Kernels::Avx2 => "avx2",
             Kernels::Xmm => "xmm",
         }
     }
 
+    /// Output channels of one tile of a convolution of `co` of them, the
+    /// unit its step splits into (its padded channel count is a multiple
+    /// of it).
+    pub fn tile(self, co: usize) -> usize {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Kernels::Avx512 => avx512::tile(co),
+            _ => super::dot::TILE,
+        }
+    }
+
     /// `--kernels` resolved: the named family if the host has it (else an
     /// error saying what it lacks), or for `auto` the fastest it has. On a
-    /// VNNI host Cranelift's 128-bit `vpdpbusd` does 16 MACs an instruction,
-    /// as many as the AVX2 kernel's 256-bit `vpmaddwd` and its add, so
-    /// `auto` keeps `xmm` there and takes `avx2` elsewhere.
+    /// AVX512-VNNI host that is `avx512`. On an AVX-VNNI host Cranelift's
+    /// 128-bit `vpdpbusd` does 16 MACs an instruction, as many as the AVX2
+    /// kernel's 256-bit `vpmaddwd` and its add, so `auto` keeps `xmm`
+    /// there and takes `avx2` elsewhere.
     pub fn resolve(choice: KernelChoice) -> Result<Kernels, String> {
         match choice {
             KernelChoice::Xmm => Ok(Kernels::Xmm),
+            KernelChoice::Avx512 => avx512_available().map(|_| Kernels::Avx512),
             KernelChoice::Avx2 => avx2_available().map(|_| Kernels::Avx2),
+            KernelChoice::Auto if avx512_available().is_ok() => Ok(Kernels::Avx512),
             KernelChoice::Auto if host_has_vnni() => Ok(Kernels::Xmm),
             KernelChoice::Auto => {
                 Ok(if avx2_available().is_ok() { Kernels::Avx2 } else { Kernels::Xmm })
             }
         }
     }
+}
+
+fn avx512_available() -> Result<(), String> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512vnni")
+    {
+        return Ok(());
+    }
+    Err("--kernels avx512: this CPU has no AVX512-VNNI".into())
 }
 
 fn avx2_available() -> Result<(), String> {
@@ -128,18 +167,58 @@ pub struct ConvSpec {
     /// Products summed in 16 bits before widening (kernels that do so):
     /// as many as keep every partial sum exact.
     pub run16: usize,
+    /// Output channels (those up to `co_pad` are padding).
+    pub co: usize,
+    /// The requantization of the output fused into the kernel, if any.
+    pub requant: Requant,
+}
+
+/// A requantization a kernel applies to its sums before storing them:
+/// per channel `clamp((x >> k) + ((x >> (k-1)) & 1), lo, hi) + offset`
+/// (`(x + 2^(k-1)) >> k` without the overflow), as a byte of the next
+/// convolution's packed input. `#[repr(C)]`: part of [`ConvSpec`].
+#[repr(C)]
+pub struct Requant {
+    /// Per padded output channel, `k` in `1..=31`; null: no requantization.
+    pub shifts: *const i32,
+    pub lo: i32,
+    pub hi: i32,
+    /// The next input's offset into `u8` (`dot::DotConv::offset`).
+    pub offset: i32,
+    /// The next packed input: bytes per row, rows before step 0, groups
+    /// of 4 channels in a row.
+    pub row_bytes: usize,
+    pub left: usize,
+    pub groups4: usize,
+}
+
+/// Where a fused requantization writes, and what it computes.
+pub struct RequantInto {
+    /// Right shifts per output channel, each in `1..=31`.
+    pub shifts: Vec<i32>,
+    pub lo: i32,
+    pub hi: i32,
+    /// The reading convolution's packing and its packed input's rows before
+    /// step 0.
+    pub offset: i32,
+    pub row_bytes: usize,
+    pub left: usize,
+    pub groups4: usize,
 }
 
 /// A convolution's microkernel: its entry point and what its spec points to.
 pub struct MicroConv {
     pub entry: usize,
     pub spec: Box<ConvSpec>,
+    family: Kernels,
     _weights: Vec<u8>,
     _bias: Vec<i32>,
+    _shifts: Vec<i32>,
 }
 
-// SAFETY: the spec's pointers point into `_weights` and `_bias`, which this
-// value owns and never changes after `new`; sharing it only reads them.
+// SAFETY: the spec's pointers point into `_weights`, `_bias` and `_shifts`,
+// which this value owns and never changes after construction; sharing it
+// only reads them.
 unsafe impl Send for MicroConv {}
 // SAFETY: as for `Send`: read-only after construction.
 unsafe impl Sync for MicroConv {}
@@ -158,8 +237,13 @@ impl MicroConv {
             Kernels::Xmm => return None,
             #[cfg(target_arch = "x86_64")]
             Kernels::Avx2 => avx2::pack(op, dc, w),
+            #[cfg(target_arch = "x86_64")]
+            Kernels::Avx512 => {
+                let (weights, entry) = avx512::pack(op, dc, w);
+                (weights, entry, 0)
+            }
             #[cfg(not(target_arch = "x86_64"))]
-            Kernels::Avx2 => return None,
+            Kernels::Avx2 | Kernels::Avx512 => return None,
         };
         let bias = dc.bias.clone();
         let spec = Box::new(ConvSpec {
@@ -172,7 +256,45 @@ impl MicroConv {
             dilation: op.dilation,
             lo,
             run16,
+            co: op.out_channels,
+            requant: Requant {
+                shifts: std::ptr::null(),
+                lo: 0,
+                hi: 0,
+                offset: 0,
+                row_bytes: 0,
+                left: 0,
+                groups4: 0,
+            },
         });
-        Some(MicroConv { entry, spec, _weights: weights, _bias: bias })
+        let (_weights, _bias, _shifts) = (weights, bias, vec![]);
+        Some(MicroConv { entry, spec, family, _weights, _bias, _shifts })
+    }
+
+    /// Fuses requantization `r` of the output into the kernel, writing the
+    /// reading convolution's packed input; `false` (and no change) where
+    /// the family has no such epilogue or a shift is outside `1..=31`.
+    pub fn fuse_requant(&mut self, r: RequantInto) -> bool {
+        let co_pad = self._bias.len();
+        if self.family != Kernels::Avx512
+            || r.shifts.len() != self.spec.co
+            || !r.shifts.iter().all(|k| (1..=31).contains(k))
+        {
+            return false;
+        }
+        // Padding channels shift by 1 (any valid shift: they are masked).
+        let mut shifts = r.shifts;
+        shifts.resize(co_pad, 1);
+        self._shifts = shifts;
+        self.spec.requant = Requant {
+            shifts: self._shifts.as_ptr(),
+            lo: r.lo,
+            hi: r.hi,
+            offset: r.offset,
+            row_bytes: r.row_bytes,
+            left: r.left,
+            groups4: r.groups4,
+        };
+        true
     }
 }

@@ -129,14 +129,17 @@ pub struct Packed {
 
 /// Fills the padding rows (before and after the input) with `offset`, the
 /// image of 0.
+/// Rows are whole 16-byte vectors (`row_bytes` is 16 per group of 4).
 pub fn fill_padding(b: &mut FunctionBuilder, at: Packed, dc: &DotConv) {
-    let fill = b.ins().iconst(types::I32, i64::from(dc.offset));
+    let fill = b.ins().iconst(types::I8, i64::from(dc.offset));
+    let fill = b.ins().splat(types::I8X16, fill);
     let rb = row_bytes(dc);
     for (from, to) in [(0, at.left * rb), ((at.left + at.l) * rb, at.rows * rb)] {
         if from < to {
-            for_n(b, from as i64, to as i64, |b, i| {
+            let (from, to) = (b.ins().iconst(IDX, from as i64), b.ins().iconst(IDX, to as i64));
+            for_range(b, from, to, 16, |b, i| {
                 let p = b.ins().iadd(at.base, i);
-                b.ins().istore8(flags(), fill, p, 0);
+                b.ins().store(flags(), fill, p, 0);
             });
         }
     }

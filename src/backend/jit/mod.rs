@@ -161,8 +161,16 @@ impl Code {
             let u = next.fetch_add(1, Ordering::Relaxed);
             let Some(&(i, from, to, first)) = self.units.get(u) else { break };
             // Acquire: the earlier steps' writes, released by their units.
+            // Spin (a unit lasts microseconds), yielding now and then in
+            // case the other task's thread waits for this CPU.
+            let mut spins = 0u32;
             while done.load(Ordering::Acquire) < first {
-                std::hint::spin_loop();
+                spins += 1;
+                if spins % 4096 == 0 {
+                    std::thread::yield_now();
+                } else {
+                    std::hint::spin_loop();
+                }
             }
             self.step(i, buf, from, to);
             done.fetch_add(1, Ordering::Release);

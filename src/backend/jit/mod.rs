@@ -415,8 +415,8 @@ struct Layout {
     /// Vector convolutions a microkernel computes (not `xmm`).
     micro: HashMap<NodeId, micro::MicroConv>,
     /// Microkernel convolutions that apply the requantization reading them
-    /// (a fused one) and write its reader's packed input (value: the reader).
-    requant_into: HashMap<NodeId, NodeId>,
+    /// and write what reads it: the steps of both are theirs.
+    requant_into: HashMap<NodeId, Epilogue>,
     input_len: usize,
     output_len: usize,
     scratch_len: usize,
@@ -490,31 +490,7 @@ impl Layout {
                 fused.insert(a, conv);
             }
         }
-        let mut requant_into = HashMap::new();
-        for (&rq, &reader) in &fused {
-            let conv = g.operands(rq)[0];
-            let (Some(m), Op::Requant(q)) = (micros.get_mut(&conv), &g.node(rq).op) else {
-                continue;
-            };
-            if g.users(conv) != [rq] || g.output() == Some(conv) {
-                continue;
-            }
-            let spec = QuantSpec { bits: q.bits as u32, signed: q.signed, narrow: q.narrow };
-            let shifts = &p.tensors[&format!("{}.shift", g.node(rq).name)].1;
-            let dc = &dots[&reader].0;
-            let into = micro::RequantInto {
-                shifts: shifts.clone(),
-                lo: spec.qmin() as i32,
-                hi: spec.qmax() as i32,
-                offset: dc.offset,
-                row_bytes: dot::row_bytes(dc),
-                left: geometry[&reader].0,
-                groups4: dc.c4 / 4,
-            };
-            if m.fuse_requant(into) {
-                requant_into.insert(conv, reader);
-            }
-        }
+        let requant_into = epilogues(p, &fused, &dots, &geometry, &mut micros);
         if next > i32::MAX as i64 / 4 {
             return Err(JitError::Program(format!("{next} scratch elements exceed 2 GiB")));
         }
@@ -531,6 +507,68 @@ impl Layout {
             scratch_len: next as usize,
         })
     }
+}
+
+/// Where a microkernel that requantizes its sums writes them.
+#[derive(Debug, Clone, Copy)]
+enum Epilogue {
+    /// The packed input of this vector convolution (which reads the
+    /// requantization).
+    Packed(NodeId),
+    /// The output of this global sum pool (which reads the requantization),
+    /// summed over time.
+    Sum(NodeId),
+}
+
+/// The convolutions whose microkernel takes over the requantization that
+/// alone reads them, and where it writes: into the packed input of the
+/// vector convolution that alone reads the requantization (`fused`), or
+/// summed into the global sum pool that alone reads it. The microkernel
+/// decides whether it can ([`micro::MicroConv::fuse_requant`]).
+fn epilogues(
+    p: &IntProgram,
+    fused: &HashMap<NodeId, NodeId>,
+    dots: &HashMap<NodeId, (dot::DotConv, i64)>,
+    geometry: &HashMap<NodeId, (usize, usize, usize)>,
+    micros: &mut HashMap<NodeId, micro::MicroConv>,
+) -> HashMap<NodeId, Epilogue> {
+    let g = &p.graph;
+    let mut out = HashMap::new();
+    for (&conv, m) in micros.iter_mut() {
+        let users = g.users(conv);
+        let [rq] = users[..] else { continue };
+        let Op::Requant(q) = &g.node(rq).op else { continue };
+        let readers = g.users(rq);
+        if g.output() == Some(conv) || g.output() == Some(rq) || readers.len() != 1 {
+            continue;
+        }
+        let spec = QuantSpec { bits: q.bits as u32, signed: q.signed, narrow: q.narrow };
+        let mut into = micro::RequantInto {
+            shifts: p.tensors[&format!("{}.shift", g.node(rq).name)].1.clone(),
+            lo: spec.qmin() as i32,
+            hi: spec.qmax() as i32,
+            offset: 0,
+            dest: micro::Dest::Sum,
+        };
+        let epilogue = match (fused.get(&rq), &g.node(readers[0]).op) {
+            (Some(&reader), _) => {
+                let dc = &dots[&reader].0;
+                into.offset = dc.offset;
+                into.dest = micro::Dest::Packed {
+                    row_bytes: dot::row_bytes(dc),
+                    left: geometry[&reader].0,
+                    groups4: dc.c4 / 4,
+                };
+                Epilogue::Packed(reader)
+            }
+            (None, Op::GlobalSumPool) => Epilogue::Sum(readers[0]),
+            _ => continue,
+        };
+        if m.fuse_requant(into) {
+            out.insert(conv, epilogue);
+        }
+    }
+    out
 }
 
 /// Defines the steps of `p` in program order; returns the tables whose
@@ -590,7 +628,10 @@ fn emit(steps: &mut Steps, p: &IntProgram, layout: &mut Layout) -> Result<Vec<Ve
                 steps.define(&name, dot::tiles(dc), |b, ps| {
                     let at = packed(layout, id, ps, b);
                     let y = match into {
-                        Some(reader) => Buf { base: packed(layout, reader, ps, b).base, offset: 0 },
+                        Some(Epilogue::Packed(reader)) => {
+                            Buf { base: packed(layout, reader, ps, b).base, offset: 0 }
+                        }
+                        Some(Epilogue::Sum(pool)) => buf(pool, ps),
                         None => buf(id, ps),
                     };
                     match micro {
@@ -622,6 +663,10 @@ fn emit(steps: &mut Steps, p: &IntProgram, layout: &mut Layout) -> Result<Vec<Ve
             }
             // Computed by the microkernel of the convolution it reads.
             Op::Requant(_) if layout.requant_into.contains_key(&a) => {}
+            Op::GlobalSumPool
+                if g.operands(a).first().is_some_and(|conv| {
+                    matches!(layout.requant_into.get(conv), Some(Epilogue::Sum(_)))
+                }) => {}
             Op::Requant(_) | Op::Shl => {
                 let shifts = tensor(format!("{}.shift", node.name))?;
                 let (t, lo, hi) = match &node.op {

@@ -135,9 +135,86 @@ unsafe fn steps<const NB: usize, const S: usize>(
     if s.requant.shifts.is_null() {
         // SAFETY: as for this function (y is the i32 output).
         unsafe { store_i32(s, &acc, y, co0, t0) };
+    } else if s.requant.sum != 0 {
+        // SAFETY: as for this function (y is the pool's i32[co]).
+        unsafe { store_summed(s, &acc, y, co0, t0) };
     } else {
         // SAFETY: as for this function (y is the next packed input).
         unsafe { store_requantized(s, &acc, y.cast(), co0, t0) };
+    }
+}
+
+/// One block's requantization: per lane `clamp((x >> k) + ((x >> (k-1)) & 1),
+/// lo, hi)` with `k` the block's shifts (each in `1..=31`), as the
+/// generated code computes it.
+struct Requantize {
+    k: __m512i,
+    k1: __m512i,
+    one: __m512i,
+    lo: __m512i,
+    hi: __m512i,
+}
+
+impl Requantize {
+    /// The requantization of the 16 channels from `c0`.
+    ///
+    /// # Safety
+    /// `c0 + 16 <= co_pad`, the length of `q.shifts`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn of(q: &super::Requant, c0: usize) -> Requantize {
+        let one = _mm512_set1_epi32(1);
+        // SAFETY: as the caller promised.
+        let k = unsafe { _mm512_loadu_si512(q.shifts.add(c0).cast()) };
+        let (lo, hi) = (_mm512_set1_epi32(q.lo), _mm512_set1_epi32(q.hi));
+        Requantize { k, k1: _mm512_sub_epi32(k, one), one, lo, hi }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn apply(&self, v: __m512i) -> __m512i {
+        let r = _mm512_add_epi32(
+            _mm512_srav_epi32(v, self.k),
+            _mm512_and_si512(_mm512_srav_epi32(v, self.k1), self.one),
+        );
+        _mm512_min_epi32(_mm512_max_epi32(r, self.lo), self.hi)
+    }
+}
+
+/// The accumulators requantized and summed over the steps into `y`
+/// (`i32[co]`, the global sum pool's output): the first steps of a tile
+/// (`t0 == 0`) store, the others add. Channels past `co` are not touched.
+///
+/// # Safety
+/// As for `steps`, with `y` holding `co` `i32`.
+#[target_feature(enable = "avx512f,avx512vnni")]
+#[inline]
+unsafe fn store_summed<const NB: usize, const S: usize>(
+    s: &ConvSpec,
+    acc: &[[__m512i; S]; NB],
+    y: *mut i32,
+    co0: usize,
+    t0: usize,
+) {
+    for (b, block) in acc.iter().enumerate() {
+        let c0 = co0 + 16 * b;
+        // SAFETY: c0 + 16 <= co_pad.
+        let q = unsafe { Requantize::of(&s.requant, c0) };
+        let real = lane_mask(s.co.saturating_sub(c0));
+        let sum = block.iter().fold(_mm512_setzero_si512(), |sum, &v| {
+            // Exact: fuse_requant checked that no sum leaves i32.
+            _mm512_add_epi32(sum, q.apply(v))
+        });
+        // SAFETY: the masked lanes are channels c0 + m < co, inside y.
+        unsafe {
+            let at = y.add(c0);
+            let sum = if t0 == 0 {
+                sum
+            } else {
+                _mm512_add_epi32(sum, _mm512_maskz_loadu_epi32(real, at.cast()))
+            };
+            _mm512_mask_storeu_epi32(at.cast(), real, sum);
+        }
     }
 }
 
@@ -198,26 +275,19 @@ unsafe fn store_requantized<const NB: usize, const S: usize>(
     t0: usize,
 ) {
     let q = &s.requant;
-    let one = _mm512_set1_epi32(1);
-    let (lo, hi, offset) =
-        (_mm512_set1_epi32(q.lo), _mm512_set1_epi32(q.hi), _mm512_set1_epi32(q.offset));
+    let offset = _mm512_set1_epi32(q.offset);
     // Dword m of the 16 bytes is group m: each 4 times.
     let copies = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
     for (b, block) in acc.iter().enumerate() {
         let c0 = co0 + 16 * b;
-        // SAFETY: c0 + 16 <= co_pad, the shift table's length.
-        let k = unsafe { _mm512_loadu_si512(q.shifts.add(c0).cast()) };
-        let k1 = _mm512_sub_epi32(k, one);
+        // SAFETY: c0 + 16 <= co_pad.
+        let rq = unsafe { Requantize::of(q, c0) };
         let real = lane_mask(s.co.saturating_sub(c0));
         // The block's groups inside the next input's rows, 4 dwords each.
         let groups = (q.groups4 as isize - (c0 / 4) as isize).clamp(0, 4) as usize;
         let stored = lane_mask(4 * groups);
         for (st, &v) in block.iter().enumerate() {
-            let r = _mm512_add_epi32(
-                _mm512_srav_epi32(v, k),
-                _mm512_and_si512(_mm512_srav_epi32(v, k1), one),
-            );
-            let r = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(r, lo), hi), offset);
+            let r = _mm512_add_epi32(rq.apply(v), offset);
             let bytes = _mm512_cvtepi32_epi8(_mm512_maskz_mov_epi32(real, r));
             let words = _mm512_permutexvar_epi32(copies, _mm512_castsi128_si512(bytes));
             // SAFETY: row left + t0 + st of the packed input exists (its

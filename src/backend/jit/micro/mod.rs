@@ -24,9 +24,11 @@
 //!
 //! With a fused requantization (`spec.requant.shifts` not null; only
 //! families whose [`MicroConv::fuse_requant`] accepts it), `y` is instead
-//! the packed input of the convolution that reads the requantization: the
-//! kernel writes rows `left .. left + lo` of it, the groups of its tiles'
-//! channels below `groups4`, and nothing else.
+//! either the packed input of the convolution that reads the
+//! requantization (the kernel writes rows `left .. left + lo` of it, the
+//! groups of its tiles' channels below `groups4`, and nothing else) or,
+//! with `requant.sum`, the `i32[co]` output of the global sum pool that
+//! reads it (the kernel writes its tiles' channels below `co`).
 //!
 //! Sums are exact: every product fits its lane and the accumulator, whose
 //! bound the program's loader proved, fits `i32`, so wrapping additions
@@ -190,20 +192,29 @@ pub struct Requant {
     pub row_bytes: usize,
     pub left: usize,
     pub groups4: usize,
+    /// Nonzero: sum over time into `y`, `i32[co]`, instead (no offset).
+    pub sum: usize,
 }
 
-/// Where a fused requantization writes, and what it computes.
+/// What a fused requantization computes, and where it writes.
 pub struct RequantInto {
     /// Right shifts per output channel, each in `1..=31`.
     pub shifts: Vec<i32>,
     pub lo: i32,
     pub hi: i32,
-    /// The reading convolution's packing and its packed input's rows before
-    /// step 0.
+    /// Added after the clamp (the reading convolution's `u8` offset).
     pub offset: i32,
-    pub row_bytes: usize,
-    pub left: usize,
-    pub groups4: usize,
+    pub dest: Dest,
+}
+
+/// Where a fused requantization writes.
+pub enum Dest {
+    /// The packed input of the convolution that reads it: bytes per row,
+    /// rows before step 0, groups of 4 channels in a row.
+    Packed { row_bytes: usize, left: usize, groups4: usize },
+    /// Summed over time into `i32[co]` (a global sum pool reads it), which
+    /// must not leave `i32`: `max(|lo|, |hi|) * lo` steps fit it.
+    Sum,
 }
 
 /// A convolution's microkernel: its entry point and what its spec points to.
@@ -265,6 +276,7 @@ impl MicroConv {
                 row_bytes: 0,
                 left: 0,
                 groups4: 0,
+                sum: 0,
             },
         });
         let (_weights, _bias, _shifts) = (weights, bias, vec![]);
@@ -276,9 +288,12 @@ impl MicroConv {
     /// the family has no such epilogue or a shift is outside `1..=31`.
     pub fn fuse_requant(&mut self, r: RequantInto) -> bool {
         let co_pad = self._bias.len();
+        let bound = i64::from(r.lo).abs().max(i64::from(r.hi).abs());
         if self.family != Kernels::Avx512
             || r.shifts.len() != self.spec.co
+            || self.spec.lo == 0
             || !r.shifts.iter().all(|k| (1..=31).contains(k))
+            || matches!(r.dest, Dest::Sum) && bound * self.spec.lo as i64 > i64::from(i32::MAX)
         {
             return false;
         }
@@ -286,14 +301,19 @@ impl MicroConv {
         let mut shifts = r.shifts;
         shifts.resize(co_pad, 1);
         self._shifts = shifts;
+        let (row_bytes, left, groups4, sum) = match r.dest {
+            Dest::Packed { row_bytes, left, groups4 } => (row_bytes, left, groups4, 0),
+            Dest::Sum => (0, 0, 0, 1),
+        };
         self.spec.requant = Requant {
             shifts: self._shifts.as_ptr(),
             lo: r.lo,
             hi: r.hi,
             offset: r.offset,
-            row_bytes: r.row_bytes,
-            left: r.left,
-            groups4: r.groups4,
+            row_bytes,
+            left,
+            groups4,
+            sum,
         };
         true
     }

@@ -166,7 +166,7 @@ impl Code {
             let mut spins = 0u32;
             while done.load(Ordering::Acquire) < first {
                 spins += 1;
-                if spins % 4096 == 0 {
+                if spins.is_multiple_of(4096) {
                     std::thread::yield_now();
                 } else {
                     std::hint::spin_loop();

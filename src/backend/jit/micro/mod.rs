@@ -54,9 +54,11 @@ pub enum KernelChoice {
     /// else `xmm`.
     #[default]
     Auto,
-    /// 512-bit AVX512-VNNI: `vpdpbusd` on 64 bytes.
+    /// 512-bit AVX512-VNNI: `vpdpbusd` on 64 bytes, with the
+    /// requantization that follows a convolution in its epilogue.
     Avx512,
-    /// 256-bit AVX2: `vpmaddwd` on 16-bit pairs (hosts without VNNI).
+    /// 256-bit AVX2: `vpmaddubsw` with 16-bit partial sums (weights up to
+    /// 7 bits), else `vpmaddwd` on 16-bit pairs (hosts without VNNI).
     Avx2,
     /// Cranelift's 128-bit code: `vpdpbusd` on VNNI hosts, widening
     /// multiplies elsewhere; every host.

@@ -18,6 +18,11 @@ field() { python3 -c "import json,sys; d=json.load(open(sys.argv[1]))
 for k in sys.argv[2].split('.'): d=d[k]
 print(d)" "$1" "$2"; }
 median() { python3 -c "import sys,statistics; print(statistics.median(float(v) for v in sys.argv[1:]))" "$@"; }
+# Every figure belongs to the CPU it ran on: name it, with potc's kernels.
+cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//')
+fam=$(grep -m1 'cpu family' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | tr -d ' ')
+model=$(grep -m1 '^model[[:space:]]*:' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | tr -d ' ')
+echo "CPU: ${cpu:-unknown} (family ${fam:-?}, model ${model:-?}), $(nproc) cores; $threads threads, $rounds rounds"
 printf '%-5s %-12s %14s %16s\n' L engine "b1 latency us" "b64 samples/s"
 for L in 24 150 427; do
   # A random two-class data set of length L: the weights do not change the
@@ -35,6 +40,7 @@ print('\n'.join(str(1+i%2)+'\t'+'\t'.join(f'{random.gauss(0,1):.4f}' for _ in ra
     i1+=("$(field "$w/a.json" ort_int8.latency_us_median)"); i64+=("$(field "$w/a.json" ort_int8.samples_per_second)")
     f1+=("$(field "$w/a.json" ort_float.latency_us_median)"); f64+=("$(field "$w/a.json" ort_float.samples_per_second)")
   done
+  echo "      potc kernels: $(field "$w/b1.json" kernels)"
   P1=$(median "${p1[@]}"); P64=$(median "${p64[@]}"); I1=$(median "${i1[@]}"); I64=$(median "${i64[@]}")
   F1=$(median "${f1[@]}"); F64=$(median "${f64[@]}")
   printf '%-5s %-12s %14.1f %16.0f\n' "$L" "potc jit" "$P1" "$P64" "$L" "ort int8" "$I1" "$I64" "$L" "ort float" "$F1" "$F64"

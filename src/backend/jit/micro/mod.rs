@@ -224,7 +224,7 @@ pub struct MicroConv {
     pub entry: usize,
     pub spec: Box<ConvSpec>,
     family: Kernels,
-    _weights: Vec<u8>,
+    _weights: Vec<super::Line>,
     _bias: Vec<i32>,
     _shifts: Vec<i32>,
 }
@@ -258,9 +258,11 @@ impl MicroConv {
             #[cfg(not(target_arch = "x86_64"))]
             Kernels::Avx2 | Kernels::Avx512 => return None,
         };
+        // On cache lines, as the kernels' 32- and 64-byte loads want them.
+        let weights = super::Line::of_bytes(&weights);
         let bias = dc.bias.clone();
         let spec = Box::new(ConvSpec {
-            weights: weights.as_ptr(),
+            weights: weights.as_ptr().cast(),
             bias: bias.as_ptr(),
             row_bytes: super::dot::row_bytes(dc),
             groups4: dc.c4 / 4,

@@ -286,7 +286,7 @@ fn a_requant_shift_of_i32_min_is_refused() {
 }
 
 /// A float model whose convolutions cross the microkernels' tile edges:
-/// up to 70 output channels (tiles of 12 and 32, blocks of 4 and 16), up
+/// up to 70 output channels (tiles of 12, 32 and 64, blocks of 4 and 16), up
 /// to 21 input channels (groups of 4), kernels, strides and dilations up
 /// to 5 and 3, lengths from 1 (shorter than a tile of 4 or 8 steps).
 fn wide_network(rng: &mut ChaCha8Rng) -> String {

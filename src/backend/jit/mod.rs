@@ -142,7 +142,7 @@ struct Code {
     /// Each step with the length of its splittable range (1: not split).
     steps: Vec<(Step, usize)>,
     /// The steps as the work units of a sample split over two threads.
-    units: Vec<(usize, usize, usize, usize)>,
+    units: Vec<Unit>,
     input_len: usize,
     output_len: usize,
     scratch_len: usize,
@@ -204,7 +204,7 @@ impl Code {
         let (next, done) = (AtomicUsize::new(0), AtomicUsize::new(0));
         let work = || loop {
             let u = next.fetch_add(1, Ordering::Relaxed);
-            let Some(&(i, from, to, first)) = self.units.get(u) else { break };
+            let Some(&Unit { step, from, to, first }) = self.units.get(u) else { break };
             // Acquire: the earlier steps' writes, released by their units.
             // Spin (a unit lasts microseconds), yielding now and then in
             // case the other task's thread waits for this CPU.
@@ -217,22 +217,33 @@ impl Code {
                     std::hint::spin_loop();
                 }
             }
-            self.step(i, buf, from, to);
+            self.step(step, buf, from, to);
             done.fetch_add(1, Ordering::Release);
         };
         rayon::join(work, work);
     }
 }
 
-/// [`Code::call_split`]'s units: `(step, from, to, the step's first unit)`.
-fn split_units(steps: &[(Step, usize)]) -> Vec<(usize, usize, usize, usize)> {
+/// A unit of [`Code::call_split`]: range `from..to` of step `step`, whose
+/// first unit is number `first`.
+#[derive(Debug, Clone, Copy)]
+struct Unit {
+    step: usize,
+    from: usize,
+    to: usize,
+    first: usize,
+}
+
+/// The units of `steps`: the two halves of a splittable step, else the step.
+fn split_units(steps: &[(Step, usize)]) -> Vec<Unit> {
     let mut units = vec![];
-    for (i, &(_, len)) in steps.iter().enumerate() {
+    for (step, &(_, len)) in steps.iter().enumerate() {
         let first = units.len();
+        let unit = |from, to| Unit { step, from, to, first };
         if len >= 2 {
-            units.extend([(i, 0, len / 2, first), (i, len / 2, len, first)]);
+            units.extend([unit(0, len / 2), unit(len / 2, len)]);
         } else {
-            units.push((i, 0, len, first));
+            units.push(unit(0, len));
         }
     }
     units

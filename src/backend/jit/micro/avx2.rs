@@ -19,12 +19,11 @@
 
 use std::arch::x86_64::*;
 
-use super::super::dot::DotConv;
+// Tiles of 3 blocks of 4 output channels, as `dot.rs` plans them.
+use super::super::dot::{DotConv, TILE};
 use super::ConvSpec;
 use crate::ir::op::Conv1d;
 
-/// Output channels of one tile: 3 blocks of 4 (`Kernels::tile`).
-const TILE: usize = 12;
 const BLOCKS: usize = TILE / 4;
 /// Time steps computed together.
 const STEPS: usize = 4;
